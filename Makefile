@@ -1,0 +1,35 @@
+# Two entry points: `make demo` (the main job on built-in data) and `make test`.
+# Both create .venv if missing and install the project into it.
+
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+SHARED ?= ../shared/data
+ZH_ANALOGIES := $(wildcard $(SHARED)/zh/analogy/*.txt)
+
+.PHONY: demo test lint install clean
+
+$(PY):
+	python3 -m venv $(VENV)
+
+# torch is pinned to the CPU build first: an unpinned torch pulls a multi-GB CUDA build.
+$(STAMP): $(PY) pyproject.toml
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/warmstart demo --out runs/demo $(foreach f,$(ZH_ANALOGIES),--analogies $(f))
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy
+
+test: lint
+	$(VENV)/bin/pytest -q
+
+clean:
+	rm -rf runs .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,35 @@
+"""warmstart: pretrain text representations on your own corpus, transfer them to classifiers.
+
+    >>> from warmstart import Corpus, train_vectors
+    >>> kv = train_vectors(Corpus("reviews.txt"), out="vecs", dim=100)   # doctest: +SKIP
+    >>> kv.most_similar("good", topn=5)                                  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+# Public names, imported on first use so that `import warmstart` (and the CLI's --help) stays fast.
+_LAZY = {
+    "WarmstartError": "warmstart.errors",
+    "Corpus": "warmstart.corpus",
+    "make_tokenizer": "warmstart.tokenize",
+    "train_subword_tokenizer": "warmstart.tokenize.subword",
+    "KeyedVectors": "warmstart.vectors.keyed",
+    "VectorsConfig": "warmstart.vectors.train",
+    "train_vectors": "warmstart.vectors.train",
+    "evaluate_analogies": "warmstart.evaluate.intrinsic",
+    "evaluate_word_pairs": "warmstart.evaluate.intrinsic",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'warmstart' has no attribute {name!r}")

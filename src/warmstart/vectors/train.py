@@ -1,0 +1,303 @@
+"""Train word vectors: skip-gram or CBOW with negative sampling, optionally with subwords.
+
+    >>> from warmstart import train_vectors
+    >>> kv = train_vectors("corpus.txt", out="vecs", model="skipgram", dim=100, epochs=5)  # doctest: +SKIP
+
+The corpus is read and tokenized once (see :mod:`warmstart.vectors.vocab`); the epochs run the
+compiled kernels of :mod:`warmstart.vectors.kernels` over chunks of the token-id stream on
+``workers`` threads that update the shared matrices without locks, as word2vec.c and gensim do.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from warmstart.config import check_keys, opt
+from warmstart.errors import WarmstartError
+from warmstart.vectors import kernels
+from warmstart.vectors.keyed import KeyedVectors
+from warmstart.vectors.subwords import ngram_buckets
+from warmstart.vectors.vocab import Vocab, build_vocab, read_chunks, remap_stream, scan_corpus
+
+MODELS = ("skipgram", "cbow")
+CHUNK_TOKENS = 1 << 16
+MAX_DOC_TOKENS = 10_000  # longer documents are cut into pieces, as in gensim
+
+
+@dataclass
+class VectorsConfig:
+    """Settings of a word-vector run; the CLI options carry the same names."""
+
+    model: str = opt("skipgram", "skipgram (predict context words) or cbow (predict a word from its context)")
+    dim: int = opt(100, "vector size")
+    window: int = opt(5, "largest distance between a word and a context word (drawn per word, as word2vec)")
+    negative: int = opt(5, "negative samples per prediction")
+    sample: float = opt(1e-3, "subsampling threshold for frequent words (0 = off)")
+    min_count: int = opt(5, "ignore words seen fewer times")
+    max_vocab: int | None = opt(None, "keep at most this many of the most frequent words")
+    epochs: int = opt(5, "passes over the corpus")
+    alpha: float = opt(0.025, "initial learning rate, decayed linearly to min_alpha")
+    min_alpha: float = opt(0.0001, "final learning rate")
+    subwords: bool = opt(False, "fastText-style character n-grams: vectors for unseen words")
+    min_n: int = opt(3, "shortest character n-gram (with --subwords)")
+    max_n: int = opt(6, "longest character n-gram (with --subwords)")
+    bucket: int = opt(2_000_000, "hash buckets for n-grams (with --subwords)")
+    workers: int = opt(0, "training threads (0 = all cores); 1 gives bit-for-bit repeatable runs")
+    seed: int = opt(1, "random seed")
+    tokenizer: str = opt("words", "words | whitespace | tagged | jieba | chars")
+    lowercase: bool = opt(False, "lowercase text before tokenizing")
+
+    def validate(self) -> VectorsConfig:
+        """Raise :class:`WarmstartError` naming the option for any value out of range."""
+
+        def bad(option: str, why: str) -> None:
+            raise WarmstartError(f"--{option.replace('_', '-')}: {why}")
+
+        if self.model not in MODELS:
+            bad("model", f"must be one of {', '.join(MODELS)}, got {self.model!r}")
+        for name in ("dim", "window", "epochs", "bucket"):
+            if getattr(self, name) < 1:
+                bad(name, f"must be at least 1, got {getattr(self, name)}")
+        if self.negative < 1:
+            bad("negative", f"must be at least 1 (negative sampling), got {self.negative}")
+        if self.min_count < 1:
+            bad("min_count", f"must be at least 1, got {self.min_count}")
+        if self.max_vocab is not None and self.max_vocab < 1:
+            bad("max_vocab", f"must be at least 1, got {self.max_vocab}")
+        if self.sample < 0:
+            bad("sample", f"must be 0 (off) or positive, got {self.sample}")
+        if not 0 < self.alpha or self.min_alpha < 0 or self.min_alpha > self.alpha:
+            bad("alpha", f"need 0 <= min_alpha <= alpha and alpha > 0, got {self.alpha}, {self.min_alpha}")
+        if self.subwords and not 1 <= self.min_n <= self.max_n:
+            bad("min_n", f"need 1 <= min_n <= max_n, got {self.min_n}, {self.max_n}")
+        if self.workers < 0:
+            bad("workers", f"must be 0 (all cores) or more, got {self.workers}")
+        return self
+
+    @property
+    def n_workers(self) -> int:
+        return self.workers or os.cpu_count() or 1
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> VectorsConfig:
+        check_keys(cls, values, where="word-vector settings")
+        return cls(**values).validate()
+
+
+@dataclass
+class EpochReport:
+    """What one epoch did: its mean loss per prediction and its speed."""
+
+    epoch: int
+    loss: float
+    predictions: int
+    raw_words: int
+    effective_words: int
+    seconds: float
+
+    @property
+    def words_per_second(self) -> float:
+        return self.raw_words / max(self.seconds, 1e-9)
+
+
+def subsample_ints(counts: np.ndarray, sample: float) -> np.ndarray:
+    """word2vec's keep-probability of each word, scaled to 2**32 (gensim's formula)."""
+    if sample <= 0:
+        return np.full(len(counts), 2**32, dtype=np.uint64)
+    total = float(counts.sum())
+    threshold = sample * total if sample < 1.0 else sample
+    c = counts.astype(np.float64)
+    prob = np.minimum((np.sqrt(c / threshold) + 1.0) * (threshold / c), 1.0)
+    return np.round(prob * 2**32).astype(np.uint64)
+
+
+def cum_table(counts: np.ndarray, exponent: float = 0.75, domain: int = 2**31 - 1) -> np.ndarray:
+    """Cumulative unigram^0.75 distribution for drawing negatives by bisection."""
+    p = counts.astype(np.float64) ** exponent
+    return np.round(np.cumsum(p) / p.sum() * domain).astype(np.int64)
+
+
+def _chunk_seed(seed: int, epoch: int, chunk: int) -> int:
+    # Every chunk has its own stream of random numbers, so a one-worker run is reproducible
+    # whatever the chunking order, and workers never share a generator.
+    x = (seed * 1_000_003 + epoch * 7_919 + chunk * 104_729 + 1) * 0x9E3779B97F4A7C15
+    return (x ^ (x >> 29)) & (2**48 - 1) or 1
+
+
+class _Trainer:
+    """The matrices being trained and the kernel that updates them."""
+
+    def __init__(self, cfg: VectorsConfig, vocab: Vocab) -> None:
+        self.cfg = cfg
+        rng = np.random.default_rng(cfg.seed)
+        n, d = len(vocab), cfg.dim
+        self.sample_int = subsample_ints(vocab.counts, cfg.sample)
+        self.cum_table = cum_table(vocab.counts)
+        self.exp_table, self.log_table = kernels.make_tables()
+        self.syn1neg = np.zeros((n, d), dtype=np.float32)
+        if cfg.subwords:
+            self.syn0 = ((rng.random((n, d), dtype=np.float32) * 2 - 1) / d).astype(np.float32)
+            self.ngrams = ((rng.random((cfg.bucket, d), dtype=np.float32) * 2 - 1) / d).astype(np.float32)
+            self.ng_off, self.ng_ids = ngram_buckets(vocab.words, cfg.min_n, cfg.max_n, cfg.bucket)
+        else:
+            self.syn0 = ((rng.random((n, d), dtype=np.float32) - 0.5) / d).astype(np.float32)
+
+    def run_chunk(self, ids: np.ndarray, alpha0: float, alpha1: float, seed: int) -> tuple[float, int, int]:
+        c = self.cfg
+        tail = (self.sample_int, self.cum_table, self.exp_table, self.log_table,
+                c.window, c.negative, alpha0, alpha1, seed, MAX_DOC_TOKENS)
+        if c.subwords:
+            fn = kernels.train_sg_subword if c.model == "skipgram" else kernels.train_cbow_subword
+            return fn(self.syn0, self.ngrams, self.ng_off, self.ng_ids, self.syn1neg, ids, *tail)
+        fn = kernels.train_sg if c.model == "skipgram" else kernels.train_cbow
+        return fn(self.syn0, self.syn1neg, ids, *tail)
+
+    def vectors(self) -> np.ndarray:
+        if self.cfg.subwords:
+            return kernels.compose_all(self.syn0, self.ngrams, self.ng_off, self.ng_ids)
+        return self.syn0
+
+
+def _as_texts(corpus: Any) -> Iterable[str]:
+    if isinstance(corpus, (str, os.PathLike)) or (
+        isinstance(corpus, Sequence) and corpus and all(isinstance(p, (str, os.PathLike)) for p in corpus)
+        and all(Path(p).exists() or any(ch in str(p) for ch in "*?[") for p in corpus)
+    ):
+        from warmstart.corpus import Corpus
+
+        return Corpus(corpus)
+    return corpus
+
+
+def train_vectors(
+    corpus: Any,
+    *,
+    out: str | os.PathLike[str] | None = None,
+    config: VectorsConfig | None = None,
+    progress: bool = True,
+    **options: Any,
+) -> KeyedVectors:
+    """Train word vectors on ``corpus`` and return them (and save an artifact to ``out``).
+
+    ``corpus`` is a :class:`~warmstart.corpus.Corpus`, a path or list of paths, or any iterable
+    of document strings (read once). ``options`` are :class:`VectorsConfig` fields, e.g.
+    ``model="cbow", dim=300, subwords=True``.
+    """
+    cfg = VectorsConfig.from_dict({**(asdict(config) if config else {}), **options})
+    from warmstart.tokenize import make_tokenizer
+
+    tokenizer = make_tokenizer(cfg.tokenizer, lowercase=cfg.lowercase)
+    texts = _as_texts(corpus)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="warmstart-vectors-") as work:
+        scan = scan_corpus(texts, tokenizer.tokenize, work, progress=progress)
+        if scan.n_tokens == 0:
+            raise WarmstartError("the corpus has no tokens: nothing to train on")
+        vocab = build_vocab(scan, min_count=cfg.min_count, max_vocab=cfg.max_vocab)
+        stream = Path(work) / "tokens.i32"
+        n_stream = remap_stream(scan, vocab, stream)
+        os.unlink(scan.stream_path)
+        trainer = _Trainer(cfg, vocab)
+        reports = _train_epochs(trainer, stream, n_stream, progress=progress)
+    kv = KeyedVectors(
+        vocab.words,
+        trainer.vectors(),
+        counts=vocab.counts,
+        ngram_vectors=trainer.ngrams if cfg.subwords else None,
+        min_n=cfg.min_n if cfg.subwords else 0,
+        max_n=cfg.max_n if cfg.subwords else 0,
+    )
+    summary = {
+        "vocab_size": len(vocab),
+        "corpus_docs": scan.n_docs,
+        "corpus_tokens": scan.n_tokens,
+        "train_seconds": sum(r.seconds for r in reports),
+        "total_seconds": time.perf_counter() - started,
+        "final_loss": reports[-1].loss,
+    }
+    kv.training_summary = summary  # type: ignore[attr-defined]
+    kv.epoch_reports = reports  # type: ignore[attr-defined]
+    if out is not None:
+        save_run(kv, out, cfg, reports, summary, data=getattr(texts, "describe", lambda: None)())
+    return kv
+
+
+def save_run(
+    kv: KeyedVectors,
+    out: str | os.PathLike[str],
+    cfg: VectorsConfig,
+    reports: list[EpochReport],
+    summary: dict[str, Any],
+    *,
+    data: dict[str, Any] | None,
+) -> None:
+    """Write the vectors artifact with its metrics log."""
+    from warmstart.artifact import building
+
+    with building(out) as folder:
+        kv.save_into(folder, config=asdict(cfg), data=data)
+        lines = [json.dumps({**asdict(r), "words_per_second": r.words_per_second}) for r in reports]
+        lines.append(json.dumps({"summary": summary}))
+        (folder / "metrics.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _train_epochs(trainer: _Trainer, stream: Path, n_stream: int, *, progress: bool) -> list[EpochReport]:
+    cfg = trainer.cfg
+    total = n_stream * cfg.epochs
+    reports: list[EpochReport] = []
+    bar = tqdm(total=total, unit="w", unit_scale=True, desc="train", disable=not progress,
+               mininterval=0.5, smoothing=0.05)
+    workers = cfg.n_workers
+    pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+    done = 0
+    try:
+        for epoch in range(cfg.epochs):
+            t0 = time.perf_counter()
+            loss, preds, eff, raw = 0.0, 0, 0, 0
+            pending: list[tuple[Future[tuple[float, int, int]], int]] = []
+
+            def collect(fut_len: tuple[Future[tuple[float, int, int]], int]) -> None:
+                nonlocal loss, preds, eff, raw
+                l_, p_, e_ = fut_len[0].result()
+                loss, preds, eff, raw = loss + l_, preds + p_, eff + e_, raw + fut_len[1]
+                bar.update(fut_len[1])
+                if preds:
+                    bar.set_postfix(epoch=epoch + 1, loss=f"{loss / preds:.4f}", refresh=False)
+
+            for c, ids in enumerate(read_chunks(stream, CHUNK_TOKENS)):
+                a0 = cfg.alpha - (cfg.alpha - cfg.min_alpha) * done / total
+                done += len(ids)
+                a1 = cfg.alpha - (cfg.alpha - cfg.min_alpha) * done / total
+                seed = _chunk_seed(cfg.seed, epoch, c)
+                n_words = int(np.count_nonzero(ids >= 0))
+                if pool is None:
+                    fut: Future[tuple[float, int, int]] = Future()
+                    fut.set_result(trainer.run_chunk(ids, a0, a1, seed))
+                    collect((fut, n_words))
+                    continue
+                pending.append((pool.submit(trainer.run_chunk, ids, a0, a1, seed), n_words))
+                while len(pending) >= 2 * workers:
+                    collect(pending.pop(0))
+            for item in pending:
+                collect(item)
+            reports.append(EpochReport(epoch + 1, loss / max(preds, 1), preds, raw, eff,
+                                       time.perf_counter() - t0))
+            if not math.isfinite(reports[-1].loss):
+                raise WarmstartError("training diverged (loss is not finite); lower --alpha")
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
+    return reports

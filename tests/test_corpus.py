@@ -1,0 +1,246 @@
+"""Corpus: formats, compression, folders and globs, restartability, and every user error."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import json
+import lzma
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from warmstart import artifact
+from warmstart.corpus import Corpus, InvalidUTF8Warning
+from warmstart.errors import WarmstartError
+
+DOCS = ["first document here", "second one, with ünïcödé", "third 第三"]
+
+
+def write(path: Path, data: str | bytes) -> Path:
+    """Write ``data`` to ``path``, compressed by its suffix."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(path.suffix)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if opener is None:
+        path.write_bytes(raw)
+    else:
+        with opener(path, "wb") as f:
+            f.write(raw)
+    return path
+
+
+def err(match: str) -> Any:
+    """``pytest.raises(WarmstartError, match=...)``."""
+    return pytest.raises(WarmstartError, match=match)
+
+
+# -- formats -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".txt", ".txt.gz", ".txt.bz2", ".txt.xz", ""])
+def test_txt_plain_and_compressed(tmp_path: Path, suffix: str) -> None:
+    path = write(tmp_path / f"docs{suffix}", "\n".join(DOCS) + "\n")
+    assert list(Corpus(path)) == DOCS
+
+
+def test_txt_skips_blank_lines_and_strips_line_endings(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.txt", "\ufeffone\r\n\r\n   \n\t\ntwo  \nthree")
+    # the BOM goes, trailing spaces inside a line stay, a missing final newline is fine
+    assert list(Corpus(path)) == ["one", "two  ", "three"]
+
+
+def test_jsonl_text_field(tmp_path: Path) -> None:
+    lines = [json.dumps({"id": i, "body": d}, ensure_ascii=False) for i, d in enumerate(DOCS)]
+    path = write(tmp_path / "a.jsonl.gz", "\n".join(lines[:2]) + "\n\n" + lines[2] + "\n")
+    assert list(Corpus(path, text_field="body")) == DOCS
+    ndjson = write(tmp_path / "b.ndjson", lines[0] + "\n")
+    assert list(Corpus(ndjson, text_field="body")) == DOCS[:1]
+
+
+def test_csv_named_column_with_quoting(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "a.csv",
+        'label,text\npos,"hello, world"\nneg,"said ""hi""\nover two lines"\n\npos,plain\n',
+    )
+    assert list(Corpus(path)) == ["hello, world", 'said "hi"\nover two lines', "plain"]
+
+
+def test_tsv_named_column_without_quote_processing(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.tsv.gz", 'label\ttext\npos\t"quoted" start\nneg\tit"s odd\n')
+    assert list(Corpus(path)) == ['"quoted" start', 'it"s odd']
+
+
+def test_headerless_tsv_by_index(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.tsv", "a news story\tWorld\nanother one\tSports\n")
+    assert list(Corpus(path, has_header=False, text_field="0")) == ["a news story", "another one"]
+    assert list(Corpus(path, has_header=False, text_field="1")) == ["World", "Sports"]
+
+
+def test_long_csv_field(tmp_path: Path) -> None:
+    long = "word " * 100_000  # beyond the csv module's default 128 KiB field limit
+    path = write(tmp_path / "a.csv", f"text\n{long}\n")
+    assert list(Corpus(path)) == [long]
+
+
+# -- folders, globs, restartability, provenance --------------------------------------------
+
+
+def test_folder_recursive_sorted_known_suffixes(tmp_path: Path) -> None:
+    write(tmp_path / "b.txt", "b\n")
+    write(tmp_path / "a.txt.gz", "a\n")
+    write(tmp_path / "sub" / "c.jsonl", '{"text": "c"}\n')
+    write(tmp_path / "sub" / "notes.md", "ignored: unknown suffix in a folder\n")
+    write(tmp_path / ".hidden" / "d.txt", "ignored: hidden\n")
+    corpus = Corpus(tmp_path)
+    assert [p.name for p in corpus.files] == ["a.txt.gz", "b.txt", "c.jsonl"]
+    assert list(corpus) == ["a", "b", "c"]
+
+
+def test_globs_and_lists(tmp_path: Path) -> None:
+    for name in ["x1.txt", "x2.txt", "y.txt", "deep/x3.txt"]:
+        write(tmp_path / name, name + "\n")
+    assert list(Corpus(str(tmp_path / "x?.txt"))) == ["x1.txt", "x2.txt"]
+    assert list(Corpus(str(tmp_path / "**" / "x*.txt"))) == ["deep/x3.txt", "x1.txt", "x2.txt"]
+    # argument order is kept; a file named twice is read once
+    both = Corpus([tmp_path / "y.txt", str(tmp_path / "x[12].txt"), tmp_path / "x1.txt"])
+    assert list(both) == ["y.txt", "x1.txt", "x2.txt"]
+
+
+def test_named_file_with_unknown_suffix_is_text(tmp_path: Path) -> None:
+    path = write(tmp_path / "news.cor", "one\ntwo\n")
+    assert list(Corpus(path)) == ["one", "two"]
+
+
+def test_restartable(tmp_path: Path) -> None:
+    corpus = Corpus(write(tmp_path / "a.txt.gz", "\n".join(DOCS)))
+    first = iter(corpus)
+    assert next(first) == DOCS[0]
+    assert list(corpus) == DOCS  # a second pass, started while the first is open
+    assert list(first) == DOCS[1:]
+    assert list(corpus) == list(corpus)
+
+
+def test_describe(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.txt", "x\n")
+    info = Corpus(str(path)).describe()
+    assert info["paths"] == [str(path)]
+    assert info["fingerprint"] == artifact.file_fingerprint([str(path)])
+    json.dumps(info)
+
+
+def test_real_lee_corpus(shared_data: Path) -> None:
+    corpus = Corpus(shared_data / "en" / "tiny" / "lee_background.cor")
+    docs = list(corpus)
+    assert len(docs) == 300
+    assert docs[0].startswith("Hundreds of people have been forced to vacate their homes")
+    assert corpus.n_invalid_utf8 == 0
+
+
+# -- user errors -----------------------------------------------------------------------------
+
+
+def test_missing_path_and_empty_glob_fail_at_construction(tmp_path: Path) -> None:
+    with err(re.escape(str(tmp_path / "nope.txt")) + ": no such file"):
+        Corpus(tmp_path / "nope.txt")
+    with err(re.escape(str(tmp_path / "*.txt")) + ": no files match"):
+        Corpus(str(tmp_path / "*.txt"))
+    with err("no input paths"):
+        Corpus([])
+
+
+def test_folder_without_text_files(tmp_path: Path) -> None:
+    write(tmp_path / "data" / "image.png", b"\x89PNG")
+    with err(re.escape(str(tmp_path / "data")) + ": folder has no readable text files"):
+        Corpus(tmp_path / "data")
+
+
+def test_binary_file(tmp_path: Path) -> None:
+    path = write(tmp_path / "model.bin", b"\x00\x01\x02" * 100)
+    with err(re.escape(str(path)) + ": looks binary"):
+        list(Corpus(path))
+    utf16 = write(tmp_path / "u16.txt.gz", "hello\n".encode("utf-16"))
+    with err(re.escape(str(utf16)) + ": looks binary"):
+        list(Corpus(utf16))
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".bz2", ".xz"])
+def test_corrupt_compressed_file(tmp_path: Path, suffix: str) -> None:
+    good = write(tmp_path / f"good.txt{suffix}", "some text\n" * 5000)
+    bad = tmp_path / f"bad.txt{suffix}"
+    data = good.read_bytes()
+    bad.write_bytes(data[: len(data) // 2])  # truncated
+    with err(re.escape(str(bad)) + ": corrupt or truncated compressed file"):
+        list(Corpus(bad))
+    garbage = tmp_path / f"garbage.txt{suffix}"
+    garbage.write_bytes(b"this is not compressed at all\n" * 10)
+    with err(re.escape(str(garbage)) + ": corrupt or truncated"):
+        list(Corpus(garbage))
+
+
+def test_empty_corpus(tmp_path: Path) -> None:
+    write(tmp_path / "a.txt", "\n  \n")
+    write(tmp_path / "b.jsonl", "")
+    with err("no text found in .*2 file"):
+        list(Corpus([tmp_path / "a.txt", tmp_path / "b.jsonl"]))
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("{not json", "invalid JSON"),
+        ("[1, 2]", "expected a JSON object, found list"),
+        ('{"body": "x"}', r"no field 'text' \(fields: body\)"),
+        ('{"text": 3}', "field 'text' holds int"),
+    ],
+)
+def test_jsonl_errors_name_file_and_line(tmp_path: Path, line: str, message: str) -> None:
+    path = write(tmp_path / "a.jsonl", '{"text": "ok"}\n\n' + line + "\n")
+    with err(re.escape(f"{path}:3: ") + message):
+        list(Corpus(path))
+
+
+def test_table_missing_column_lists_columns(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.tsv", "sentence\tlabel\nfine\t1\n")
+    with err(re.escape(f"{path}:1: no column 'text'") + r".*columns: sentence, label"):
+        list(Corpus(path))
+    assert list(Corpus(path, text_field="sentence")) == ["fine"]
+
+
+def test_table_short_row_names_line(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.csv", "label,text\npos,fine\nneg\n")
+    with err(re.escape(f"{path}:3: row has 1 column")):
+        list(Corpus(path))
+
+
+def test_headerless_needs_index(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.tsv", "text\tlabel\n")
+    with err(re.escape(str(path)) + ".*text_field"):
+        Corpus(path, has_header=False)
+    # a text file does not care about has_header
+    assert list(Corpus(write(tmp_path / "b.txt", "x\n"), has_header=False)) == ["x"]
+
+
+def test_invalid_utf8_replaced_counted_and_warned_once(tmp_path: Path) -> None:
+    a = write(tmp_path / "a.txt", b"caf\xe9 ok\nfine \xef\xbf\xbd real\nbad \xff\xfe end\n")
+    b = write(tmp_path / "b.txt.gz", b"clean\n")
+    corpus = Corpus([a, b])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        docs = list(corpus)
+    assert docs == ["caf\ufffd ok", "fine \ufffd real", "bad \ufffd\ufffd end", "clean"]
+    assert corpus.n_invalid_utf8 == 3  # the genuine U+FFFD is not counted
+    assert len(caught) == 1
+    assert issubclass(caught[0].category, InvalidUTF8Warning)
+    text = str(caught[0].message)
+    assert "3 invalid UTF-8" in text and str(a) in text and "--strict" in text
+    assert str(b) not in text
+
+
+def test_invalid_utf8_strict(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.csv", b"text\nok\nbad \xff\n")
+    with err(re.escape(f"{path}:3: invalid UTF-8")):
+        list(Corpus(path, strict=True))
