@@ -10,7 +10,7 @@ import dataclasses
 import json
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +44,12 @@ def _dataclass_options(cls: type) -> Callable[[Callable[..., Any]], Callable[...
 
 def _settings(cls: type, ctx: click.Context, config: str | None, section: str) -> dict[str, Any]:
     """The settings a run uses: a --config file's values, overridden by options given explicitly."""
-    from warmstart.config import check_keys, read_toml
+    from warmstart.config import check_settings, read_toml
 
     values: dict[str, Any] = {}
     if config:
         values.update(read_toml(config, section=section))
-        check_keys(cls, values, where=f"--config {config}")
+        check_settings(cls, values, where=f"--config {config}")
     for f in dataclasses.fields(cls):
         if ctx.get_parameter_source(f.name) is not click.core.ParameterSource.DEFAULT:
             values[f.name] = ctx.params[f.name]
@@ -75,9 +75,9 @@ def _emit(obj: Any) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False, indent=2))
 
 
-def _table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
+def _table(rows: Sequence[tuple[str, ...]], header: tuple[str, ...]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()  # noqa: E731
     return "\n".join([line(header), line(tuple("-" * w for w in widths)), *map(line, rows)])
 
 
@@ -123,9 +123,9 @@ def vectors_train(ctx: click.Context, corpus: tuple[str, ...], text_field: str, 
     if as_json:
         _emit(summary)
         return
-    rows = [(k, f"{v:,.4f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v))
+    rows: list[tuple[str, str]] = [(k, f"{v:,.4f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v))
             for k, v in summary.items()]
-    click.echo(_table(rows, ("", "")))
+    click.echo(_table(rows, ("result", "value")))
 
 
 @vectors.command("eval")
@@ -169,9 +169,9 @@ def vectors_neighbors(model: str, words: tuple[str, ...], topn: int, as_json: bo
         raise WarmstartError(f"not in the vocabulary of {model}: {', '.join(missing)}")
     results = kv.most_similar_batch(list(words), topn=topn)
     if as_json:
-        _emit({w: [[n, round(float(s), 4)] for n, s in r] for w, r in zip(words, results)})
+        _emit({w: [[n, round(float(s), 4)] for n, s in r] for w, r in zip(words, results, strict=True)})
         return
-    for w, r in zip(words, results):
+    for w, r in zip(words, results, strict=True):
         click.echo(f"{w}: " + "  ".join(f"{n} ({s:.3f})" for n, s in r))
 
 

@@ -43,11 +43,33 @@ def read_toml(path: str | Path, *, section: str | None = None) -> dict[str, Any]
     return {k.replace("-", "_"): v for k, v in data.items() if not isinstance(v, dict)}
 
 
-def check_keys(cls: type, values: dict[str, Any], *, where: str) -> None:
-    """Raise naming ``where`` if ``values`` has keys that are not fields of ``cls``."""
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
+_KINDS: dict[str, tuple[tuple[type, ...], str]] = {
+    "bool": ((bool,), "true or false"),
+    "int": ((int,), "an integer"),
+    "float": ((int, float), "a number"),
+    "str": ((str,), "a string"),
+}
+
+
+def check_settings(cls: type, values: dict[str, Any], *, where: str) -> None:
+    """Check ``values`` against the fields of settings dataclass ``cls``, naming ``where``.
+
+    Unknown keys and values of the wrong type (as TOML or Python callers can give them) raise
+    :class:`WarmstartError`; integers given for float fields are converted in place.
+    """
+    by_name = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(by_name))
     if unknown:
         raise WarmstartError(
-            f"{where}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            f"{where}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(by_name))}"
         )
+    for name, v in values.items():
+        annotation = str(by_name[name].type)
+        if v is None and "None" in annotation:
+            continue
+        kind = annotation.split("|")[0].strip()
+        types, what = _KINDS[kind]
+        if isinstance(v, bool) != (kind == "bool") or not isinstance(v, types):
+            raise WarmstartError(f"{where}: {name} must be {what}, got {v!r}")
+        if kind == "float":
+            values[name] = float(v)  # type: ignore[arg-type]

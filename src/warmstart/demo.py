@@ -26,7 +26,7 @@ def peoples_daily_path() -> Path:
     return path
 
 
-def run_demo(*, out: str = "runs/demo", analogies: list[str] | None = None, epochs: int = 5,
+def run_demo(*, out: str = "runs/demo", analogies: list[str] | None = None, epochs: int = 10,
              echo: Callable[[str], Any] = print) -> dict[str, Any]:
     """Train skip-gram vectors on People's Daily, print neighbours and analogy scores."""
     from warmstart.corpus import Corpus
@@ -42,7 +42,7 @@ def run_demo(*, out: str = "runs/demo", analogies: list[str] | None = None, epoc
     echo(f"\ntrained {s['vocab_size']:,} word vectors on {s['corpus_tokens']:,} tokens in "
          f"{s['train_seconds']:.1f} s; final loss {s['final_loss']:.3f}; saved to {vec_dir}\n")
     words = [w for w in DEMO_WORDS if w in kv]
-    for w, neighbours in zip(words, kv.most_similar_batch(words, topn=8)):
+    for w, neighbours in zip(words, kv.most_similar_batch(words, topn=8), strict=True):
         echo(f"{w}: " + "  ".join(f"{n} ({sim:.2f})" for n, sim in neighbours))
     results: dict[str, Any] = {}
     for path in analogies or []:

@@ -33,15 +33,15 @@ def make_tables() -> tuple[np.ndarray, np.ndarray]:
     return sig.astype(np.float32), np.log(sig).astype(np.float32)
 
 
-_FLAGS = dict(nogil=True, fastmath=True, cache=True, boundscheck=False, error_model="numpy")
+_jit = numba.njit(nogil=True, fastmath=True, cache=True, boundscheck=False, error_model="numpy")
 
 
-@numba.njit(**_FLAGS)
+@_jit
 def _next(r):  # pragma: no cover - jit
     return (r * _LCG_MUL + _LCG_ADD) & _LCG_MASK
 
 
-@numba.njit(**_FLAGS)
+@_jit
 def _draw_negative(r, cum_table):  # pragma: no cover - jit
     target = np.int64((r >> np.uint64(16)) % np.uint64(cum_table[len(cum_table) - 1]))
     lo = 0
@@ -55,7 +55,7 @@ def _draw_negative(r, cum_table):  # pragma: no cover - jit
     return lo
 
 
-@numba.njit(**_FLAGS)
+@_jit
 def _subsample(ids, start, end, sample_int, buf, r):  # pragma: no cover - jit
     """Copy the kept words of ids[start:end] into buf; return (count, rng)."""
     n = 0
@@ -69,7 +69,7 @@ def _subsample(ids, start, end, sample_int, buf, r):  # pragma: no cover - jit
     return n, r
 
 
-@numba.njit(**_FLAGS)
+@_jit
 def _predict(h, syn1neg, word, negative, cum_table, alpha, exp_table, log_table, neu1e, r):  # pragma: no cover - jit
     """One negative-sampling prediction of ``word`` from hidden vector ``h``.
 
@@ -107,7 +107,7 @@ def _predict(h, syn1neg, word, negative, cum_table, alpha, exp_table, log_table,
     return loss, r
 
 
-@numba.njit(**_FLAGS)
+@_jit
 def _doc_end(ids, start, n, max_len):  # pragma: no cover - jit
     end = start
     while end < n and ids[end] >= 0 and end - start < max_len:
@@ -115,7 +115,7 @@ def _doc_end(ids, start, n, max_len):  # pragma: no cover - jit
     return end
 
 
-@numba.njit(**_FLAGS)
+@_jit
 def train_sg(
     syn0, syn1neg, ids, sample_int, cum_table, exp_table, log_table,
     window, negative, alpha0, alpha1, seed, max_len,
@@ -154,7 +154,7 @@ def train_sg(
     return loss, n_pred, n_eff
 
 
-@numba.njit(**_FLAGS)
+@_jit
 def train_cbow(
     syn0, syn1neg, ids, sample_int, cum_table, exp_table, log_table,
     window, negative, alpha0, alpha1, seed, max_len,
@@ -206,7 +206,7 @@ def train_cbow(
     return loss, n_pred, n_eff
 
 
-@numba.njit(**_FLAGS)
+@_jit
 def _compose(word, syn0_vocab, syn0_ngrams, ng_off, ng_ids, out):  # pragma: no cover - jit
     """out = mean of the word's own row and its n-gram rows."""
     dim = out.shape[0]
@@ -222,7 +222,7 @@ def _compose(word, syn0_vocab, syn0_ngrams, ng_off, ng_ids, out):  # pragma: no 
         out[k] *= inv
 
 
-@numba.njit(**_FLAGS)
+@_jit
 def _spread(word, syn0_vocab, syn0_ngrams, ng_off, ng_ids, grad):  # pragma: no cover - jit
     """Add grad to the word's own row and to each of its n-gram rows."""
     dim = grad.shape[0]
@@ -235,7 +235,7 @@ def _spread(word, syn0_vocab, syn0_ngrams, ng_off, ng_ids, grad):  # pragma: no 
             g[k] += grad[k]
 
 
-@numba.njit(**_FLAGS)
+@_jit
 def train_sg_subword(
     syn0_vocab, syn0_ngrams, ng_off, ng_ids, syn1neg, ids, sample_int, cum_table, exp_table,
     log_table, window, negative, alpha0, alpha1, seed, max_len,
@@ -281,7 +281,7 @@ def train_sg_subword(
     return loss, n_pred, n_eff
 
 
-@numba.njit(**_FLAGS)
+@_jit
 def train_cbow_subword(
     syn0_vocab, syn0_ngrams, ng_off, ng_ids, syn1neg, ids, sample_int, cum_table, exp_table,
     log_table, window, negative, alpha0, alpha1, seed, max_len,

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from warmstart.config import check_keys, opt
+from warmstart.config import check_settings, opt
 from warmstart.errors import WarmstartError
 from warmstart.vectors import kernels
 from warmstart.vectors.keyed import KeyedVectors
@@ -92,7 +92,8 @@ class VectorsConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> VectorsConfig:
-        check_keys(cls, values, where="word-vector settings")
+        values = dict(values)
+        check_settings(cls, values, where="word-vector settings")
         return cls(**values).validate()
 
 
@@ -113,14 +114,14 @@ class EpochReport:
 
 
 def subsample_ints(counts: np.ndarray, sample: float) -> np.ndarray:
-    """word2vec's keep-probability of each word, scaled to 2**32 (gensim's formula)."""
+    """word2vec's keep-probability of each word, scaled to 2**32 - 1 (gensim's formula)."""
     if sample <= 0:
-        return np.full(len(counts), 2**32, dtype=np.uint64)
+        return np.full(len(counts), 2**32 - 1, dtype=np.uint64)
     total = float(counts.sum())
     threshold = sample * total if sample < 1.0 else sample
     c = counts.astype(np.float64)
     prob = np.minimum((np.sqrt(c / threshold) + 1.0) * (threshold / c), 1.0)
-    return np.round(prob * 2**32).astype(np.uint64)
+    return (prob * (2**32 - 1)).astype(np.uint64)
 
 
 def cum_table(counts: np.ndarray, exponent: float = 0.75, domain: int = 2**31 - 1) -> np.ndarray:
@@ -159,10 +160,10 @@ class _Trainer:
         tail = (self.sample_int, self.cum_table, self.exp_table, self.log_table,
                 c.window, c.negative, alpha0, alpha1, seed, MAX_DOC_TOKENS)
         if c.subwords:
-            fn = kernels.train_sg_subword if c.model == "skipgram" else kernels.train_cbow_subword
-            return fn(self.syn0, self.ngrams, self.ng_off, self.ng_ids, self.syn1neg, ids, *tail)
-        fn = kernels.train_sg if c.model == "skipgram" else kernels.train_cbow
-        return fn(self.syn0, self.syn1neg, ids, *tail)
+            sub = kernels.train_sg_subword if c.model == "skipgram" else kernels.train_cbow_subword
+            return sub(self.syn0, self.ngrams, self.ng_off, self.ng_ids, self.syn1neg, ids, *tail)
+        plain = kernels.train_sg if c.model == "skipgram" else kernels.train_cbow
+        return plain(self.syn0, self.syn1neg, ids, *tail)
 
     def vectors(self) -> np.ndarray:
         if self.cfg.subwords:
@@ -268,7 +269,7 @@ def _train_epochs(trainer: _Trainer, stream: Path, n_stream: int, *, progress: b
             loss, preds, eff, raw = 0.0, 0, 0, 0
             pending: list[tuple[Future[tuple[float, int, int]], int]] = []
 
-            def collect(fut_len: tuple[Future[tuple[float, int, int]], int]) -> None:
+            def collect(fut_len: tuple[Future[tuple[float, int, int]], int], epoch: int = epoch) -> None:
                 nonlocal loss, preds, eff, raw
                 l_, p_, e_ = fut_len[0].result()
                 loss, preds, eff, raw = loss + l_, preds + p_, eff + e_, raw + fut_len[1]
