@@ -11,9 +11,10 @@ import pytest
 
 from warmstart.corpus import Corpus
 from warmstart.errors import WarmstartError
+from warmstart.vectors import kernels
 from warmstart.vectors.keyed import KeyedVectors
 from warmstart.vectors.subwords import char_ngrams, ngram_buckets
-from warmstart.vectors.train import VectorsConfig, cum_table, subsample_ints, train_vectors
+from warmstart.vectors.train import VectorsConfig, noise_table, subsample_ints, train_vectors
 from warmstart.vectors.vocab import DOC_END, build_vocab, read_chunks, remap_stream, scan_corpus
 
 gensim = pytest.importorskip("gensim")
@@ -51,7 +52,7 @@ def test_max_vocab_keeps_the_most_frequent(tmp_path):
         build_vocab(scan, min_count=10)
 
 
-def test_subsampling_and_negative_table_match_gensim():
+def test_subsampling_matches_gensim():
     from gensim.models import Word2Vec
 
     sentences = [["the"] * 50 + ["cat", "sat"] * 5 + ["on", "mat"]] * 20
@@ -62,7 +63,15 @@ def test_subsampling_and_negative_table_match_gensim():
     ours = subsample_ints(counts, 1e-2)
     theirs = np.array([wv.get_vecattr(w, "sample_int") for w in wv.index_to_key], dtype=np.uint64)
     assert np.array_equal(ours, theirs)
-    assert np.array_equal(cum_table(counts), model.cum_table.astype(np.int64))
+
+
+def test_negatives_follow_the_unigram_075_distribution():
+    counts = np.array([5000, 1200, 300, 300, 40, 7, 1, 1], dtype=np.int64)
+    p = counts**0.75 / (counts**0.75).sum()
+    draws = kernels.sample_noise(noise_table(counts), 400_000, 12345)
+    freq = np.bincount(draws, minlength=len(counts)) / len(draws)
+    assert np.allclose(freq, p, atol=3e-3), (freq, p)
+    assert freq.min() > 0  # rare words are drawn too
 
 
 def test_ngram_buckets_match_gensim_fasttext_hashing():

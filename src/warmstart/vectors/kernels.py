@@ -1,29 +1,73 @@
-"""Compiled CPU kernels for word-vector training (numba, GIL released, Hogwild threads).
+"""The compiled word-vector kernels (``_kernels.c``), called through ctypes.
 
-Each kernel trains on one chunk of the token-id stream (``-1`` ends a document) and returns
-``(loss_sum, n_predictions, n_effective_words)``. The arithmetic follows word2vec.c and gensim:
-frequency subsampling with ``sample_int``, a reduced window drawn per word, negatives drawn from
-the unigram^0.75 table by bisection, sigmoid from a lookup table, and updates skipped when the
-dot product falls outside ``[-MAX_EXP, MAX_EXP]``. The loss is the negative-sampling loss
-``-log s(x.y) - sum log s(-x.n)`` summed over every prediction made, so it is comparable across
-runs and epochs (gensim's ``running_training_loss`` is a cumulative sum that users misread).
-
-Subword kernels compose a word's input vector once as the mean of its word row and n-gram
-rows; since every row then receives the same gradient, the composed vector moves by exactly
-that gradient, so updating it in place after each prediction reproduces fastText's per-pair
-updates while touching the n-gram rows only once per centre word.
+ctypes releases the GIL for the length of each call, so several Python threads train on
+different chunks of the token stream at once, as gensim's Cython workers do. The C file
+explains the arithmetic; this module only marshals arrays.
 """
 
 from __future__ import annotations
 
-import numba
+import ctypes
+import importlib.util
+from dataclasses import dataclass
+
 import numpy as np
 
 MAX_EXP = 6.0
 EXP_TABLE_SIZE = 1000
-_LCG_MUL = np.uint64(25214903917)
-_LCG_ADD = np.uint64(11)
-_LCG_MASK = np.uint64(281474976710655)  # 2**48 - 1, as word2vec.c / gensim
+
+_f32p = ctypes.POINTER(ctypes.c_float)
+_i64p = ctypes.POINTER(ctypes.c_int64)
+_i32p = ctypes.POINTER(ctypes.c_int32)
+_u64p = ctypes.POINTER(ctypes.c_uint64)
+
+
+class _Params(ctypes.Structure):
+    _fields_ = [
+        ("syn0", _f32p), ("ngrams", _f32p), ("ng_off", _i64p), ("ng_ids", _i32p),
+        ("syn1neg", _f32p), ("sample_int", _u64p), ("noise", _i64p), ("exp_table", _f32p),
+        ("log_table", _f32p), ("n_noise", ctypes.c_int64), ("dim", ctypes.c_int64),
+        ("window", ctypes.c_int64), ("negative", ctypes.c_int64), ("max_len", ctypes.c_int64),
+        ("cbow", ctypes.c_int64), ("subwords", ctypes.c_int64),
+    ]
+
+
+class _Result(ctypes.Structure):
+    _fields_ = [("loss", ctypes.c_double), ("n_pred", ctypes.c_int64), ("n_eff", ctypes.c_int64)]
+
+
+def _load() -> ctypes.CDLL:
+    spec = importlib.util.find_spec("warmstart.vectors._kernels")
+    if spec is None or spec.origin is None:
+        raise ImportError(
+            "warmstart's compiled word-vector kernels are missing: reinstall the package "
+            "(pip install -e . builds them; it needs a C compiler)"
+        )
+    lib = ctypes.CDLL(spec.origin)
+    lib.ws_train_chunk.argtypes = [ctypes.POINTER(_Params), _i32p, ctypes.c_int64, ctypes.c_double,
+                                   ctypes.c_double, ctypes.c_uint64, ctypes.POINTER(_Result)]
+    lib.ws_train_chunk.restype = ctypes.c_int
+    lib.ws_compose_all.argtypes = [ctypes.POINTER(_Params), ctypes.c_int64, _f32p]
+    lib.ws_compose_all.restype = None
+    lib.ws_build_noise_table.argtypes = [ctypes.POINTER(ctypes.c_double), ctypes.c_int64, _i64p]
+    lib.ws_build_noise_table.restype = ctypes.c_int
+    lib.ws_sample_noise.argtypes = [_i64p, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint64, _i64p]
+    lib.ws_sample_noise.restype = None
+    lib.ws_fnv1a_many.argtypes = [ctypes.POINTER(ctypes.c_uint8), _i64p, ctypes.c_int64,
+                                  ctypes.POINTER(ctypes.c_uint32)]
+    lib.ws_fnv1a_many.restype = None
+    return lib
+
+
+_lib = _load()
+
+
+def _ptr(a: np.ndarray | None, kind: type) -> object:
+    if a is None:
+        return ctypes.POINTER(kind)()  # NULL
+    if not a.flags.c_contiguous:
+        raise ValueError("kernel arrays must be C-contiguous")
+    return a.ctypes.data_as(ctypes.POINTER(kind))
 
 
 def make_tables() -> tuple[np.ndarray, np.ndarray]:
@@ -33,309 +77,72 @@ def make_tables() -> tuple[np.ndarray, np.ndarray]:
     return sig.astype(np.float32), np.log(sig).astype(np.float32)
 
 
-_jit = numba.njit(nogil=True, fastmath=True, cache=True, boundscheck=False, error_model="numpy")
+@dataclass
+class Model:
+    """The arrays one training run updates, and the settings the kernel needs."""
+
+    syn0: np.ndarray  # (V, dim) float32
+    syn1neg: np.ndarray  # (V, dim) float32
+    sample_int: np.ndarray  # (V,) uint64
+    noise: np.ndarray  # (V,) int64 alias table
+    window: int
+    negative: int
+    max_len: int
+    cbow: bool
+    ngrams: np.ndarray | None = None  # (bucket, dim) float32
+    ng_off: np.ndarray | None = None  # (V + 1,) int64
+    ng_ids: np.ndarray | None = None  # int32
+
+    def __post_init__(self) -> None:
+        self._tables = make_tables()  # kept alive: the struct only holds their addresses
+        self._params = _Params(
+            _ptr(self.syn0, ctypes.c_float), _ptr(self.ngrams, ctypes.c_float),
+            _ptr(self.ng_off, ctypes.c_int64), _ptr(self.ng_ids, ctypes.c_int32),
+            _ptr(self.syn1neg, ctypes.c_float), _ptr(self.sample_int, ctypes.c_uint64),
+            _ptr(self.noise, ctypes.c_int64), _ptr(self._tables[0], ctypes.c_float),
+            _ptr(self._tables[1], ctypes.c_float), len(self.noise), self.syn0.shape[1],
+            self.window, self.negative, self.max_len, int(self.cbow), int(self.ngrams is not None),
+        )
+
+    def train_chunk(self, ids: np.ndarray, alpha0: float, alpha1: float, seed: int) -> tuple[float, int, int]:
+        """Train on one chunk of the stream; returns ``(loss_sum, n_predictions, n_effective_words)``."""
+        ids = np.ascontiguousarray(ids, dtype=np.int32)
+        res = _Result()
+        if _lib.ws_train_chunk(ctypes.byref(self._params), _ptr(ids, ctypes.c_int32), len(ids),
+                               alpha0, alpha1, seed, ctypes.byref(res)) != 0:
+            raise MemoryError("word-vector kernel could not allocate its buffers")
+        return res.loss, res.n_pred, res.n_eff
+
+    def vectors(self) -> np.ndarray:
+        """Final word vectors: the input rows, composed with their n-grams when there are any."""
+        if self.ngrams is None:
+            return self.syn0
+        out = np.empty_like(self.syn0)
+        _lib.ws_compose_all(ctypes.byref(self._params), len(self.syn0), _ptr(out, ctypes.c_float))
+        return out
 
 
-@_jit
-def _next(r):  # pragma: no cover - jit
-    return (r * _LCG_MUL + _LCG_ADD) & _LCG_MASK
+def build_noise_table(weights: np.ndarray) -> np.ndarray:
+    """Alias table of the distribution proportional to ``weights`` (Walker/Vose)."""
+    w = np.ascontiguousarray(weights, dtype=np.float64)
+    out = np.empty(len(w), dtype=np.int64)
+    if _lib.ws_build_noise_table(_ptr(w, ctypes.c_double), len(w), _ptr(out, ctypes.c_int64)) != 0:
+        raise MemoryError("could not allocate the noise table")
+    return out
 
 
-@_jit
-def _draw_negative(r, cum_table):  # pragma: no cover - jit
-    target = np.int64((r >> np.uint64(16)) % np.uint64(cum_table[len(cum_table) - 1]))
-    lo = 0
-    hi = len(cum_table)
-    while lo < hi:  # bisect_left
-        mid = (lo + hi) >> 1
-        if cum_table[mid] < target:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+def sample_noise(noise: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """``n`` draws from a noise table (for tests and diagnostics)."""
+    out = np.empty(n, dtype=np.int64)
+    _lib.ws_sample_noise(_ptr(noise, ctypes.c_int64), len(noise), n, seed, _ptr(out, ctypes.c_int64))
+    return out
 
 
-@_jit
-def _subsample(ids, start, end, sample_int, buf, r):  # pragma: no cover - jit
-    """Copy the kept words of ids[start:end] into buf; return (count, rng)."""
-    n = 0
-    for p in range(start, end):
-        w = ids[p]
-        r = _next(r)
-        if sample_int[w] < (r >> np.uint64(16)) & np.uint64(0xFFFFFFFF):
-            continue
-        buf[n] = w
-        n += 1
-    return n, r
-
-
-@_jit
-def _predict(h, syn1neg, word, negative, cum_table, alpha, exp_table, log_table, neu1e, r):  # pragma: no cover - jit
-    """One negative-sampling prediction of ``word`` from hidden vector ``h``.
-
-    Adds the input gradient to ``neu1e``, updates the output rows, returns (loss, rng).
-    """
-    dim = h.shape[0]
-    loss = 0.0
-    scale = EXP_TABLE_SIZE / MAX_EXP / 2.0
-    for d in range(negative + 1):
-        if d == 0:
-            target = word
-            label = 1.0
-        else:
-            r = _next(r)
-            target = _draw_negative(r, cum_table)
-            if target == word:
-                continue
-            label = 0.0
-        out = syn1neg[target]
-        f = np.float32(0.0)
-        for k in range(dim):
-            f += h[k] * out[k]
-        if f <= -MAX_EXP or f >= MAX_EXP:
-            continue
-        idx = int((f + MAX_EXP) * scale)
-        sig = exp_table[idx]
-        g = np.float32((label - sig) * alpha)
-        if label > 0.5:
-            loss -= log_table[idx]
-        else:
-            loss -= log_table[EXP_TABLE_SIZE - 1 - idx]
-        for k in range(dim):
-            neu1e[k] += g * out[k]
-            out[k] += g * h[k]
-    return loss, r
-
-
-@_jit
-def _doc_end(ids, start, n, max_len):  # pragma: no cover - jit
-    end = start
-    while end < n and ids[end] >= 0 and end - start < max_len:
-        end += 1
-    return end
-
-
-@_jit
-def train_sg(
-    syn0, syn1neg, ids, sample_int, cum_table, exp_table, log_table,
-    window, negative, alpha0, alpha1, seed, max_len,
-):  # pragma: no cover - jit
-    """Skip-gram with negative sampling on one chunk: each context word predicts the centre."""
-    dim = syn0.shape[1]
-    neu1e = np.empty(dim, dtype=np.float32)
-    buf = np.empty(max_len, dtype=np.int32)
-    r = np.uint64(seed) & _LCG_MASK
-    n = len(ids)
-    loss = 0.0
-    n_pred = 0
-    n_eff = 0
-    pos = 0
-    while pos < n:
-        end = _doc_end(ids, pos, n, max_len)
-        length, r = _subsample(ids, pos, end, sample_int, buf, r)
-        pos = end + 1 if end < n and ids[end] < 0 else end
-        alpha = alpha0 + (alpha1 - alpha0) * (pos / n)
-        n_eff += length
-        for i in range(length):
-            r = _next(r)
-            b = np.int64((r >> np.uint64(16)) % np.uint64(window))
-            lo = max(0, i - window + b)
-            hi = min(length, i + window + 1 - b)
-            for j in range(lo, hi):
-                if j == i:
-                    continue
-                h = syn0[buf[j]]
-                neu1e[:] = 0.0
-                lo_, r = _predict(h, syn1neg, buf[i], negative, cum_table, alpha, exp_table, log_table, neu1e, r)
-                loss += lo_
-                n_pred += 1
-                for k in range(dim):
-                    h[k] += neu1e[k]
-    return loss, n_pred, n_eff
-
-
-@_jit
-def train_cbow(
-    syn0, syn1neg, ids, sample_int, cum_table, exp_table, log_table,
-    window, negative, alpha0, alpha1, seed, max_len,
-):  # pragma: no cover - jit
-    """CBOW with negative sampling on one chunk: the mean of the context predicts the centre."""
-    dim = syn0.shape[1]
-    neu1 = np.empty(dim, dtype=np.float32)
-    neu1e = np.empty(dim, dtype=np.float32)
-    buf = np.empty(max_len, dtype=np.int32)
-    r = np.uint64(seed) & _LCG_MASK
-    n = len(ids)
-    loss = 0.0
-    n_pred = 0
-    n_eff = 0
-    pos = 0
-    while pos < n:
-        end = _doc_end(ids, pos, n, max_len)
-        length, r = _subsample(ids, pos, end, sample_int, buf, r)
-        pos = end + 1 if end < n and ids[end] < 0 else end
-        alpha = alpha0 + (alpha1 - alpha0) * (pos / n)
-        n_eff += length
-        for i in range(length):
-            r = _next(r)
-            b = np.int64((r >> np.uint64(16)) % np.uint64(window))
-            lo = max(0, i - window + b)
-            hi = min(length, i + window + 1 - b)
-            neu1[:] = 0.0
-            count = 0
-            for j in range(lo, hi):
-                if j != i:
-                    row = syn0[buf[j]]
-                    for k in range(dim):
-                        neu1[k] += row[k]
-                    count += 1
-            if count == 0:
-                continue
-            inv = np.float32(1.0 / count)
-            for k in range(dim):
-                neu1[k] *= inv
-            neu1e[:] = 0.0
-            lo_, r = _predict(neu1, syn1neg, buf[i], negative, cum_table, alpha, exp_table, log_table, neu1e, r)
-            loss += lo_
-            n_pred += 1
-            for j in range(lo, hi):
-                if j != i:
-                    row = syn0[buf[j]]
-                    for k in range(dim):
-                        row[k] += neu1e[k]
-    return loss, n_pred, n_eff
-
-
-@_jit
-def _compose(word, syn0_vocab, syn0_ngrams, ng_off, ng_ids, out):  # pragma: no cover - jit
-    """out = mean of the word's own row and its n-gram rows."""
-    dim = out.shape[0]
-    row = syn0_vocab[word]
-    for k in range(dim):
-        out[k] = row[k]
-    for t in range(ng_off[word], ng_off[word + 1]):
-        g = syn0_ngrams[ng_ids[t]]
-        for k in range(dim):
-            out[k] += g[k]
-    inv = np.float32(1.0 / (1 + ng_off[word + 1] - ng_off[word]))
-    for k in range(dim):
-        out[k] *= inv
-
-
-@_jit
-def _spread(word, syn0_vocab, syn0_ngrams, ng_off, ng_ids, grad):  # pragma: no cover - jit
-    """Add grad to the word's own row and to each of its n-gram rows."""
-    dim = grad.shape[0]
-    row = syn0_vocab[word]
-    for k in range(dim):
-        row[k] += grad[k]
-    for t in range(ng_off[word], ng_off[word + 1]):
-        g = syn0_ngrams[ng_ids[t]]
-        for k in range(dim):
-            g[k] += grad[k]
-
-
-@_jit
-def train_sg_subword(
-    syn0_vocab, syn0_ngrams, ng_off, ng_ids, syn1neg, ids, sample_int, cum_table, exp_table,
-    log_table, window, negative, alpha0, alpha1, seed, max_len,
-):  # pragma: no cover - jit
-    """fastText skip-gram on one chunk: the centre word's subwords predict each context word."""
-    dim = syn0_vocab.shape[1]
-    h = np.empty(dim, dtype=np.float32)
-    neu1e = np.empty(dim, dtype=np.float32)
-    total = np.empty(dim, dtype=np.float32)
-    buf = np.empty(max_len, dtype=np.int32)
-    r = np.uint64(seed) & _LCG_MASK
-    n = len(ids)
-    loss = 0.0
-    n_pred = 0
-    n_eff = 0
-    pos = 0
-    while pos < n:
-        end = _doc_end(ids, pos, n, max_len)
-        length, r = _subsample(ids, pos, end, sample_int, buf, r)
-        pos = end + 1 if end < n and ids[end] < 0 else end
-        alpha = alpha0 + (alpha1 - alpha0) * (pos / n)
-        n_eff += length
-        for i in range(length):
-            r = _next(r)
-            b = np.int64((r >> np.uint64(16)) % np.uint64(window))
-            lo = max(0, i - window + b)
-            hi = min(length, i + window + 1 - b)
-            if hi - lo <= 1:
-                continue
-            _compose(buf[i], syn0_vocab, syn0_ngrams, ng_off, ng_ids, h)
-            total[:] = 0.0
-            for j in range(lo, hi):
-                if j == i:
-                    continue
-                neu1e[:] = 0.0
-                lo_, r = _predict(h, syn1neg, buf[j], negative, cum_table, alpha, exp_table, log_table, neu1e, r)
-                loss += lo_
-                n_pred += 1
-                for k in range(dim):
-                    h[k] += neu1e[k]
-                    total[k] += neu1e[k]
-            _spread(buf[i], syn0_vocab, syn0_ngrams, ng_off, ng_ids, total)
-    return loss, n_pred, n_eff
-
-
-@_jit
-def train_cbow_subword(
-    syn0_vocab, syn0_ngrams, ng_off, ng_ids, syn1neg, ids, sample_int, cum_table, exp_table,
-    log_table, window, negative, alpha0, alpha1, seed, max_len,
-):  # pragma: no cover - jit
-    """fastText CBOW on one chunk: the mean of the context words' composed vectors predicts the centre."""
-    dim = syn0_vocab.shape[1]
-    neu1 = np.empty(dim, dtype=np.float32)
-    tmp = np.empty(dim, dtype=np.float32)
-    neu1e = np.empty(dim, dtype=np.float32)
-    buf = np.empty(max_len, dtype=np.int32)
-    r = np.uint64(seed) & _LCG_MASK
-    n = len(ids)
-    loss = 0.0
-    n_pred = 0
-    n_eff = 0
-    pos = 0
-    while pos < n:
-        end = _doc_end(ids, pos, n, max_len)
-        length, r = _subsample(ids, pos, end, sample_int, buf, r)
-        pos = end + 1 if end < n and ids[end] < 0 else end
-        alpha = alpha0 + (alpha1 - alpha0) * (pos / n)
-        n_eff += length
-        for i in range(length):
-            r = _next(r)
-            b = np.int64((r >> np.uint64(16)) % np.uint64(window))
-            lo = max(0, i - window + b)
-            hi = min(length, i + window + 1 - b)
-            neu1[:] = 0.0
-            count = 0
-            for j in range(lo, hi):
-                if j != i:
-                    _compose(buf[j], syn0_vocab, syn0_ngrams, ng_off, ng_ids, tmp)
-                    for k in range(dim):
-                        neu1[k] += tmp[k]
-                    count += 1
-            if count == 0:
-                continue
-            inv = np.float32(1.0 / count)
-            for k in range(dim):
-                neu1[k] *= inv
-            neu1e[:] = 0.0
-            lo_, r = _predict(neu1, syn1neg, buf[i], negative, cum_table, alpha, exp_table, log_table, neu1e, r)
-            loss += lo_
-            n_pred += 1
-            for j in range(lo, hi):
-                if j != i:
-                    _spread(buf[j], syn0_vocab, syn0_ngrams, ng_off, ng_ids, neu1e)
-    return loss, n_pred, n_eff
-
-
-@numba.njit(cache=True, nogil=True)
-def compose_all(syn0_vocab, syn0_ngrams, ng_off, ng_ids):  # pragma: no cover - jit
-    """The final vector of every vocabulary word: mean of its row and its n-gram rows."""
-    out = np.empty_like(syn0_vocab)
-    for w in range(syn0_vocab.shape[0]):
-        _compose(w, syn0_vocab, syn0_ngrams, ng_off, ng_ids, out[w])
+def fnv1a_many(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """fastText's 32-bit hash of each byte string ``data[offsets[k]:offsets[k+1]]``."""
+    data = np.ascontiguousarray(data, dtype=np.uint8)
+    offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+    out = np.empty(len(offsets) - 1, dtype=np.uint32)
+    _lib.ws_fnv1a_many(_ptr(data, ctypes.c_uint8), _ptr(offsets, ctypes.c_int64), len(out),
+                       _ptr(out, ctypes.c_uint32))
     return out

@@ -10,21 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numba
 import numpy as np
 
-
-@numba.njit(cache=True, nogil=True)
-def _fnv1a_many(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:  # pragma: no cover - jit
-    out = np.empty(len(offsets) - 1, dtype=np.uint32)
-    for k in range(len(offsets) - 1):
-        h = np.uint32(2166136261)
-        for i in range(offsets[k], offsets[k + 1]):
-            b = np.int32(np.int8(data[i]))  # fastText hashes int8_t(char): sign-extended bytes
-            h = np.uint32(h ^ np.uint32(b & 0xFFFFFFFF))
-            h = np.uint32(np.uint64(h) * np.uint64(16777619) & np.uint64(0xFFFFFFFF))
-        out[k] = h
-    return out
+from warmstart.vectors.kernels import fnv1a_many
 
 
 def char_ngrams(word: str, min_n: int, max_n: int) -> list[str]:
@@ -51,7 +39,7 @@ def fasttext_hash(texts: Sequence[str]) -> np.ndarray:
     offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
     np.cumsum([len(b) for b in encoded], out=offsets[1:])
     data = np.frombuffer(b"".join(encoded), dtype=np.uint8)
-    return _fnv1a_many(data, offsets)
+    return fnv1a_many(data, offsets)
 
 
 def ngram_buckets(words: Sequence[str], min_n: int, max_n: int, bucket: int) -> tuple[np.ndarray, np.ndarray]:

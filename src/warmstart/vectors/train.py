@@ -124,10 +124,9 @@ def subsample_ints(counts: np.ndarray, sample: float) -> np.ndarray:
     return (prob * (2**32 - 1)).astype(np.uint64)
 
 
-def cum_table(counts: np.ndarray, exponent: float = 0.75, domain: int = 2**31 - 1) -> np.ndarray:
-    """Cumulative unigram^0.75 distribution for drawing negatives by bisection."""
-    p = counts.astype(np.float64) ** exponent
-    return np.round(np.cumsum(p) / p.sum() * domain).astype(np.int64)
+def noise_table(counts: np.ndarray, exponent: float = 0.75) -> np.ndarray:
+    """The unigram^0.75 noise distribution that negatives are drawn from, as an alias table."""
+    return kernels.build_noise_table(counts.astype(np.float64) ** exponent)
 
 
 def _chunk_seed(seed: int, epoch: int, chunk: int) -> int:
@@ -137,38 +136,32 @@ def _chunk_seed(seed: int, epoch: int, chunk: int) -> int:
     return (x ^ (x >> 29)) & (2**48 - 1) or 1
 
 
-class _Trainer:
-    """The matrices being trained and the kernel that updates them."""
+def _uniform(rng: np.random.Generator, shape: tuple[int, int], bound: float) -> np.ndarray:
+    """U(-bound, bound) float32, filled in place: no temporaries the size of the matrix."""
+    a = np.empty(shape, dtype=np.float32)
+    rng.random(out=a, dtype=np.float32)
+    a -= 0.5
+    a *= 2 * bound
+    return a
 
-    def __init__(self, cfg: VectorsConfig, vocab: Vocab) -> None:
-        self.cfg = cfg
-        rng = np.random.default_rng(cfg.seed)
-        n, d = len(vocab), cfg.dim
-        self.sample_int = subsample_ints(vocab.counts, cfg.sample)
-        self.cum_table = cum_table(vocab.counts)
-        self.exp_table, self.log_table = kernels.make_tables()
-        self.syn1neg = np.zeros((n, d), dtype=np.float32)
-        if cfg.subwords:
-            self.syn0 = ((rng.random((n, d), dtype=np.float32) * 2 - 1) / d).astype(np.float32)
-            self.ngrams = ((rng.random((cfg.bucket, d), dtype=np.float32) * 2 - 1) / d).astype(np.float32)
-            self.ng_off, self.ng_ids = ngram_buckets(vocab.words, cfg.min_n, cfg.max_n, cfg.bucket)
-        else:
-            self.syn0 = ((rng.random((n, d), dtype=np.float32) - 0.5) / d).astype(np.float32)
 
-    def run_chunk(self, ids: np.ndarray, alpha0: float, alpha1: float, seed: int) -> tuple[float, int, int]:
-        c = self.cfg
-        tail = (self.sample_int, self.cum_table, self.exp_table, self.log_table,
-                c.window, c.negative, alpha0, alpha1, seed, MAX_DOC_TOKENS)
-        if c.subwords:
-            sub = kernels.train_sg_subword if c.model == "skipgram" else kernels.train_cbow_subword
-            return sub(self.syn0, self.ngrams, self.ng_off, self.ng_ids, self.syn1neg, ids, *tail)
-        plain = kernels.train_sg if c.model == "skipgram" else kernels.train_cbow
-        return plain(self.syn0, self.syn1neg, ids, *tail)
-
-    def vectors(self) -> np.ndarray:
-        if self.cfg.subwords:
-            return kernels.compose_all(self.syn0, self.ngrams, self.ng_off, self.ng_ids)
-        return self.syn0
+def make_model(cfg: VectorsConfig, vocab: Vocab) -> kernels.Model:
+    """Initialise the matrices of a run, as word2vec.c / fastText do, seeded by ``cfg.seed``."""
+    rng = np.random.default_rng(cfg.seed)
+    n, d = len(vocab), cfg.dim
+    common = dict(
+        syn1neg=np.zeros((n, d), dtype=np.float32),
+        sample_int=subsample_ints(vocab.counts, cfg.sample),
+        noise=noise_table(vocab.counts),
+        window=cfg.window, negative=cfg.negative, max_len=MAX_DOC_TOKENS, cbow=cfg.model == "cbow",
+    )
+    if not cfg.subwords:  # word2vec.c and gensim: U(-0.5/dim, 0.5/dim)
+        return kernels.Model(syn0=_uniform(rng, (n, d), 0.5 / d), **common)  # type: ignore[arg-type]
+    ng_off, ng_ids = ngram_buckets(vocab.words, cfg.min_n, cfg.max_n, cfg.bucket)
+    return kernels.Model(  # fastText: U(-1/dim, 1/dim)
+        syn0=_uniform(rng, (n, d), 1.0 / d), ngrams=_uniform(rng, (cfg.bucket, d), 1.0 / d),
+        ng_off=ng_off, ng_ids=ng_ids, **common,  # type: ignore[arg-type]
+    )
 
 
 def _as_texts(corpus: Any) -> Iterable[str]:
@@ -210,13 +203,14 @@ def train_vectors(
         stream = Path(work) / "tokens.i32"
         n_stream = remap_stream(scan, vocab, stream)
         os.unlink(scan.stream_path)
-        trainer = _Trainer(cfg, vocab)
-        reports = _train_epochs(trainer, stream, n_stream, progress=progress)
+        scan.words.clear()  # every word ever seen: not needed past this point
+        model = make_model(cfg, vocab)
+        reports = _train_epochs(model, cfg, stream, n_stream, progress=progress)
     kv = KeyedVectors(
         vocab.words,
-        trainer.vectors(),
+        model.vectors(),
         counts=vocab.counts,
-        ngram_vectors=trainer.ngrams if cfg.subwords else None,
+        ngram_vectors=model.ngrams,
         min_n=cfg.min_n if cfg.subwords else 0,
         max_n=cfg.max_n if cfg.subwords else 0,
     )
@@ -254,8 +248,8 @@ def save_run(
         (folder / "metrics.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def _train_epochs(trainer: _Trainer, stream: Path, n_stream: int, *, progress: bool) -> list[EpochReport]:
-    cfg = trainer.cfg
+def _train_epochs(model: kernels.Model, cfg: VectorsConfig, stream: Path, n_stream: int, *,
+                  progress: bool) -> list[EpochReport]:
     total = n_stream * cfg.epochs
     reports: list[EpochReport] = []
     bar = tqdm(total=total, unit="w", unit_scale=True, desc="train", disable=not progress,
@@ -285,10 +279,10 @@ def _train_epochs(trainer: _Trainer, stream: Path, n_stream: int, *, progress: b
                 n_words = int(np.count_nonzero(ids >= 0))
                 if pool is None:
                     fut: Future[tuple[float, int, int]] = Future()
-                    fut.set_result(trainer.run_chunk(ids, a0, a1, seed))
+                    fut.set_result(model.train_chunk(ids, a0, a1, seed))
                     collect((fut, n_words))
                     continue
-                pending.append((pool.submit(trainer.run_chunk, ids, a0, a1, seed), n_words))
+                pending.append((pool.submit(model.train_chunk, ids, a0, a1, seed), n_words))
                 while len(pending) >= 2 * workers:
                     collect(pending.pop(0))
             for item in pending:

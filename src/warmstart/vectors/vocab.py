@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from warmstart.errors import WarmstartError
 
 DOC_END = -1
-_FLUSH_TOKENS = 1 << 20
+_FLUSH_TOKENS = 1 << 16  # ids held as Python ints before a flush: keep it small
 
 
 @dataclass
@@ -119,7 +119,7 @@ def remap_stream(scan: ScannedCorpus, vocab: Vocab, out_path: str | os.PathLike[
     remap = np.append(vocab.remap, np.int32(DOC_END))  # index -1 maps DOC_END to itself
     n = 0
     with open(out_path, "wb") as out:
-        for chunk in read_chunks(scan.stream_path, _FLUSH_TOKENS):
+        for chunk in read_chunks(scan.stream_path, 1 << 20):
             mapped = remap[chunk]
             mapped = mapped[mapped != -2]
             out.write(mapped.tobytes())
