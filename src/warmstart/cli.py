@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from warmstart.errors import WarmstartError
+from warmstart.errors import RunInterrupted, WarmstartError
 
 # --------------------------------------------------------------------------------------------
 # helpers shared by commands
@@ -264,6 +264,9 @@ def main(argv: list[str] | None = None) -> None:
     warnings.showwarning = lambda msg, cat, *a, **k: click.echo(f"warning: {msg}", err=True)
     try:
         cli.main(args=argv, prog_name="warmstart", standalone_mode=False)
+    except RunInterrupted as e:
+        click.echo(f"interrupted: {e}", err=True)
+        sys.exit(130)
     except WarmstartError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(2)

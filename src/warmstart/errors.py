@@ -11,3 +11,7 @@ from __future__ import annotations
 
 class WarmstartError(Exception):
     """A mistake in the user's input, reported with what to do about it."""
+
+
+class RunInterrupted(WarmstartError):
+    """A long run was stopped (SIGINT/SIGTERM) after saving a checkpoint it can resume from."""

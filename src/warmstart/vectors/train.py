@@ -13,9 +13,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import tempfile
+import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,8 +28,16 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from warmstart.config import check_settings, opt
-from warmstart.errors import WarmstartError
+from warmstart.errors import RunInterrupted, WarmstartError
 from warmstart.vectors import kernels
+from warmstart.vectors.checkpoint import (
+    CHECKPOINT_DIR,
+    EpochReport,
+    RunState,
+    fingerprint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from warmstart.vectors.keyed import KeyedVectors
 from warmstart.vectors.subwords import ngram_buckets
 from warmstart.vectors.vocab import Vocab, build_vocab, read_chunks, remap_stream, scan_corpus
@@ -95,22 +106,6 @@ class VectorsConfig:
         values = dict(values)
         check_settings(cls, values, where="word-vector settings")
         return cls(**values).validate()
-
-
-@dataclass
-class EpochReport:
-    """What one epoch did: its mean loss per prediction and its speed."""
-
-    epoch: int
-    loss: float
-    predictions: int
-    raw_words: int
-    effective_words: int
-    seconds: float
-
-    @property
-    def words_per_second(self) -> float:
-        return self.raw_words / max(self.seconds, 1e-9)
 
 
 def subsample_ints(counts: np.ndarray, sample: float) -> np.ndarray:
@@ -188,12 +183,20 @@ def train_vectors(
     ``corpus`` is a :class:`~warmstart.corpus.Corpus`, a path or list of paths, or any iterable
     of document strings (read once). ``options`` are :class:`VectorsConfig` fields, e.g.
     ``model="cbow", dim=300, subwords=True``.
+
+    With ``out``, the run checkpoints into ``out/checkpoint/`` after every epoch and when it is
+    stopped by SIGINT/SIGTERM (then it raises :class:`~warmstart.errors.RunInterrupted`);
+    calling it again with the same settings and data continues where it stopped, exactly.
     """
     cfg = VectorsConfig.from_dict({**(asdict(config) if config else {}), **options})
     from warmstart.tokenize import make_tokenizer
 
     tokenizer = make_tokenizer(cfg.tokenizer, lowercase=cfg.lowercase)
     texts = _as_texts(corpus)
+    data = getattr(texts, "describe", lambda: None)()
+    out_dir = Path(out) if out is not None else None
+    if out_dir is not None:
+        check_out_dir(out_dir)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="warmstart-vectors-") as work:
         scan = scan_corpus(texts, tokenizer.tokenize, work, progress=progress)
@@ -205,7 +208,16 @@ def train_vectors(
         os.unlink(scan.stream_path)
         scan.words.clear()  # every word ever seen: not needed past this point
         model = make_model(cfg, vocab)
-        reports = _train_epochs(model, cfg, stream, n_stream, progress=progress)
+        state, save = RunState(), None
+        if out_dir is not None:
+            fp = fingerprint(asdict(cfg), data, vocab.words, vocab.counts, n_stream)
+            arrays = {"syn0": model.syn0, "syn1neg": model.syn1neg, "ngrams": model.ngrams}
+            state = load_checkpoint(out_dir, arrays, fp) or state
+            if state.done and progress:
+                tqdm.write(f"resuming from {out_dir / CHECKPOINT_DIR}: epoch {state.epoch + 1}, "
+                           f"{state.done / (n_stream * cfg.epochs):.0%} done")
+            save = lambda st: save_checkpoint(out_dir, arrays, st, fp)  # noqa: E731
+        reports = _train_epochs(model, cfg, stream, n_stream, state, progress=progress, save=save)
     kv = KeyedVectors(
         vocab.words,
         model.vectors(),
@@ -219,14 +231,28 @@ def train_vectors(
         "corpus_docs": scan.n_docs,
         "corpus_tokens": scan.n_tokens,
         "train_seconds": sum(r.seconds for r in reports),
+        "words_per_second": scan.n_tokens * len(reports) / max(sum(r.seconds for r in reports), 1e-9),
         "total_seconds": time.perf_counter() - started,
         "final_loss": reports[-1].loss,
     }
     kv.training_summary = summary  # type: ignore[attr-defined]
     kv.epoch_reports = reports  # type: ignore[attr-defined]
-    if out is not None:
-        save_run(kv, out, cfg, reports, summary, data=getattr(texts, "describe", lambda: None)())
+    if out_dir is not None:
+        save_run(kv, out_dir, cfg, reports, summary, data=data)
     return kv
+
+
+def check_out_dir(out: Path) -> None:
+    """Refuse early an ``out`` that is neither new, empty, an artifact nor a run to resume."""
+    from warmstart.artifact import META_FILE
+
+    if out.exists() and (not out.is_dir() or (
+            not (out / META_FILE).exists()
+            and any(p.name != CHECKPOINT_DIR and not p.name.startswith(".checkpoint.") for p in out.iterdir()))):
+        raise WarmstartError(
+            f"--out {out}: exists and is not a warmstart artifact or an unfinished run; "
+            "choose a new or empty folder"
+        )
 
 
 def save_run(
@@ -238,7 +264,7 @@ def save_run(
     *,
     data: dict[str, Any] | None,
 ) -> None:
-    """Write the vectors artifact with its metrics log."""
+    """Write the vectors artifact with its metrics log (this also removes the checkpoint)."""
     from warmstart.artifact import building
 
     with building(out) as folder:
@@ -248,51 +274,91 @@ def save_run(
         (folder / "metrics.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def _train_epochs(model: kernels.Model, cfg: VectorsConfig, stream: Path, n_stream: int, *,
-                  progress: bool) -> list[EpochReport]:
+class _StopRequest:
+    """Turns SIGINT/SIGTERM into a flag the loop checks between chunks (main thread only)."""
+
+    def __init__(self, active: bool) -> None:
+        self.requested = False
+        self._old: dict[int, Any] = {}
+        if active and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+
+    def restore(self) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
+def _train_epochs(model: kernels.Model, cfg: VectorsConfig, stream: Path, n_stream: int,
+                  state: RunState, *, progress: bool,
+                  save: Callable[[RunState], Any] | None = None) -> list[EpochReport]:
     total = n_stream * cfg.epochs
-    reports: list[EpochReport] = []
-    bar = tqdm(total=total, unit="w", unit_scale=True, desc="train", disable=not progress,
-               mininterval=0.5, smoothing=0.05)
+    bar = tqdm(total=total, initial=state.done, unit="w", unit_scale=True, desc="train",
+               disable=not progress, mininterval=0.5, smoothing=0.05)
     workers = cfg.n_workers
     pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
-    done = 0
+    stop = _StopRequest(active=save is not None)
+    alpha = lambda pos: cfg.alpha - (cfg.alpha - cfg.min_alpha) * pos / total  # noqa: E731
     try:
-        for epoch in range(cfg.epochs):
-            t0 = time.perf_counter()
-            loss, preds, eff, raw = 0.0, 0, 0, 0
-            pending: list[tuple[Future[tuple[float, int, int]], int]] = []
+        Pending = deque[tuple[Future[tuple[float, int, int]], int, int]]
 
-            def collect(fut_len: tuple[Future[tuple[float, int, int]], int], epoch: int = epoch) -> None:
-                nonlocal loss, preds, eff, raw
-                l_, p_, e_ = fut_len[0].result()
-                loss, preds, eff, raw = loss + l_, preds + p_, eff + e_, raw + fut_len[1]
-                bar.update(fut_len[1])
-                if preds:
-                    bar.set_postfix(epoch=epoch + 1, loss=f"{loss / preds:.4f}", refresh=False)
+        def finish(pending: Pending) -> None:
+            fut, n_ids, n_words = pending.popleft()
+            loss, preds, eff = fut.result()
+            state.loss += loss
+            state.predictions += preds
+            state.effective_words += eff
+            state.words += n_words
+            state.done += n_ids
+            state.chunk += 1
+            bar.update(n_ids)
+            if state.predictions:
+                bar.set_postfix(epoch=state.epoch + 1, loss=f"{state.loss / state.predictions:.4f}",
+                                refresh=False)
 
+        while state.epoch < cfg.epochs:
+            t0 = time.perf_counter() - state.seconds
+            pending: Pending = deque()
+            cursor = state.done
             for c, ids in enumerate(read_chunks(stream, CHUNK_TOKENS)):
-                a0 = cfg.alpha - (cfg.alpha - cfg.min_alpha) * done / total
-                done += len(ids)
-                a1 = cfg.alpha - (cfg.alpha - cfg.min_alpha) * done / total
-                seed = _chunk_seed(cfg.seed, epoch, c)
+                if c < state.chunk + len(pending):
+                    continue  # trained before an interruption
+                if stop.requested:
+                    break
+                seed = _chunk_seed(cfg.seed, state.epoch, c)
+                args = (ids, alpha(cursor), alpha(cursor + len(ids)), seed)
+                cursor += len(ids)
                 n_words = int(np.count_nonzero(ids >= 0))
                 if pool is None:
-                    fut: Future[tuple[float, int, int]] = Future()
-                    fut.set_result(model.train_chunk(ids, a0, a1, seed))
-                    collect((fut, n_words))
-                    continue
-                pending.append((pool.submit(model.train_chunk, ids, a0, a1, seed), n_words))
-                while len(pending) >= 2 * workers:
-                    collect(pending.pop(0))
-            for item in pending:
-                collect(item)
-            reports.append(EpochReport(epoch + 1, loss / max(preds, 1), preds, raw, eff,
-                                       time.perf_counter() - t0))
-            if not math.isfinite(reports[-1].loss):
+                    done: Future[tuple[float, int, int]] = Future()
+                    done.set_result(model.train_chunk(*args))
+                    pending.append((done, len(ids), n_words))
+                else:
+                    pending.append((pool.submit(model.train_chunk, *args), len(ids), n_words))
+                while len(pending) >= (2 * workers if pool else 1):
+                    finish(pending)
+            while pending:
+                finish(pending)
+            state.seconds = time.perf_counter() - t0
+            if stop.requested:
+                assert save is not None
+                where = save(state)
+                bar.close()
+                raise RunInterrupted(
+                    f"stopped at {state.done / total:.0%} (epoch {state.epoch + 1}); checkpoint saved "
+                    f"in {where}; run the same command again to resume"
+                )
+            report = state.close_epoch()
+            if not math.isfinite(report.loss):
                 raise WarmstartError("training diverged (loss is not finite); lower --alpha")
+            if save is not None and state.epoch < cfg.epochs:
+                save(state)
     finally:
+        stop.restore()
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
         bar.close()
-    return reports
+    return state.reports
