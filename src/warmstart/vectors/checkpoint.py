@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from warmstart.artifact import replace_dir
 from warmstart.errors import WarmstartError
 
 CHECKPOINT_DIR = "checkpoint"
@@ -87,15 +87,8 @@ def save_checkpoint(out: Path, arrays: dict[str, np.ndarray | None], state: RunS
     try:
         save_file({k: v for k, v in arrays.items() if v is not None}, str(tmp / _TENSORS))
         (tmp / _STATE).write_text(json.dumps({"fingerprint": fp, "state": asdict(state)}, indent=1))
-        final = out / CHECKPOINT_DIR
-        if final.exists():
-            old = out / f".checkpoint.old-{os.getpid()}"
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
-        return final
+        replace_dir(tmp, out / CHECKPOINT_DIR)
+        return out / CHECKPOINT_DIR
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -22,14 +22,15 @@ import gzip
 import io
 import math
 import os
-import tempfile
 import warnings
 import zlib
 from pathlib import Path
+from typing import BinaryIO, cast
 
 import numba
 import numpy as np
 
+from warmstart.artifact import atomic_file
 from warmstart.errors import WarmstartError
 from warmstart.vectors.keyed import KeyedVectors
 
@@ -56,33 +57,23 @@ def save_word2vec(kv: KeyedVectors, path: str | os.PathLike[str], *, binary: boo
         )
     if not path.parent.is_dir():
         raise WarmstartError(f"{path}: folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            with _compressor(raw, path) as out:
-                out.write(f"{len(kv)} {kv.dim}\n".encode())
-                if binary:
-                    _write_binary(out, kv)
-                else:
-                    _write_text(out, kv)
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path) as raw, _compressor(raw, path) as out:
+        out.write(f"{len(kv)} {kv.dim}\n".encode())
+        if binary:
+            _write_binary(out, kv)
+        else:
+            _write_text(out, kv)
 
 
 def _compressor(
-    raw: io.BufferedIOBase, path: Path
+    raw: BinaryIO, path: Path
 ) -> contextlib.AbstractContextManager[io.BufferedIOBase]:
     name = path.name.lower()
     if name.endswith(".gz"):
         return gzip.GzipFile(filename=path.name[:-3], mode="wb", fileobj=raw, mtime=0)
     if name.endswith(".bz2"):
         return bz2.BZ2File(raw, mode="wb")
-    return contextlib.nullcontext(raw)
+    return contextlib.nullcontext(cast(io.BufferedIOBase, raw))
 
 
 def _write_text(out: io.BufferedIOBase, kv: KeyedVectors) -> None:
