@@ -21,6 +21,7 @@
 #include <Python.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -286,6 +287,62 @@ EXPORT void ws_fnv1a_many(const uint8_t *data, const int64_t *offsets, int64_t n
         }
         out[k] = h;
     }
+}
+
+/* word2vec text format: a "word v1 .. vdim\n" line per row into out; returns the bytes written.
+ * "%.9g" gives every float32 back bit for bit; out must hold 17 bytes per value beyond the
+ * words and newlines. */
+EXPORT int64_t ws_format_rows(const uint8_t *words, const int64_t *offsets, const float *vectors,
+                              int64_t n, int64_t dim, char *out) {
+    char *p = out;
+    for (int64_t i = 0; i < n; i++) {
+        memcpy(p, words + offsets[i], offsets[i + 1] - offsets[i]);
+        p += offsets[i + 1] - offsets[i];
+        for (int64_t j = 0; j < dim; j++) p += snprintf(p, 18, " %.9g", (double)vectors[i * dim + j]);
+        *p++ = '\n';
+    }
+    return p - out;
+}
+
+/* Parse up to max_rows text lines "word v1 .. vdim" of data[0..size) into out (max_rows, dim).
+ * Per line i: spans[3i..3i+2] = word start, word end, end of the numbers; status[i] = 0 when
+ * out[i] holds exactly dim numbers, 1 otherwise (the caller then reports the line). Numbers are
+ * read as doubles and rounded to float32, as numpy does. Returns the number of lines seen. */
+EXPORT int64_t ws_parse_lines(const char *data, int64_t size, int64_t dim, float *out,
+                              int64_t max_rows, int64_t *spans, int8_t *status) {
+    int64_t pos = 0, k = 0;
+    char num[64];
+    while (pos < size && k < max_rows) {
+        int64_t end = pos;
+        while (end < size && data[end] != '\n') end++;
+        int64_t next = end + 1;
+        while (end > pos && (data[end - 1] == ' ' || data[end - 1] == '\t' || data[end - 1] == '\r')) end--;
+        int64_t we = pos;
+        while (we < end && data[we] != ' ') we++;
+        spans[3 * k] = pos;
+        spans[3 * k + 1] = we;
+        spans[3 * k + 2] = end;
+        int64_t j = we, count = 0;
+        int bad = 0;
+        for (;;) {
+            while (j < end && (data[j] == ' ' || data[j] == '\t')) j++;
+            if (j >= end) break;
+            int64_t t = j;
+            while (t < end && data[t] != ' ' && data[t] != '\t') t++;
+            if (count == dim || t - j >= (int64_t)sizeof num) { bad = 1; break; }
+            memcpy(num, data + j, t - j); /* a terminated copy: strtod never reads past it */
+            num[t - j] = 0;
+            char *stop;
+            double v = strtod(num, &stop);
+            if (stop != num + (t - j)) { bad = 1; break; }
+            out[k * dim + count++] = (float)v;
+            j = t;
+        }
+        status[k] = (int8_t)(bad || count != dim);
+        k++;
+        pos = next;
+    }
+    return k;
 }
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernels",

@@ -56,6 +56,12 @@ def _load() -> ctypes.CDLL:
     lib.ws_fnv1a_many.argtypes = [ctypes.POINTER(ctypes.c_uint8), _i64p, ctypes.c_int64,
                                   ctypes.POINTER(ctypes.c_uint32)]
     lib.ws_fnv1a_many.restype = None
+    lib.ws_format_rows.argtypes = [ctypes.POINTER(ctypes.c_uint8), _i64p, _f32p, ctypes.c_int64,
+                                   ctypes.c_int64, ctypes.c_char_p]
+    lib.ws_format_rows.restype = ctypes.c_int64
+    lib.ws_parse_lines.argtypes = [ctypes.c_char_p, ctypes.c_int64, ctypes.c_int64, _f32p,
+                                   ctypes.c_int64, _i64p, ctypes.POINTER(ctypes.c_int8)]
+    lib.ws_parse_lines.restype = ctypes.c_int64
     return lib
 
 
@@ -146,3 +152,31 @@ def fnv1a_many(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     _lib.ws_fnv1a_many(_ptr(data, ctypes.c_uint8), _ptr(offsets, ctypes.c_int64), len(out),
                        _ptr(out, ctypes.c_uint32))
     return out
+
+
+def format_rows(words: bytes, offsets: np.ndarray, vectors: np.ndarray) -> bytes:
+    """word2vec text lines ``word v1 .. vdim`` for each row (``%.9g``: exact for float32)."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+    n, dim = vectors.shape
+    out = ctypes.create_string_buffer(len(words) + n * (17 * dim + 1) + 1)
+    w = np.frombuffer(words, dtype=np.uint8) if words else np.zeros(1, np.uint8)
+    size = _lib.ws_format_rows(_ptr(w, ctypes.c_uint8), _ptr(offsets, ctypes.c_int64),
+                               _ptr(vectors, ctypes.c_float), n, dim, out)
+    return out.raw[:size]
+
+
+def parse_lines(data: bytes, dim: int, out: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """Parse text lines ``word v1 .. vdim`` of ``data`` into ``out`` (at most ``len(out)`` lines).
+
+    Returns ``(lines seen, spans, status)``: per line ``spans[i] = (word start, word end, end of
+    numbers)`` and ``status[i] == 0`` when ``out[i]`` holds exactly ``dim`` numbers.
+    """
+    rows = len(out)
+    spans = np.zeros((rows, 3), dtype=np.int64)
+    status = np.zeros(rows, dtype=np.int8)
+    if not out.flags.c_contiguous or out.dtype != np.float32:
+        raise ValueError("out must be a C-contiguous float32 array")
+    k = _lib.ws_parse_lines(data, len(data), dim, _ptr(out, ctypes.c_float), rows,
+                            _ptr(spans, ctypes.c_int64), _ptr(status, ctypes.c_int8))
+    return k, spans, status
