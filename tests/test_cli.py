@@ -122,7 +122,7 @@ def test_train_writes_a_vectors_artifact(trained: tuple[Path, dict, Path], lee: 
     assert [e["epoch"] for e in epochs] == [1, 2]
     for e in epochs:
         assert math.isfinite(e["loss"]) and e["loss"] > 0
-        assert e["predictions"] > 0 and e["raw_words"] > 0
+        assert e["predictions"] > 0 and e["words"] > 0
     assert epochs[1]["loss"] < epochs[0]["loss"]  # it learns something
     assert last["summary"]["final_loss"] == pytest.approx(epochs[-1]["loss"])
     assert last["summary"]["vocab_size"] == summary["vocab_size"]

@@ -12,7 +12,9 @@
  * Subword models compose a word's input vector once as the mean of its own row and its n-gram
  * rows. Every one of those rows then receives the same gradient, so the composed vector moves by
  * exactly that gradient: updating it in place after each prediction reproduces fastText's
- * per-prediction updates while writing the n-gram rows once per centre word.
+ * per-prediction updates while writing the n-gram rows once per centre word (skip-gram) or once
+ * per token (CBOW, see cbow_sentence). The only difference: a word seen twice within one window,
+ * or two words sharing an n-gram there, see each other's updates a few words later.
  *
  * It is a plain C file with a stub module init so that setuptools can build it as an extension
  * on every platform; Python never imports it, it loads it with ctypes.
@@ -137,6 +139,58 @@ static inline void spread(const params_t *p, int64_t w, const float *restrict gr
     }
 }
 
+/* CBOW over one subsampled document: the mean of the context predicts the centre word.
+ *
+ * A position's input vector (composed from its n-grams when there are any) is computed once,
+ * when it first enters a window, and kept in cache; each prediction adds its gradient to the
+ * cached vectors of the context at once, as the per-prediction update would, and to grad,
+ * which is written to the word's rows once the position has left every window. Rows are then
+ * read and written once per token instead of once per (token, centre) pair. */
+static inline double cbow_sentence(const params_t *p, const int32_t *buf, int64_t len, float alpha,
+                                   float *restrict h, float *restrict neu1e, float *restrict cache,
+                                   float *restrict grad, uint64_t *r, int64_t *n_pred) {
+    const int64_t dim = p->dim;
+    double loss = 0.0;
+    int64_t composed = 0, applied = 0;
+    for (int64_t i = 0; i < len; i++) {
+        *r = next_random(*r);
+        int64_t b = (int64_t)((*r >> 16) % (uint64_t)p->window);
+        int64_t lo = i - p->window + b, hi = i + p->window + 1 - b;
+        if (lo < 0) lo = 0;
+        if (hi > len) hi = len;
+        int64_t need = i + p->window + 1 < len ? i + p->window + 1 : len;
+        for (; composed < need; composed++) {
+            compose(p, buf[composed], cache + composed * dim);
+            memset(grad + composed * dim, 0, dim * sizeof(float));
+        }
+        if (hi - lo > 1) {
+            memset(h, 0, dim * sizeof(float));
+            for (int64_t j = lo; j < hi; j++) {
+                if (j == i) continue;
+                const float *restrict c = cache + j * dim;
+                for (int64_t k = 0; k < dim; k++) h[k] += c[k];
+            }
+            float inv = 1.0f / (float)(hi - lo - 1);
+            for (int64_t k = 0; k < dim; k++) h[k] *= inv;
+            memset(neu1e, 0, dim * sizeof(float));
+            loss += predict(p, h, buf[i], alpha, neu1e, r);
+            (*n_pred)++;
+            for (int64_t j = lo; j < hi; j++) {
+                if (j == i) continue;
+                float *restrict c = cache + j * dim, *restrict g = grad + j * dim;
+                for (int64_t k = 0; k < dim; k++) {
+                    c[k] += neu1e[k];
+                    g[k] += neu1e[k];
+                }
+            }
+        }
+        /* centres after i look no further back than i + 1 - window */
+        for (; applied < i + 1 - p->window; applied++) spread(p, buf[applied], grad + applied * dim);
+    }
+    for (; applied < composed; applied++) spread(p, buf[applied], grad + applied * dim);
+    return loss;
+}
+
 HOT EXPORT int ws_train_chunk(const params_t *p, const int32_t *ids, int64_t n, double alpha0,
                               double alpha1, uint64_t seed, result_t *res) {
     const int64_t dim = p->dim;
@@ -144,8 +198,10 @@ HOT EXPORT int ws_train_chunk(const params_t *p, const int32_t *ids, int64_t n, 
     float *h = malloc(dim * sizeof(float));
     float *neu1e = malloc(dim * sizeof(float));
     float *total = malloc(dim * sizeof(float));
-    if (!buf || !h || !neu1e || !total) {
-        free(buf); free(h); free(neu1e); free(total);
+    float *cache = p->cbow ? malloc(p->max_len * dim * sizeof(float)) : NULL;
+    float *grad = p->cbow ? malloc(p->max_len * dim * sizeof(float)) : NULL;
+    if (!buf || !h || !neu1e || !total || (p->cbow && (!cache || !grad))) {
+        free(buf); free(h); free(neu1e); free(total); free(cache); free(grad);
         return -1;
     }
     uint64_t r = seed & LCG_MASK;
@@ -165,31 +221,17 @@ HOT EXPORT int ws_train_chunk(const params_t *p, const int32_t *ids, int64_t n, 
         pos = (end < n && ids[end] < 0) ? end + 1 : end;
         float alpha = (float)(alpha0 + (alpha1 - alpha0) * ((double)pos / (double)n));
         n_eff += len;
+        if (p->cbow) {
+            loss += cbow_sentence(p, buf, len, alpha, h, neu1e, cache, grad, &r, &n_pred);
+            continue;
+        }
         for (int64_t i = 0; i < len; i++) {
             r = next_random(r);
             int64_t b = (int64_t)((r >> 16) % (uint64_t)p->window);
             int64_t lo = i - p->window + b, hi = i + p->window + 1 - b;
             if (lo < 0) lo = 0;
             if (hi > len) hi = len;
-            if (p->cbow) {
-                /* the mean of the context predicts the centre word */
-                int64_t count = 0;
-                memset(h, 0, dim * sizeof(float));
-                for (int64_t j = lo; j < hi; j++) {
-                    if (j == i) continue;
-                    compose(p, buf[j], total);
-                    for (int64_t k = 0; k < dim; k++) h[k] += total[k];
-                    count++;
-                }
-                if (count == 0) continue;
-                float inv = 1.0f / (float)count;
-                for (int64_t k = 0; k < dim; k++) h[k] *= inv;
-                memset(neu1e, 0, dim * sizeof(float));
-                loss += predict(p, h, buf[i], alpha, neu1e, &r);
-                n_pred++;
-                for (int64_t j = lo; j < hi; j++)
-                    if (j != i) spread(p, buf[j], neu1e);
-            } else if (p->subwords) {
+            if (p->subwords) {
                 /* the centre word's subwords predict each context word (fastText) */
                 if (hi - lo <= 1) continue;
                 compose(p, buf[i], h);
@@ -218,7 +260,7 @@ HOT EXPORT int ws_train_chunk(const params_t *p, const int32_t *ids, int64_t n, 
             }
         }
     }
-    free(buf); free(h); free(neu1e); free(total);
+    free(buf); free(h); free(neu1e); free(total); free(cache); free(grad);
     res->loss = loss;
     res->n_pred = n_pred;
     res->n_eff = n_eff;
