@@ -226,6 +226,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--models", nargs="+", default=["sg", "cbow", "ft-cbow"], choices=list(MODELS))
     ap.add_argument("--fasttext", action="store_true", help="also run fastText (subword models only, once)")
+    ap.add_argument("--gensim-file", action="store_true", help="also run gensim's corpus_file mode (once)")
     ap.add_argument("--chinese", action="store_true", help="also compare CA8 on People's Daily")
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--run-one", help=argparse.SUPPRESS)
@@ -242,8 +243,9 @@ def main() -> None:
     for model in a.models:
         rows += compare(model, ["warmstart", "gensim"], tokens, a.work, a.data, repeats=a.repeats,
                         threads=a.threads, epochs=a.epochs)
-        rows += compare(model, ["gensim-file"], tokens, a.work, a.data, repeats=1,
-                        threads=a.threads, epochs=a.epochs)
+        if a.gensim_file:
+            rows += compare(model, ["gensim-file"], tokens, a.work, a.data, repeats=1,
+                            threads=a.threads, epochs=a.epochs)
         if a.fasttext and MODELS[model][1]:
             rows += compare(model, ["fasttext"], tokens, a.work, a.data, repeats=1,
                             threads=a.threads, epochs=a.epochs)

@@ -29,9 +29,6 @@
 
 #define MAX_EXP 6.0f
 #define EXP_TABLE_SIZE 1000
-#define LCG_MUL 25214903917ULL
-#define LCG_ADD 11ULL
-#define LCG_MASK 281474976710655ULL /* 2**48 - 1 */
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 /* One binary, the best vector unit of the machine it runs on (AVX-512, AVX2 or SSE2). */
@@ -71,14 +68,24 @@ typedef struct {
     int64_t n_eff;
 } result_t;
 
-static inline uint64_t next_random(uint64_t r) { return (r * LCG_MUL + LCG_ADD) & LCG_MASK; }
+/* xorshift64*: the state is r, the top 32 bits of the result are the uniform draw. (word2vec's
+ * 48-bit LCG, kept by gensim, has serial correlations that showed in the quality figures.) */
+static inline uint64_t next_random(uint64_t r) {
+    r ^= r >> 12;
+    r ^= r << 25;
+    r ^= r >> 27;
+    return r;
+}
+static inline uint64_t draw32(uint64_t r) { return (r * 2685821657736338717ULL) >> 32; }
 
+/* One step per draw: the 32-bit draw u picks the entry (u * n) >> 32, and the low half of that
+ * product, uniform within the entry, is the coin. */
 static inline int64_t draw_negative(const params_t *p, uint64_t *r) {
     *r = next_random(*r);
-    int64_t i = (int64_t)((((*r >> 16) & 0xFFFFFFFFULL) * (uint64_t)p->n_noise) >> 32);
-    *r = next_random(*r);
+    uint64_t x = draw32(*r) * (uint64_t)p->n_noise;
+    int64_t i = (int64_t)(x >> 32);
     uint64_t e = (uint64_t)p->noise[i];
-    if (((*r >> 16) & 0xFFFFFFFFULL) < (e >> 32)) return i;
+    if ((x & 0xFFFFFFFFULL) < (e >> 32)) return i;
     return (int64_t)(e & 0xFFFFFFFFULL);
 }
 
@@ -154,7 +161,7 @@ static inline double cbow_sentence(const params_t *p, const int32_t *buf, int64_
     int64_t composed = 0, applied = 0;
     for (int64_t i = 0; i < len; i++) {
         *r = next_random(*r);
-        int64_t b = (int64_t)((*r >> 16) % (uint64_t)p->window);
+        int64_t b = (int64_t)(draw32(*r) % (uint64_t)p->window);
         int64_t lo = i - p->window + b, hi = i + p->window + 1 - b;
         if (lo < 0) lo = 0;
         if (hi > len) hi = len;
@@ -204,7 +211,7 @@ HOT EXPORT int ws_train_chunk(const params_t *p, const int32_t *ids, int64_t n, 
         free(buf); free(h); free(neu1e); free(total); free(cache); free(grad);
         return -1;
     }
-    uint64_t r = seed & LCG_MASK;
+    uint64_t r = seed ? seed : 1;
     double loss = 0.0;
     int64_t n_pred = 0, n_eff = 0, pos = 0;
     while (pos < n) {
@@ -215,7 +222,7 @@ HOT EXPORT int ws_train_chunk(const params_t *p, const int32_t *ids, int64_t n, 
         for (int64_t q = pos; q < end; q++) {
             int32_t w = ids[q];
             r = next_random(r);
-            if (p->sample_int[w] < ((r >> 16) & 0xFFFFFFFFULL)) continue;
+            if (p->sample_int[w] < draw32(r)) continue;
             buf[len++] = w;
         }
         pos = (end < n && ids[end] < 0) ? end + 1 : end;
@@ -227,7 +234,7 @@ HOT EXPORT int ws_train_chunk(const params_t *p, const int32_t *ids, int64_t n, 
         }
         for (int64_t i = 0; i < len; i++) {
             r = next_random(r);
-            int64_t b = (int64_t)((r >> 16) % (uint64_t)p->window);
+            int64_t b = (int64_t)(draw32(r) % (uint64_t)p->window);
             int64_t lo = i - p->window + b, hi = i + p->window + 1 - b;
             if (lo < 0) lo = 0;
             if (hi > len) hi = len;
@@ -314,7 +321,7 @@ EXPORT void ws_sample_noise(const int64_t *noise, int64_t n_noise, int64_t n, ui
     memset(&p, 0, sizeof p);
     p.noise = noise;
     p.n_noise = n_noise;
-    uint64_t r = seed & LCG_MASK;
+    uint64_t r = seed ? seed : 1;
     for (int64_t k = 0; k < n; k++) out[k] = draw_negative(&p, &r);
 }
 
