@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 #: ../shared/data beside the project root: real datasets, read-only (see its README.md).
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+#: WARMSTART_SHARED_DATA points elsewhere, e.g. for a clone made outside the project folder.
+SHARED_DATA = Path(
+    os.environ.get("WARMSTART_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data")
+)
 
 
 @pytest.fixture(scope="session")
