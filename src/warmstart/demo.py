@@ -26,7 +26,7 @@ def peoples_daily_path() -> Path:
     return path
 
 
-def run_demo(*, out: str = "runs/demo", analogies: list[str] | None = None, epochs: int = 10,
+def run_demo(*, out: str = "runs/demo", analogies: list[str] | None = None, epochs: int = 5,
              echo: Callable[[str], Any] = print) -> dict[str, Any]:
     """Train skip-gram vectors on People's Daily, print neighbours and analogy scores."""
     from warmstart.corpus import Corpus
@@ -37,7 +37,7 @@ def run_demo(*, out: str = "runs/demo", analogies: list[str] | None = None, epoc
     echo(f"corpus: {corpus_path} (People's Daily, January 1998)")
     vec_dir = Path(out) / "vectors-peoples-daily"
     kv = train_vectors(Corpus(corpus_path), out=vec_dir, model="skipgram", dim=100, window=5,
-                       min_count=3, epochs=epochs, tokenizer="tagged", sample=1e-4)
+                       min_count=5, epochs=epochs, tokenizer="tagged")
     s = kv.training_summary  # type: ignore[attr-defined]
     echo(f"\ntrained {s['vocab_size']:,} word vectors on {s['corpus_tokens']:,} tokens in "
          f"{s['train_seconds']:.1f} s; final loss {s['final_loss']:.3f}; saved to {vec_dir}\n")
