@@ -33,7 +33,7 @@ def write(path: Path, data: str | bytes) -> Path:
     return path
 
 
-def err(match: str) -> Any:
+def raises_user_error(match: str) -> Any:
     """``pytest.raises(WarmstartError, match=...)``."""
     return pytest.raises(WarmstartError, match=match)
 
@@ -144,26 +144,26 @@ def test_real_lee_corpus(shared_data: Path) -> None:
 
 
 def test_missing_path_and_empty_glob_fail_at_construction(tmp_path: Path) -> None:
-    with err(re.escape(str(tmp_path / "nope.txt")) + ": no such file"):
+    with raises_user_error(re.escape(str(tmp_path / "nope.txt")) + ": no such file"):
         Corpus(tmp_path / "nope.txt")
-    with err(re.escape(str(tmp_path / "*.txt")) + ": no files match"):
+    with raises_user_error(re.escape(str(tmp_path / "*.txt")) + ": no files match"):
         Corpus(str(tmp_path / "*.txt"))
-    with err("no input paths"):
+    with raises_user_error("no input paths"):
         Corpus([])
 
 
 def test_folder_without_text_files(tmp_path: Path) -> None:
     write(tmp_path / "data" / "image.png", b"\x89PNG")
-    with err(re.escape(str(tmp_path / "data")) + ": folder has no readable text files"):
+    with raises_user_error(re.escape(str(tmp_path / "data")) + ": folder has no readable text files"):
         Corpus(tmp_path / "data")
 
 
 def test_binary_file(tmp_path: Path) -> None:
     path = write(tmp_path / "model.bin", b"\x00\x01\x02" * 100)
-    with err(re.escape(str(path)) + ": looks binary"):
+    with raises_user_error(re.escape(str(path)) + ": looks binary"):
         list(Corpus(path))
     utf16 = write(tmp_path / "u16.txt.gz", "hello\n".encode("utf-16"))
-    with err(re.escape(str(utf16)) + ": looks binary"):
+    with raises_user_error(re.escape(str(utf16)) + ": looks binary"):
         list(Corpus(utf16))
 
 
@@ -173,18 +173,18 @@ def test_corrupt_compressed_file(tmp_path: Path, suffix: str) -> None:
     bad = tmp_path / f"bad.txt{suffix}"
     data = good.read_bytes()
     bad.write_bytes(data[: len(data) // 2])  # truncated
-    with err(re.escape(str(bad)) + ": corrupt or truncated compressed file"):
+    with raises_user_error(re.escape(str(bad)) + ": corrupt or truncated compressed file"):
         list(Corpus(bad))
     garbage = tmp_path / f"garbage.txt{suffix}"
     garbage.write_bytes(b"this is not compressed at all\n" * 10)
-    with err(re.escape(str(garbage)) + ": corrupt or truncated"):
+    with raises_user_error(re.escape(str(garbage)) + ": corrupt or truncated"):
         list(Corpus(garbage))
 
 
 def test_empty_corpus(tmp_path: Path) -> None:
     write(tmp_path / "a.txt", "\n  \n")
     write(tmp_path / "b.jsonl", "")
-    with err("no text found in .*2 file"):
+    with raises_user_error("no text found in .*2 file"):
         list(Corpus([tmp_path / "a.txt", tmp_path / "b.jsonl"]))
 
 
@@ -199,26 +199,26 @@ def test_empty_corpus(tmp_path: Path) -> None:
 )
 def test_jsonl_errors_name_file_and_line(tmp_path: Path, line: str, message: str) -> None:
     path = write(tmp_path / "a.jsonl", '{"text": "ok"}\n\n' + line + "\n")
-    with err(re.escape(f"{path}:3: ") + message):
+    with raises_user_error(re.escape(f"{path}:3: ") + message):
         list(Corpus(path))
 
 
 def test_table_missing_column_lists_columns(tmp_path: Path) -> None:
     path = write(tmp_path / "a.tsv", "sentence\tlabel\nfine\t1\n")
-    with err(re.escape(f"{path}:1: no column 'text'") + r".*columns: sentence, label"):
+    with raises_user_error(re.escape(f"{path}:1: no column 'text'") + r".*columns: sentence, label"):
         list(Corpus(path))
     assert list(Corpus(path, text_field="sentence")) == ["fine"]
 
 
 def test_table_short_row_names_line(tmp_path: Path) -> None:
     path = write(tmp_path / "a.csv", "label,text\npos,fine\nneg\n")
-    with err(re.escape(f"{path}:3: row has 1 column")):
+    with raises_user_error(re.escape(f"{path}:3: row has 1 column")):
         list(Corpus(path))
 
 
 def test_headerless_needs_index(tmp_path: Path) -> None:
     path = write(tmp_path / "a.tsv", "text\tlabel\n")
-    with err(re.escape(str(path)) + ".*text_field"):
+    with raises_user_error(re.escape(str(path)) + ".*text_field"):
         Corpus(path, has_header=False)
     # a text file does not care about has_header
     assert list(Corpus(write(tmp_path / "b.txt", "x\n"), has_header=False)) == ["x"]
@@ -242,5 +242,5 @@ def test_invalid_utf8_replaced_counted_and_warned_once(tmp_path: Path) -> None:
 
 def test_invalid_utf8_strict(tmp_path: Path) -> None:
     path = write(tmp_path / "a.csv", b"text\nok\nbad \xff\n")
-    with err(re.escape(f"{path}:3: invalid UTF-8")):
+    with raises_user_error(re.escape(f"{path}:3: invalid UTF-8")):
         list(Corpus(path, strict=True))
