@@ -23,6 +23,7 @@ from warmstart.errors import WarmstartError
 
 FORMAT = "warmstart/1"
 META_FILE = "warmstart.json"
+CHECKPOINT_DIR = "checkpoint"  # an unfinished run's resumable state, inside its artifact folder
 
 
 def _version() -> str:
@@ -70,6 +71,23 @@ def replace_dir(new: Path, final: Path) -> None:
         os.replace(new, final)
 
 
+def check_replaceable(out: Path) -> None:
+    """Refuse an ``out`` folder that is neither new, empty, an artifact nor an unfinished run.
+
+    An unfinished run leaves only its ``checkpoint/`` there, which the finished artifact replaces.
+    """
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise WarmstartError(f"--out {out}: exists and is not a folder; choose another path")
+    others = [p for p in out.iterdir() if p.name != CHECKPOINT_DIR and not p.name.startswith(f".{CHECKPOINT_DIR}.")]
+    if others and not (out / META_FILE).exists():
+        raise WarmstartError(
+            f"--out {out}: folder exists, is not empty and is not a warmstart artifact; "
+            "choose a new or empty folder"
+        )
+
+
 @contextlib.contextmanager
 def building(out_dir: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary folder beside ``out_dir``; on success it replaces ``out_dir``.
@@ -78,16 +96,7 @@ def building(out_dir: str | os.PathLike[str]) -> Iterator[Path]:
     empty, so a typo cannot wipe an unrelated folder.
     """
     out = Path(out_dir)
-    if out.exists():
-        if not out.is_dir():
-            raise WarmstartError(f"--out {out}: exists and is not a folder; choose another path")
-        unfinished_run = {"checkpoint"}  # an interrupted run's state, replaced with the artifact
-        others = [p for p in out.iterdir() if p.name not in unfinished_run and not p.name.startswith(".checkpoint.")]
-        if others and not (out / META_FILE).exists():
-            raise WarmstartError(
-                f"--out {out}: folder exists, is not empty and is not a warmstart artifact; "
-                "choose a new or empty folder"
-            )
+    check_replaceable(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".building", dir=out.parent))
     try:

@@ -20,10 +20,9 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from warmstart.artifact import replace_dir
+from warmstart.artifact import CHECKPOINT_DIR, replace_dir
 from warmstart.errors import WarmstartError
 
-CHECKPOINT_DIR = "checkpoint"
 _STATE = "state.json"
 _TENSORS = "tensors.safetensors"
 _ARRAYS = ("syn0", "syn1neg", "ngrams")
@@ -119,7 +118,3 @@ def load_checkpoint(out: Path, arrays: dict[str, np.ndarray | None], fp: dict[st
     raw = saved["state"]
     reports = [EpochReport(**r) for r in raw.pop("reports")]
     return RunState(**raw, reports=reports)
-
-
-def remove_checkpoint(out: Path) -> None:
-    shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)

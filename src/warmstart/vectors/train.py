@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from warmstart.artifact import check_replaceable
 from warmstart.config import check_settings, opt
 from warmstart.errors import RunInterrupted, WarmstartError
 from warmstart.vectors import kernels
@@ -196,7 +197,7 @@ def train_vectors(
     data = getattr(texts, "describe", lambda: None)()
     out_dir = Path(out) if out is not None else None
     if out_dir is not None:
-        check_out_dir(out_dir)
+        check_replaceable(out_dir)  # before the scan, not after hours of training
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="warmstart-vectors-") as work:
         scan = scan_corpus(texts, tokenizer.tokenize, work, progress=progress)
@@ -240,19 +241,6 @@ def train_vectors(
     if out_dir is not None:
         save_run(kv, out_dir, cfg, reports, summary, data=data)
     return kv
-
-
-def check_out_dir(out: Path) -> None:
-    """Refuse early an ``out`` that is neither new, empty, an artifact nor a run to resume."""
-    from warmstart.artifact import META_FILE
-
-    if out.exists() and (not out.is_dir() or (
-            not (out / META_FILE).exists()
-            and any(p.name != CHECKPOINT_DIR and not p.name.startswith(".checkpoint.") for p in out.iterdir()))):
-        raise WarmstartError(
-            f"--out {out}: exists and is not a warmstart artifact or an unfinished run; "
-            "choose a new or empty folder"
-        )
 
 
 def save_run(
