@@ -1,0 +1,195 @@
+"""The interface every pretraining objective implements, and what objectives share.
+
+An objective is a module that owns the model it trains (and any heads), turns a global batch
+of token rows into model inputs and targets (``prepare``), and maps a slice of that batch to
+a loss (``forward``). The training loop (``warmstart.train``) does everything else.
+
+``prepare`` sees the whole global batch and draws its randomness from a generator seeded by
+the step, so masks do not depend on how the batch is split into micro-batches or across
+processes; the normalisers it returns (numbers of predictions in the global batch) make the
+sum of micro-batch losses equal the loss of the whole batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import tokenizers
+import torch
+from torch import nn
+
+from warmstart.config import opt
+from warmstart.errors import WarmstartError
+from warmstart.models.transformer import Decoder, Encoder
+
+
+@dataclass
+class ObjectiveConfig:
+    """Settings of the pretraining objectives (each uses the ones that concern it)."""
+
+    mask_prob: float = opt(0.15, "MLM/ELECTRA: share of tokens to predict")
+    whole_word_mask: bool = opt(False, "MLM/ELECTRA: mask all pieces of a word together")
+    generator_scale: float = opt(0.25, "ELECTRA: generator width as a share of the model's")
+    discriminator_weight: float = opt(50.0, "ELECTRA: weight of the replaced-token loss")
+    delete_prob: float = opt(0.6, "DAE: share of tokens deleted from the input")
+    decoder_layers: int = opt(1, "DAE: layers of the reconstructing decoder")
+
+    def __post_init__(self) -> None:
+        for name in ("mask_prob", "delete_prob"):
+            value = getattr(self, name)
+            if not 0.0 < value < 1.0:
+                raise WarmstartError(f"--{name.replace('_', '-')} {value}: must be between 0 and 1")
+        if not 0.0 < self.generator_scale <= 1.0:
+            raise WarmstartError(f"--generator-scale {self.generator_scale}: must be in (0, 1]")
+        if self.decoder_layers < 1:
+            raise WarmstartError(f"--decoder-layers {self.decoder_layers}: must be at least 1")
+
+
+@dataclass
+class SpecialTokens:
+    """Ids of the tokens objectives insert or must never mask, read from the tokenizer."""
+
+    pad: int
+    cls: int
+    sep: int
+    mask: int | None
+    unk: int | None
+
+    @classmethod
+    def of(cls, tokenizer: tokenizers.Tokenizer) -> SpecialTokens:
+        def find(*names: str) -> int | None:
+            for name in names:
+                i = tokenizer.token_to_id(name)
+                if i is not None:
+                    return int(i)
+            return None
+
+        pad, cls_, sep = find("[PAD]", "<pad>"), find("[CLS]", "<s>"), find("[SEP]", "</s>")
+        missing = [n for n, i in (("[PAD]", pad), ("[CLS]", cls_), ("[SEP]", sep)) if i is None]
+        if missing or pad is None or cls_ is None or sep is None:
+            raise WarmstartError(
+                f"the tokenizer has no {', '.join(missing)} token; train one with "
+                "`warmstart tokenizer train` (it adds [PAD] [UNK] [CLS] [SEP] [MASK])"
+            )
+        return cls(pad=pad, cls=cls_, sep=sep, mask=find("[MASK]", "<mask>"), unk=find("[UNK]"))
+
+    def ids(self) -> list[int]:
+        return [i for i in (self.pad, self.cls, self.sep, self.mask, self.unk) if i is not None]
+
+
+def word_starts(tokenizer: tokenizers.Tokenizer) -> np.ndarray:
+    """(V,) bool: which vocabulary entries begin a word (for whole-word masking).
+
+    WordPiece marks continuations with ``##``; Metaspace (Unigram) and byte-level BPE mark
+    word beginnings with ``▁`` and ``Ġ``.
+    """
+    vocab = tokenizer.get_vocab()
+    starts = np.ones(tokenizer.get_vocab_size(), dtype=bool)
+    pieces = list(vocab)
+    if any(p.startswith("##") for p in pieces):
+        for p, i in vocab.items():
+            starts[i] = not p.startswith("##")
+    elif any(p.startswith(("▁", "Ġ")) for p in pieces):
+        for p, i in vocab.items():
+            starts[i] = p.startswith(("▁", "Ġ")) or (p.startswith("[") and p.endswith("]"))
+    return starts
+
+
+@dataclass
+class Prepared:
+    """A global batch made ready for an objective.
+
+    ``tensors`` all have the batch as their first dimension, so the loop can slice them into
+    micro-batches and per-process shares; ``norms`` are counts over the whole global batch.
+    """
+
+    tensors: dict[str, torch.Tensor]
+    norms: dict[str, float]
+
+    def rows(self, start: int, stop: int) -> dict[str, torch.Tensor]:
+        return {k: v[start:stop] for k, v in self.tensors.items()}
+
+    @property
+    def n_rows(self) -> int:
+        return len(next(iter(self.tensors.values())))
+
+
+class Objective(nn.Module):
+    """Base of the pretraining objectives; see the module docstring for the contract."""
+
+    name: ClassVar[str]
+    kind: ClassVar[str]  # the artifact kept: "encoder" or "decoder"
+    rows: ClassVar[str] = "packed"  # "packed" sequences or one "documents" per row
+
+    def model(self) -> Encoder | Decoder:
+        """The encoder or decoder this objective trains and the artifact keeps."""
+        raise NotImplementedError
+
+    def prepare(
+        self, ids: torch.Tensor, lengths: torch.Tensor | None, *, generator: torch.Generator
+    ) -> Prepared:
+        """Inputs and targets for the global batch ``ids`` (B, T) (row ``lengths`` if padded)."""
+        raise NotImplementedError
+
+    def forward(  # type: ignore[override]
+        self, batch: dict[str, torch.Tensor], norms: dict[str, float]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """This slice's share of the global batch loss, and summed statistics for logging.
+
+        Statistics come in ``<name>_correct`` / ``<name>_total`` pairs (accuracies) and
+        ``<name>_loss`` sums, all summed over predictions so they aggregate across slices.
+        """
+        raise NotImplementedError
+
+
+def choose_masked(
+    ids: torch.Tensor,
+    *,
+    mask_prob: float,
+    special: torch.Tensor,
+    starts: torch.Tensor | None,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """(B, T) bool: the positions to predict, never special tokens, whole words if ``starts``."""
+    B, T = ids.shape
+    candidate = ~torch.isin(ids, special)
+    r = torch.rand(B, T, generator=generator)
+    if starts is not None:
+        # Every piece takes the draw of the piece that starts its word.
+        is_start = starts[ids] | ~candidate
+        word = is_start.long().cumsum(1) - 1  # (B, T) index of each position's word
+        r = torch.gather(r, 1, word.clamp(min=0))
+    return (r < mask_prob) & candidate
+
+
+def corrupt_for_mlm(
+    ids: torch.Tensor,
+    masked: torch.Tensor,
+    *,
+    mask_id: int,
+    vocab_size: int,
+    generator: torch.Generator,
+    replace: tuple[float, float] = (0.8, 0.1),
+) -> torch.Tensor:
+    """BERT's corruption of the masked positions: 80% [MASK], 10% a random token, 10% kept."""
+    u = torch.rand(ids.shape, generator=generator)
+    random_tokens = torch.randint(vocab_size, ids.shape, generator=generator)
+    to_mask = masked & (u < replace[0])
+    to_random = masked & (u >= replace[0]) & (u < replace[0] + replace[1])
+    out = ids.clone()
+    out[to_mask] = mask_id
+    out[to_random] = random_tokens[to_random]
+    return out
+
+
+def accuracy_stats(
+    name: str, logits: torch.Tensor, targets: torch.Tensor, loss_sum: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    with torch.no_grad():
+        return {
+            f"{name}_loss": loss_sum.detach().float(),
+            f"{name}_correct": (logits.argmax(-1) == targets).sum().float(),
+            f"{name}_total": torch.tensor(float(targets.numel())),
+        }

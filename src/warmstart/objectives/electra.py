@@ -1,0 +1,165 @@
+"""ELECTRA replaced-token detection: a small generator and a discriminator trained together.
+
+The generator is a narrow masked language model that reads the discriminator's embeddings
+(shared, as in ELECTRA) and fills the masked positions with tokens sampled from its
+predictions; the discriminator sees the filled-in text and, at every position, tells
+original from replaced tokens. Learning from every position rather than 15% of them is what
+makes ELECTRA the most compute-efficient objective on small budgets. The discriminator is the
+encoder that is kept.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from warmstart.errors import WarmstartError
+from warmstart.models.transformer import (
+    Encoder,
+    EncoderLayer,
+    MaskedLMHead,
+    TransformerConfig,
+    init_weights,
+    run_layers,
+)
+from warmstart.objectives.base import (
+    Objective,
+    ObjectiveConfig,
+    Prepared,
+    SpecialTokens,
+    accuracy_stats,
+    choose_masked,
+    corrupt_for_mlm,
+)
+
+
+def generator_config(config: TransformerConfig, scale: float) -> TransformerConfig:
+    """The generator's shape: ``scale`` of the width, heads of 64 dimensions at most."""
+    n_heads = max(1, round(config.n_heads * scale))
+    hidden = max(n_heads, round(config.hidden * scale / n_heads) * n_heads)
+    return TransformerConfig.from_dict(
+        {**config.to_dict(), "hidden": hidden, "n_heads": n_heads, "ffn": 4 * hidden}
+    )
+
+
+class Generator(nn.Module):
+    """A narrow MLM over the discriminator's embeddings: (B, T, C) -> logits of chosen rows."""
+
+    def __init__(self, config: TransformerConfig, small: TransformerConfig, tied: nn.Embedding):
+        super().__init__()
+        self.proj_in = nn.Linear(config.hidden, small.hidden)
+        self.layers = nn.ModuleList(EncoderLayer(small) for _ in range(small.n_layers))
+        self.head = MaskedLMHead(config, tied, in_features=small.hidden)
+        self.layers.apply(init_weights)
+        init_weights(self.proj_in)
+
+    def forward(
+        self, embedded: torch.Tensor, attention_mask: torch.Tensor, chosen: torch.Tensor
+    ) -> torch.Tensor:
+        h = run_layers(self.layers, self.proj_in(embedded), attention_mask)  # (B, T, Cg)
+        return self.head(h[chosen])  # (N, V)
+
+
+class ReplacedTokenDetection(Objective):
+    name = "electra"
+    kind = "encoder"
+    special_ids: torch.Tensor  # buffers
+    starts: torch.Tensor
+
+    def __init__(
+        self,
+        config: TransformerConfig,
+        *,
+        special: SpecialTokens,
+        word_starts: np.ndarray,
+        settings: ObjectiveConfig,
+        encoder: Encoder | None = None,
+    ) -> None:
+        super().__init__()
+        if special.mask is None:
+            raise WarmstartError("the tokenizer has no [MASK] token, which ELECTRA needs")
+        self.discriminator = encoder if encoder is not None else Encoder(config)
+        self.generator = Generator(
+            config, generator_config(config, settings.generator_scale), self.discriminator.tok_emb
+        )
+        self.detect = nn.Sequential(
+            nn.Linear(config.hidden, config.hidden), nn.GELU(), nn.Linear(config.hidden, 1)
+        )
+        self.detect.apply(init_weights)
+        self.special = special
+        self.settings = settings
+        self.register_buffer("special_ids", torch.tensor(special.ids()), persistent=False)
+        self.register_buffer("starts", torch.from_numpy(word_starts), persistent=False)
+
+    def model(self) -> Encoder:
+        return self.discriminator
+
+    def prepare(
+        self, ids: torch.Tensor, lengths: torch.Tensor | None, *, generator: torch.Generator
+    ) -> Prepared:
+        masked = choose_masked(
+            ids,
+            mask_prob=self.settings.mask_prob,
+            special=self.special_ids,
+            starts=self.starts if self.settings.whole_word_mask else None,
+            generator=generator,
+        )
+        # ELECTRA masks every chosen token (no random or kept tokens for the generator).
+        inputs = corrupt_for_mlm(
+            ids, masked, mask_id=int(self.special.mask),  # type: ignore[arg-type]
+            vocab_size=self.discriminator.config.vocab_size, generator=generator,
+            replace=(1.0, 0.0),
+        )
+        # One uniform draw per position to sample the generator's token by inverse CDF, so
+        # sampling, like masking, is fixed by the step and not by how the batch is split.
+        uniform = torch.rand(ids.shape, generator=generator)
+        labels = torch.where(masked, ids, torch.full_like(ids, -100))
+        return Prepared(
+            tensors={"inputs": inputs, "labels": labels, "uniform": uniform, "original": ids},
+            norms={
+                "masked": max(1.0, float(masked.sum())),
+                "tokens": max(1.0, float((ids != self.special.pad).sum())),
+            },
+        )
+
+    def forward(  # type: ignore[override]
+        self, batch: dict[str, torch.Tensor], norms: dict[str, float]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        inputs, labels, original = batch["inputs"], batch["labels"], batch["original"]
+        attention = inputs != self.special.pad
+        chosen = labels != -100
+        targets = labels[chosen]
+
+        gen_logits = self.generator(self.discriminator.embed(inputs), attention, chosen)  # (N, V)
+        gen_loss = F.cross_entropy(gen_logits.float(), targets, reduction="sum")
+
+        with torch.no_grad():
+            cdf = gen_logits.float().softmax(-1).cumsum(-1)  # (N, V)
+            u = batch["uniform"][chosen].unsqueeze(1) * cdf[:, -1:]
+            sampled = torch.searchsorted(cdf, u).squeeze(1).clamp_(max=cdf.shape[1] - 1)
+            replaced_inputs = original.clone()
+            replaced_inputs[chosen] = sampled
+            is_replaced = (replaced_inputs != original).float()  # (B, T)
+
+        hidden = self.discriminator(replaced_inputs, attention_mask=attention)  # (B, T, C)
+        scores = self.detect(hidden[attention]).squeeze(-1).float()  # (M,)
+        truth = is_replaced[attention]
+        disc_loss = F.binary_cross_entropy_with_logits(scores, truth, reduction="sum")
+
+        loss = gen_loss / norms["masked"] + self.settings.discriminator_weight * (
+            disc_loss / norms["tokens"]
+        )
+        stats = accuracy_stats("generator", gen_logits, targets, gen_loss)
+        with torch.no_grad():
+            stats.update(
+                {
+                    "discriminator_loss": disc_loss.detach(),
+                    "discriminator_correct": ((scores > 0).float() == truth).sum().float(),
+                    "discriminator_total": torch.tensor(float(truth.numel())),
+                    "replaced_correct": ((scores > 0) & (truth > 0)).sum().float(),
+                    "replaced_total": truth.sum(),
+                }
+            )
+        return loss, stats

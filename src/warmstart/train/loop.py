@@ -1,0 +1,391 @@
+"""The one training loop: every torch method is a module, a batch source and a loss.
+
+It owns what they share: AdamW with warmup and decay, gradient accumulation, clipping, bf16
+autocast, optional ``torch.compile``, budgets (steps, tokens, wall time), the progress bar,
+the metrics log, validation, atomic checkpoints with exact resume, SIGINT/SIGTERM, and DDP
+under torchrun.
+
+Determinism: the global batch of step ``s`` and its random masks are functions of (seed, s),
+and dropout is reseeded from (seed, s, rank) each step, so a resumed run repeats exactly what
+an uninterrupted one does, and a run split over processes sees the same batches as one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from warmstart.config import opt
+from warmstart.errors import RunInterrupted, WarmstartError
+from warmstart.models.transformer import param_groups
+from warmstart.objectives.base import Prepared
+from warmstart.train.budget import Budget
+from warmstart.train.checkpoint import Progress, load_checkpoint, save_checkpoint
+from warmstart.train.distributed import Distributed
+
+
+@dataclass
+class TrainConfig:
+    """Settings of the training loop, shared by every objective."""
+
+    batch_size: int = opt(32, "sequences per optimizer step, over all processes")
+    micro_batch_size: int = opt(0, "sequences per forward pass (0: a process's whole share)")
+    lr: float = opt(5e-4, "peak learning rate")
+    weight_decay: float = opt(0.01, "AdamW weight decay (not on biases and LayerNorms)")
+    warmup: float = opt(0.06, "share of the budget spent raising the learning rate")
+    schedule: str = opt("linear", "decay after warmup: linear, cosine or constant")
+    clip: float = opt(1.0, "clip the gradient norm to this (0: no clipping)")
+    precision: str = opt("auto", "bf16, fp32 or auto (bf16 where the hardware has it)")
+    compile: bool = opt(False, "compile the model with torch.compile")
+    seed: int = opt(0, "seed of data order, masks, dropout and initialisation")
+    epochs: float = opt(0.0, "passes over the training data (default 1 if no budget is set)")
+    max_steps: int = opt(0, "stop after this many optimizer steps (0: no limit)")
+    max_tokens: int = opt(0, "stop after this many training tokens (0: no limit)")
+    time_budget: str = opt("", "stop after this wall time, e.g. 90s, 30m, 2h")
+    eval_every: int = opt(200, "validate every this many steps (0: only at the end)")
+    eval_batches: int = opt(10, "batches of held-out data per validation")
+    checkpoint_every: int = opt(500, "checkpoint every this many steps (0: only on signals)")
+    log_every: int = opt(10, "log training metrics every this many steps")
+    threads: int = opt(0, "CPU threads for torch (0: torch's default)")
+    device: str = opt("auto", "cpu, cuda, cuda:N or auto")
+
+    def __post_init__(self) -> None:
+        if self.schedule not in ("linear", "cosine", "constant"):
+            raise WarmstartError(f"--schedule {self.schedule}: use linear, cosine or constant")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise WarmstartError(f"--precision {self.precision}: use bf16, fp32 or auto")
+        for name in ("batch_size", "eval_batches", "log_every"):
+            if getattr(self, name) < 1:
+                raise WarmstartError(f"--{name.replace('_', '-')}: must be at least 1")
+        if not 0.0 <= self.warmup < 1.0:
+            raise WarmstartError(f"--warmup {self.warmup}: must be a share in [0, 1)")
+
+
+class BatchSource(Protocol):
+    """Where the loop's batches come from; both methods must be deterministic."""
+
+    def train_batch(self, step: int) -> tuple[Prepared, int]:
+        """The prepared global batch of ``step`` and the number of tokens in it."""
+        ...
+
+    def valid_batches(self, n: int) -> Sequence[Prepared]:
+        """``n`` fixed held-out batches (fewer if there is less held-out data)."""
+        ...
+
+
+class Trainable(Protocol):
+    def __call__(
+        self, batch: dict[str, torch.Tensor], norms: dict[str, float]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]: ...
+
+    def parameters(self) -> Iterator[nn.Parameter]: ...
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    tokens: int
+    seconds: float
+    stopped_by: str
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def final_valid(self) -> dict[str, Any]:
+        return next((r for r in reversed(self.history) if "valid_loss" in r), {})
+
+
+def resolve_device(name: str, dist_local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        name = f"cuda:{dist_local_rank}"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise WarmstartError(f"--device {name}: no CUDA device is available; use --device cpu")
+    return torch.device(name)
+
+
+def fast_bf16(device: torch.device) -> bool:
+    """Whether bf16 matmuls run natively (GPU, or a CPU with AMX or AVX-512 BF16).
+
+    Elsewhere bf16 is emulated and far slower than fp32, so ``auto`` picks fp32 there.
+    """
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def learning_rate(config: TrainConfig, progress: float) -> float:
+    """The learning rate at ``progress`` (0..1 of the budget): warmup, then decay."""
+    if config.warmup and progress < config.warmup:
+        return config.lr * progress / config.warmup
+    if config.schedule == "constant":
+        return config.lr
+    rest = (progress - config.warmup) / max(1e-12, 1.0 - config.warmup)
+    if config.schedule == "cosine":
+        return config.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, rest)))
+    return config.lr * max(0.0, 1.0 - rest)
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM ask the loop to checkpoint and stop after the current step."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopFlag:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError):  # not the main thread
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.signal = signum
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def train(
+    module: nn.Module,
+    batches: BatchSource,
+    config: TrainConfig,
+    *,
+    budget: Budget,
+    out: Path | None = None,
+    fingerprint: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``module`` on ``batches`` until ``budget`` runs out; checkpoint into ``out``.
+
+    ``module(batch, norms)`` returns (loss, summed statistics) for a slice of a prepared
+    global batch; see :mod:`warmstart.objectives.base`. If ``out/checkpoint`` holds a run with
+    the same ``fingerprint``, training continues from there.
+    """
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = resolve_device(config.device)
+    dist = Distributed.from_env(device.type)
+    if dist.world > 1 and device.type == "cuda":
+        device = resolve_device(config.device, dist.local_rank)
+        torch.cuda.set_device(device)
+    if config.batch_size % dist.world:
+        raise WarmstartError(
+            f"--batch-size {config.batch_size} does not split over {dist.world} processes; "
+            "use a multiple of the number of processes"
+        )
+    # Denormal floats (tiny Adam moments late in a run) are 10x slower on x86 CPUs.
+    torch.set_flush_denormal(True)
+    use_bf16 = config.precision == "bf16" or (config.precision == "auto" and fast_bf16(device))
+    torch.manual_seed(config.seed)
+    module.to(device)
+    optimizer = torch.optim.AdamW(
+        param_groups(module, config.weight_decay),
+        lr=config.lr, betas=(0.9, 0.98), eps=1e-6,
+        fused=device.type == "cuda" or None,
+    )
+    fingerprint = fingerprint or {}
+    state = Progress()
+    if out is not None:
+        state = load_checkpoint(out, module=module, optimizer=optimizer, fingerprint=fingerprint) or state
+
+    model: Any = module
+    if dist.world > 1:
+        model = nn.parallel.DistributedDataParallel(
+            module, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    if config.compile:
+        model = torch.compile(model)
+
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16)
+    share = config.batch_size // dist.world
+    micro = config.micro_batch_size or share
+    bar = _progress_bar(progress and dist.main, state)
+    stopped_by: str | None = None
+    window: dict[str, float] = {}
+    window_start = time.perf_counter()
+    window_tokens = 0
+    run_start = time.perf_counter() - state.elapsed
+
+    def checkpoint() -> None:
+        if out is not None and dist.main:
+            save_checkpoint(out, module=module, optimizer=optimizer, progress=state,
+                            fingerprint=fingerprint)
+        dist.barrier()
+
+    with _StopFlag() as stop:
+        while True:
+            elapsed, signalled = dist.max([time.perf_counter() - run_start, float(stop.signal or 0)])
+            state.elapsed = elapsed
+            stopped_by = budget.reached(step=state.step, tokens=state.tokens, elapsed=elapsed)
+            if signalled:
+                checkpoint()
+                bar.close()
+                dist.close()
+                raise RunInterrupted(
+                    f"stopped by signal {int(signalled)} at step {state.step}; checkpoint saved "
+                    f"in {out}/checkpoint — run the same command again to continue"
+                    if out is not None else f"stopped by signal {int(signalled)}"
+                )
+            if stopped_by:
+                break
+
+            fraction = budget.progress(step=state.step, tokens=state.tokens, elapsed=elapsed)
+            lr = learning_rate(config, fraction)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+
+            prepared, n_tokens = batches.train_batch(state.step)
+            torch.manual_seed(_mix(config.seed, state.step, dist.rank))  # dropout
+            module.train()
+            stats = _accumulate(model, prepared, rows=(dist.rank * share, (dist.rank + 1) * share),
+                                micro=micro, world=dist.world, device=device, autocast=autocast)
+            if config.clip:
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(module.parameters(), config.clip))
+                stats["grad_norm"] = grad_norm
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+            state.step += 1
+            state.tokens += n_tokens
+            window_tokens += n_tokens
+            for k, v in stats.items():
+                window[k] = window.get(k, 0.0) + v
+            if not math.isfinite(stats["loss"]):
+                raise WarmstartError(
+                    f"the loss became {stats['loss']} at step {state.step}; lower --lr "
+                    "(or raise --warmup) and run again"
+                )
+
+            if state.step % config.log_every == 0:
+                now = time.perf_counter()
+                record = _summarise(dist.sum(window), steps=config.log_every)
+                record.update(step=state.step, tokens=state.tokens, lr=lr,
+                              elapsed=round(now - run_start, 2),
+                              tokens_per_second=round(window_tokens * 1.0 / max(now - window_start, 1e-9), 1))
+                state.history.append(record)
+                bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tokens_per_second']:.0f}")
+                window, window_tokens, window_start = {}, 0, now
+            bar.update(round(100 * budget.progress(step=state.step, tokens=state.tokens,
+                                                   elapsed=time.perf_counter() - run_start), 2) - bar.n)
+            if config.eval_every and state.step % config.eval_every == 0:
+                state.history.append(_validate(model, module, batches, config, dist, device, autocast, state))
+            if config.checkpoint_every and state.step % config.checkpoint_every == 0:
+                checkpoint()
+
+    if not state.history or "valid_loss" not in state.history[-1]:
+        state.history.append(_validate(model, module, batches, config, dist, device, autocast, state))
+    bar.close()
+    dist.barrier()
+    return TrainResult(steps=state.step, tokens=state.tokens, seconds=state.elapsed,
+                       stopped_by=stopped_by, history=state.history)
+
+
+def _accumulate(
+    model: Trainable,
+    prepared: Prepared,
+    *,
+    rows: tuple[int, int],
+    micro: int,
+    world: int,
+    device: torch.device,
+    autocast: torch.autocast,
+) -> dict[str, float]:
+    """Forward and backward this process's rows in micro-batches; return summed statistics."""
+    totals: dict[str, float] = {"loss": 0.0}
+    starts = range(rows[0], rows[1], micro)
+    for i, start in enumerate(starts):
+        batch = {k: v.to(device, non_blocking=True)
+                 for k, v in prepared.rows(start, min(start + micro, rows[1])).items()}
+        last = i == len(starts) - 1
+        sync = contextlib.nullcontext() if last or world == 1 else model.no_sync()  # type: ignore[attr-defined]
+        with sync:
+            with autocast:
+                loss, stats = model(batch, prepared.norms)
+            # DDP averages gradients over processes; each loss is a share of the global sum.
+            (loss * world).backward()
+        totals["loss"] += float(loss.detach())
+        for k, v in stats.items():
+            totals[k] = totals.get(k, 0.0) + float(v)
+    return totals
+
+
+def _summarise(window: dict[str, float], *, steps: int) -> dict[str, Any]:
+    """Turn summed statistics into a log record: mean loss, accuracies."""
+    record: dict[str, Any] = {"loss": round(window.get("loss", float("nan")) / steps, 5)}
+    if "grad_norm" in window:
+        record["grad_norm"] = round(window["grad_norm"] / steps, 4)
+    for key, value in window.items():
+        if key.endswith("_correct"):
+            name = key[: -len("_correct")]
+            total = window.get(f"{name}_total", 0.0)
+            if total:
+                record[f"{name}_accuracy"] = round(value / total, 5)
+        elif key.endswith("_loss") and key != "loss":
+            total = window.get(f"{key[:-5]}_total", 0.0)
+            if total:
+                record[key] = round(value / total, 5)
+    return record
+
+
+@torch.no_grad()
+def _validate(
+    model: Any,
+    module: nn.Module,
+    batches: BatchSource,
+    config: TrainConfig,
+    dist: Distributed,
+    device: torch.device,
+    autocast: torch.autocast,
+    state: Progress,
+) -> dict[str, Any]:
+    """Mean loss and accuracies on the fixed held-out batches."""
+    held_out = batches.valid_batches(config.eval_batches)
+    record: dict[str, Any] = {"step": state.step, "tokens": state.tokens}
+    if not held_out:
+        return record
+    module.eval()
+    totals: dict[str, float] = {}
+    for prepared in held_out:
+        n = prepared.n_rows
+        lo, hi = n * dist.rank // dist.world, n * (dist.rank + 1) // dist.world
+        batch = {k: v.to(device) for k, v in prepared.rows(lo, hi).items()}
+        with autocast:
+            loss, stats = module(batch, prepared.norms)
+        totals["loss"] = totals.get("loss", 0.0) + float(loss)
+        for k, v in stats.items():
+            totals[k] = totals.get(k, 0.0) + float(v)
+    module.train()
+    summary = _summarise(dist.sum(totals), steps=len(held_out))
+    record.update({f"valid_{k}": v for k, v in summary.items()})
+    return record
+
+
+def _mix(*values: int) -> int:
+    """A seed from several integers (splitmix-style), stable across runs and platforms."""
+    h = 0x9E3779B97F4A7C15
+    for v in values:
+        h = ((h ^ (v & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+        h ^= h >> 31
+    return h & 0x7FFFFFFFFFFFFFFF
+
+
+def _progress_bar(enabled: bool, state: Progress) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=100, initial=0, disable=not enabled, unit="%", dynamic_ncols=True,
+                bar_format="{l_bar}{bar}| {n:.0f}/{total}% [{elapsed}<{remaining}{postfix}]")
