@@ -42,17 +42,28 @@ def _dataclass_options(cls: type) -> Callable[[Callable[..., Any]], Callable[...
     return decorate
 
 
-def _settings(cls: type, ctx: click.Context, config: str | None, section: str) -> dict[str, Any]:
-    """The settings a run uses: a --config file's values, overridden by options given explicitly."""
+def _settings(cls: type | tuple[type, ...], ctx: click.Context, config: str | None,
+              section: str) -> dict[str, Any]:
+    """The settings a run uses: a --config file's values, overridden by options given explicitly.
+
+    ``cls`` may be several settings dataclasses whose options one command takes together.
+    """
     from warmstart.config import check_settings, read_toml
 
+    classes = cls if isinstance(cls, tuple) else (cls,)
+    names = [{f.name for f in dataclasses.fields(c)} for c in classes]
     values: dict[str, Any] = {}
     if config:
         values.update(read_toml(config, section=section))
-        check_settings(cls, values, where=f"--config {config}")
-    for f in dataclasses.fields(cls):
-        if ctx.get_parameter_source(f.name) is not click.core.ParameterSource.DEFAULT:
-            values[f.name] = ctx.params[f.name]
+        unknown = sorted(set(values) - set().union(*names))
+        if unknown:
+            check_settings(classes[0], {k: values[k] for k in unknown}, where=f"--config {config}")
+        for c, own in zip(classes, names, strict=True):
+            check_settings(c, {k: v for k, v in values.items() if k in own}, where=f"--config {config}")
+    for own in names:
+        for name in own:
+            if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT:
+                values[name] = ctx.params[name]
     return values
 
 
@@ -233,6 +244,96 @@ def tokenizer_train(corpus: tuple[str, ...], text_field: str, no_header: bool, s
                                   vocab_size=vocab_size, min_frequency=min_frequency,
                                   lowercase=lowercase, show_progress=not quiet)
     click.echo(f"trained a {model} tokenizer with {tok.get_vocab_size():,} tokens: {out}/tokenizer.json")
+
+
+def _pretrain_settings() -> tuple[type, ...]:
+    from warmstart.pretrain import SETTINGS
+
+    return SETTINGS
+
+
+def _options_of(classes: tuple[type, ...]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for c in reversed(classes):
+            fn = _dataclass_options(c)(fn)
+        return fn
+
+    return decorate
+
+
+@cli.command("pretrain")
+@_corpus_options
+@click.option("--out", required=True, type=click.Path(), help="artifact folder to write")
+@click.option("--config", type=click.Path(), help="TOML file of settings (a [pretrain] table or top level)")
+@_options_of(_pretrain_settings())
+@click.option("--quiet", is_flag=True, help="no progress bars")
+@click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
+@click.pass_context
+def pretrain_command(ctx: click.Context, corpus: tuple[str, ...], text_field: str, no_header: bool,
+                     strict: bool, out: str, config: str | None, quiet: bool, as_json: bool,
+                     **_: Any) -> None:
+    """Pretrain a transformer (MLM, causal LM, ELECTRA or denoising autoencoder) on CORPUS.
+
+    Runs data-parallel under torchrun, e.g.
+    `torchrun --nproc-per-node 2 -m warmstart pretrain CORPUS --out DIR`.
+    """
+    from warmstart.pretrain import SETTINGS, pretrain
+
+    settings = _settings(SETTINGS, ctx, config, "pretrain")
+    result = pretrain(_corpus(corpus, text_field, no_header, strict), out=out,
+                      progress=not quiet, **settings)
+    if result.out is None or not _is_main_process():
+        return
+    summary = result.summary
+    if as_json:
+        _emit(summary)
+        return
+    rows = [(k, f"{v:,.4f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v))
+            for k, v in summary.items()]
+    click.echo(_table(rows, ("result", "value")))
+
+
+def _is_main_process() -> bool:
+    import os
+
+    return os.environ.get("RANK", "0") == "0"
+
+
+@cli.group()
+def model() -> None:
+    """Transformer models: export to and import from Hugging Face folders."""
+
+
+@model.command("export")
+@click.argument("artifact", type=click.Path())
+@click.option("--out", required=True, type=click.Path(), help="Hugging Face folder to write")
+def model_export(artifact: str, out: str) -> None:
+    """Write an encoder (as BertModel) or decoder (as GPT2LMHeadModel) for transformers."""
+    from warmstart.models.hf import write_hf_folder
+    from warmstart.models.io import load_pretrained
+
+    loaded = load_pretrained(artifact)
+    write_hf_folder(loaded.model, out, tokenizer=loaded.tokenizer)
+    kind = "BertModel" if loaded.kind == "encoder" else "GPT2LMHeadModel"
+    click.echo(f"wrote {out} ({kind}; load it with transformers' from_pretrained)")
+
+
+@model.command("import")
+@click.argument("path", type=click.Path())
+@click.option("--out", required=True, type=click.Path(), help="artifact folder to write")
+def model_import(path: str, out: str) -> None:
+    """Make an encoder/decoder artifact from a Hugging Face BERT-family or GPT-2 folder."""
+    from warmstart.artifact import building
+    from warmstart.models.io import load_pretrained, save_model
+
+    loaded = load_pretrained(path)
+    if loaded.tokenizer is None:
+        raise WarmstartError(f"{path}: has no tokenizer.json (or vocab.txt); cannot import it")
+    with building(out) as folder:
+        save_model(folder, loaded.model, tokenizer=loaded.tokenizer,
+                   config={"imported_from": loaded.source}, parent=str(Path(path).resolve()))
+    click.echo(f"imported a {loaded.kind} ({loaded.model.config.n_layers} layers, "
+               f"hidden {loaded.model.config.hidden}) into {out}")
 
 
 @cli.command("info")

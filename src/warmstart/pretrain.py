@@ -204,6 +204,8 @@ def pretrain(
     torch.manual_seed(tcfg.seed)  # initialisation
     objective = make_objective(pcfg.objective, model_cfg, tokenizer=tokenizer, settings=ocfg,
                                model=init.model if init else None)
+    if init is not None:
+        _load_heads(objective, Path(pcfg.init))
     rows = _rows(objective, pcfg.seq_len, special)
     train_rows = rows(train_shards)
     valid_rows = rows(valid_shards) if valid_shards.n_docs else None
@@ -231,7 +233,7 @@ def pretrain(
                    progress=progress)
     model = objective.model().cpu().eval()
     if out_dir is not None and dist.main:
-        _save(out_dir, model, tokenizer, settings, result, init=pcfg.init or None,
+        _save(out_dir, objective, tokenizer, settings, result, init=pcfg.init or None,
               data=corpus.describe(), title=f"{pcfg.objective} pretraining")
     dist.close()
     return PretrainResult(model=model, tokenizer=tokenizer, training=result, out=out_dir)
@@ -322,17 +324,52 @@ def _budget(tcfg: TrainConfig, *, n_rows: int) -> Budget:
     return Budget(max_steps=max_steps, max_tokens=tcfg.max_tokens, seconds=seconds)
 
 
+HEADS_FILE = "heads.safetensors"
+
+
+def _heads(objective: Objective) -> dict[str, torch.Tensor]:
+    """The objective's own weights (heads, generator...), without the model it trains."""
+    model = objective.model()
+    prefix = next(name for name, m in objective.named_children() if m is model) + "."
+    return {k: v.detach().cpu().contiguous() for k, v in objective.state_dict().items()
+            if not k.startswith(prefix)}
+
+
+def _load_heads(objective: Objective, init: Path) -> None:
+    """Continue with the heads a previous run of the same objective saved beside its model."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = init / HEADS_FILE
+    if not path.exists():
+        return
+    with safe_open(str(path), "pt") as f:
+        made_by = (f.metadata() or {}).get("objective")
+    if made_by != objective.name:
+        return
+    heads = load_file(str(path))
+    own = _heads(objective)
+    if heads.keys() == own.keys() and all(heads[k].shape == own[k].shape for k in own):
+        objective.load_state_dict(heads, strict=False)
+
+
 def _save(
-    out: Path, model: Encoder | Decoder, tokenizer: tokenizers.Tokenizer,
+    out: Path, objective: Objective, tokenizer: tokenizers.Tokenizer,
     settings: dict[str, Any], result: TrainResult, *, init: str | None,
     data: dict[str, Any], title: str,
 ) -> None:
     import json
 
+    from safetensors.torch import save_file
+
     from warmstart.train.plots import plot_losses
 
+    model = objective.model()
     with building(out) as folder:
         save_model(folder, model, tokenizer=tokenizer, config=settings, parent=init, data=data)
+        # The heads let --init continue this objective where it stopped; the model alone is
+        # what downstream tasks and the Hugging Face export use.
+        save_file(_heads(objective), str(folder / HEADS_FILE), metadata={"objective": objective.name})
         lines = [json.dumps(r) for r in result.history]
         (folder / "metrics.jsonl").write_text("".join(x + "\n" for x in lines), encoding="utf-8")
         plot_losses(result.history, folder / "plots" / "loss.png", title=title)

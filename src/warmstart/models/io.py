@@ -81,6 +81,9 @@ def load_pretrained(path: str | os.PathLike[str], *, kind: str | None = None) ->
         hf = read_hf_folder(folder)
         loaded = Pretrained(hf.build(), hf.tokenizer, hf.kind, {**hf.source, "format": "huggingface"})
     if kind is not None and loaded.kind != kind:
-        raise WarmstartError(f"{folder}: holds a {loaded.kind}, but a {kind} is needed here")
+        article = {"encoder": "an encoder", "decoder": "a decoder"}
+        raise WarmstartError(
+            f"{folder}: holds {article[loaded.kind]}, but {article[kind]} is needed here"
+        )
     loaded.model.train()
     return loaded

@@ -170,12 +170,18 @@ def corrupt_for_mlm(
     *,
     mask_id: int,
     vocab_size: int,
+    special: torch.Tensor,
     generator: torch.Generator,
     replace: tuple[float, float] = (0.8, 0.1),
 ) -> torch.Tensor:
-    """BERT's corruption of the masked positions: 80% [MASK], 10% a random token, 10% kept."""
+    """BERT's corruption of the masked positions: 80% [MASK], 10% a random token, 10% kept.
+
+    Random tokens are never special ones (a random [PAD] would be hidden from attention).
+    """
     u = torch.rand(ids.shape, generator=generator)
-    random_tokens = torch.randint(vocab_size, ids.shape, generator=generator)
+    vocab = torch.arange(vocab_size)
+    ordinary = vocab[~torch.isin(vocab, special.cpu())]
+    random_tokens = ordinary[torch.randint(len(ordinary), ids.shape, generator=generator)]
     to_mask = masked & (u < replace[0])
     to_random = masked & (u >= replace[0]) & (u < replace[0] + replace[1])
     out = ids.clone()

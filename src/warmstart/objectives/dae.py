@@ -71,6 +71,8 @@ class DenoisingAutoencoder(Objective):
     ) -> None:
         super().__init__()
         self.encoder = encoder if encoder is not None else Encoder(config)
+        # BERT's pooler plays no part here; frozen, so DDP need not wait for its gradient.
+        self.encoder.pooler.requires_grad_(False)
         self.layers = nn.ModuleList(ReconstructionLayer(config) for _ in range(settings.decoder_layers))
         self.layers.apply(init_weights)
         self.ln_emb = nn.LayerNorm(config.hidden, eps=config.layer_norm_eps)

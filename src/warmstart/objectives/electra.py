@@ -81,6 +81,8 @@ class ReplacedTokenDetection(Objective):
         if special.mask is None:
             raise WarmstartError("the tokenizer has no [MASK] token, which ELECTRA needs")
         self.discriminator = encoder if encoder is not None else Encoder(config)
+        # BERT's pooler plays no part here; frozen, so DDP need not wait for its gradient.
+        self.discriminator.pooler.requires_grad_(False)
         self.generator = Generator(
             config, generator_config(config, settings.generator_scale), self.discriminator.tok_emb
         )
@@ -109,7 +111,7 @@ class ReplacedTokenDetection(Objective):
         # ELECTRA masks every chosen token (no random or kept tokens for the generator).
         inputs = corrupt_for_mlm(
             ids, masked, mask_id=int(self.special.mask),  # type: ignore[arg-type]
-            vocab_size=self.discriminator.config.vocab_size, generator=generator,
+            vocab_size=self.discriminator.config.vocab_size, special=self.special_ids, generator=generator,
             replace=(1.0, 0.0),
         )
         # One uniform draw per position to sample the generator's token by inverse CDF, so
@@ -137,7 +139,9 @@ class ReplacedTokenDetection(Objective):
 
         with torch.no_grad():
             cdf = gen_logits.float().softmax(-1).cumsum(-1)  # (N, V)
-            u = batch["uniform"][chosen].unsqueeze(1) * cdf[:, -1:]
+            # u > 0, or a draw of exactly 0 would pick token 0 whatever its probability.
+            u = batch["uniform"][chosen].clamp_min(torch.finfo(cdf.dtype).tiny).unsqueeze(1)
+            u = u * cdf[:, -1:]
             sampled = torch.searchsorted(cdf, u).squeeze(1).clamp_(max=cdf.shape[1] - 1)
             replaced_inputs = original.clone()
             replaced_inputs[chosen] = sampled

@@ -43,6 +43,8 @@ class MaskedLM(Objective):
         if special.mask is None:
             raise WarmstartError("the tokenizer has no [MASK] token, which MLM needs")
         self.encoder = encoder if encoder is not None else Encoder(config)
+        # BERT's pooler plays no part here; frozen, so DDP need not wait for its gradient.
+        self.encoder.pooler.requires_grad_(False)
         self.head = MaskedLMHead(config, self.encoder.tok_emb)
         self.special = special
         self.settings = settings
@@ -64,7 +66,8 @@ class MaskedLM(Objective):
         )
         inputs = corrupt_for_mlm(
             ids, masked, mask_id=int(self.special.mask),  # type: ignore[arg-type]
-            vocab_size=self.encoder.config.vocab_size, generator=generator,
+            vocab_size=self.encoder.config.vocab_size, special=self.special_ids,
+            generator=generator,
         )
         labels = torch.where(masked, ids, torch.full_like(ids, -100))
         return Prepared(

@@ -227,6 +227,8 @@ def train(
                             fingerprint=fingerprint)
         dist.barrier()
 
+    if config.eval_every and state.step == 0:  # where the curve starts
+        state.history.append(_validate(model, module, batches, config, dist, device, autocast, state))
     with _StopFlag() as stop:
         while True:
             elapsed, signalled = dist.max([time.perf_counter() - run_start, float(stop.signal or 0)])

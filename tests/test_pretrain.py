@@ -1,0 +1,278 @@
+"""Transformer pretraining end to end: learning, artifacts, budgets, resume, DDP, bad input."""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from warmstart.errors import RunInterrupted, WarmstartError
+from warmstart.models.io import load_pretrained
+from warmstart.pretrain import PretrainBatches, pretrain
+
+# A tiny, fast setting: every run here takes seconds on 2 CPU cores.
+TINY = dict(size="tiny", vocab_size=4000, lowercase=True, seq_len=64, batch_size=16, lr=1e-3,
+            log_every=5, eval_every=0, eval_batches=4, threads=2, valid_fraction=0.05)
+
+
+@pytest.fixture(scope="module")
+def corpus(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first 1,500 IMDB unlabeled reviews: real English text, about 400k tokens."""
+    path = tmp_path_factory.mktemp("corpus") / "imdb1500.txt"
+    with gzip.open(shared_data / "en" / "imdb" / "unsup.txt.gz", "rt", encoding="utf-8") as f:
+        path.write_text("".join(itertools.islice(f, 1500)), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One cache for the module, so tokenizer and shards are made once."""
+    return str(tmp_path_factory.mktemp("cache"))
+
+
+def run(corpus: Path, cache: str, out: Path | None, **options: object):  # type: ignore[no-untyped-def]
+    return pretrain(corpus, out=out, progress=False, cache_dir=cache, **{**TINY, **options})
+
+
+@pytest.mark.parametrize(
+    ("objective", "steps", "margin"),
+    [("mlm", 60, 1.5), ("clm", 40, 1.5), ("electra", 40, 0.3), ("dae", 40, 1.0)],
+)
+def test_a_tiny_model_learns(corpus: Path, cache: str, objective: str, steps: int,
+                             margin: float) -> None:
+    """Validation loss falls by a stated margin (nats) from the untrained model's in seconds."""
+    started = time.perf_counter()
+    history = run(corpus, cache, None, objective=objective, max_steps=steps,
+                  eval_every=steps).training.history
+    seconds = time.perf_counter() - started
+    before, after = (r for r in history if "valid_loss" in r)
+    assert (before["step"], after["step"]) == (0, steps)
+    assert before["valid_loss"] - after["valid_loss"] > margin, (objective, before, after)
+    assert seconds < 120
+    if objective == "electra":
+        assert after["valid_discriminator_accuracy"] > before["valid_discriminator_accuracy"] + 0.1
+
+
+def test_mlm_accuracy_rises_from_chance(corpus: Path, cache: str) -> None:
+    """After 60 steps masked tokens are predicted far above chance (1 in 4,000)."""
+    history = run(corpus, cache, None, objective="mlm", max_steps=60, eval_every=60).training.history
+    before, after = (r for r in history if "valid_loss" in r)
+    assert before["valid_mlm_accuracy"] < 0.005
+    assert after["valid_mlm_accuracy"] > 0.03
+
+
+def test_artifact_holds_model_tokenizer_metrics_and_plot(corpus: Path, cache: str,
+                                                         tmp_path: Path) -> None:
+    out = tmp_path / "enc"
+    result = run(corpus, cache, out, objective="mlm", max_steps=10, eval_every=5)
+    names = {p.name for p in out.iterdir()}
+    assert {"model.safetensors", "tokenizer.json", "warmstart.json", "metrics.jsonl", "plots"} <= names
+    assert "checkpoint" not in names
+    assert (out / "plots" / "loss.png").stat().st_size > 1000
+    meta = json.loads((out / "warmstart.json").read_text())
+    assert meta["kind"] == "encoder"
+    assert meta["config"]["pretrain"]["objective"] == "mlm"
+    assert meta["config"]["model"]["n_layers"] == 2
+    assert meta["data"]["fingerprint"]
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "valid_loss" in r] == [0, 5, 10]
+    assert all("tokens_per_second" in r for r in records if "loss" in r)
+    loaded = load_pretrained(out, kind="encoder")
+    ids = torch.tensor([[2, 10, 11, 12, 3]])
+    torch.testing.assert_close(loaded.model.eval()(ids), result.model.eval()(ids))
+
+
+def test_clm_makes_a_decoder_artifact(corpus: Path, cache: str, tmp_path: Path) -> None:
+    run(corpus, cache, tmp_path / "dec", objective="clm", max_steps=3)
+    assert load_pretrained(tmp_path / "dec").kind == "decoder"
+
+
+def test_same_seed_same_weights_other_seed_other_weights(corpus: Path, cache: str) -> None:
+    a = run(corpus, cache, None, max_steps=5).model.state_dict()
+    b = run(corpus, cache, None, max_steps=5).model.state_dict()
+    c = run(corpus, cache, None, max_steps=5, seed=1).model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["tok_emb.weight"], c["tok_emb.weight"])
+
+
+def test_token_budget_and_epochs(corpus: Path, cache: str) -> None:
+    per_step = TINY["batch_size"] * TINY["seq_len"]  # type: ignore[operator]
+    result = run(corpus, cache, None, max_tokens=3 * per_step)
+    assert result.training.steps == 3 and result.training.stopped_by == "max_tokens"
+    result = run(corpus, cache, None, epochs=0.02)
+    assert result.training.stopped_by == "max_steps" and result.training.steps >= 1
+
+
+def test_continued_pretraining_from_an_encoder(corpus: Path, cache: str, tmp_path: Path) -> None:
+    """--init starts from the weights given, and the artifact records its parent."""
+    history = run(corpus, cache, tmp_path / "a", max_steps=20, eval_every=20).training.history
+    fresh, first = (r for r in history if "valid_loss" in r)
+    out = tmp_path / "b"
+    again = run(corpus, cache, out, max_steps=1, eval_every=1, lr=1e-9,
+                init=str(tmp_path / "a")).training.history[0]
+    assert again["step"] == 0
+    assert again["valid_loss"] < fresh["valid_loss"] - 0.5
+    assert abs(again["valid_loss"] - first["valid_loss"]) < 0.01
+    assert json.loads((out / "warmstart.json").read_text())["parent"] == str(tmp_path / "a")
+
+
+def test_interrupt_in_process_then_resume_exactly(corpus: Path, cache: str, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A signal mid-run saves a checkpoint; the same call continues to identical weights."""
+    straight = run(corpus, cache, tmp_path / "straight", max_steps=12).model.state_dict()
+
+    original = PretrainBatches.train_batch
+
+    def signal_at_step_7(self: PretrainBatches, step: int):  # type: ignore[no-untyped-def]
+        if step == 7:
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self, step)
+
+    out = tmp_path / "resumed"
+    monkeypatch.setattr(PretrainBatches, "train_batch", signal_at_step_7)
+    with pytest.raises(RunInterrupted, match="step 8"):
+        run(corpus, cache, out, max_steps=12)
+    monkeypatch.setattr(PretrainBatches, "train_batch", original)
+    assert (out / "checkpoint" / "state.safetensors").exists()
+    assert json.loads((out / "checkpoint" / "state.json").read_text())["step"] == 8
+
+    resumed = run(corpus, cache, out, max_steps=12).model.state_dict()
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    steps = [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [5, 10, 12]  # logs up to the checkpoint, then the resumed run's, no repeats
+
+    # A checkpoint from other settings is refused, naming the difference.
+    with monkeypatch.context() as m:
+        m.setattr(PretrainBatches, "train_batch", signal_at_step_7)
+        with pytest.raises(RunInterrupted):
+            run(corpus, cache, tmp_path / "other", max_steps=12)
+    with pytest.raises(WarmstartError, match=r"different run.*lr: checkpoint 0.001, now 0.002"):
+        run(corpus, cache, tmp_path / "other", max_steps=12, lr=2e-3)
+
+    # A damaged checkpoint is refused with what to do.
+    (tmp_path / "other" / "checkpoint" / "state.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(WarmstartError, match="damaged.*delete that folder"):
+        run(corpus, cache, tmp_path / "other", max_steps=12)
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> list[str]:
+    return [sys.executable, "-m", "warmstart", "pretrain", *args]
+
+
+def _cli_options(corpus: Path, cache: str, out: Path, steps: int) -> list[str]:
+    opts = {**TINY, "max_steps": steps, "checkpoint_every": 2, "cache_dir": cache}
+    args = [str(corpus), "--out", str(out), "--quiet"]
+    for k, v in opts.items():
+        flag = "--" + k.replace("_", "-")
+        args += [flag] if v is True else [flag, str(v)]
+    return args
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_killed_process_resumes_to_the_same_weights(corpus: Path, cache: str, tmp_path: Path,
+                                                    signum: int) -> None:
+    """A real signal to a real process mid-run, then the same command: same final weights."""
+    steps = 40
+    straight = tmp_path / "straight"
+    subprocess.run(_cli(*_cli_options(corpus, cache, straight, steps)), check=True)
+
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(_cli(*_cli_options(corpus, cache, out, steps)), stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 120
+    while not (out / "checkpoint" / "state.json").exists():
+        assert proc.poll() is None and time.time() < deadline, "no checkpoint appeared"
+        time.sleep(0.05)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "run the same command again to continue" in err
+    stopped_at = json.loads((out / "checkpoint" / "state.json").read_text())["step"]
+    assert 0 < stopped_at < steps
+
+    subprocess.run(_cli(*_cli_options(corpus, cache, out, steps)), check=True)
+    a, b = load_file(str(straight / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_two_process_ddp_matches_one_process(corpus: Path, cache: str, tmp_path: Path) -> None:
+    """torchrun with 2 gloo processes gives the weights of 1 process with the same global batch."""
+    common = _cli_options(corpus, cache, tmp_path / "x", 6)[3:] + ["--dropout", "0", "--threads", "1"]
+    single = tmp_path / "single"
+    subprocess.run(_cli(str(corpus), "--out", str(single), *common), check=True)
+    ddp = tmp_path / "ddp"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                "-m", "warmstart", "pretrain", str(corpus), "--out", str(ddp), *common]
+    done = subprocess.run(torchrun, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    a, b = load_file(str(single / "model.safetensors")), load_file(str(ddp / "model.safetensors"))
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
+    meta = json.loads((ddp / "warmstart.json").read_text())
+    assert meta["config"]["train"]["batch_size"] == TINY["batch_size"]
+
+
+# ---------------------------------------------------------------------------------------------
+# bad input: clear errors that name the option or file
+
+
+def test_missing_tokenizer_is_named(corpus: Path, cache: str, tmp_path: Path) -> None:
+    with pytest.raises(WarmstartError, match=r"--tokenizer .*nope.*no such tokenizer file"):
+        run(corpus, cache, None, tokenizer=str(tmp_path / "nope"), max_steps=1)
+
+
+def test_empty_corpus_is_refused(cache: str, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n   \n", encoding="utf-8")
+    with pytest.raises(WarmstartError, match="empty.txt"):
+        pretrain(empty, out=None, progress=False, cache_dir=cache, **{**TINY, "max_steps": 1})
+
+
+def test_corpus_too_small_for_one_sequence(cache: str, tmp_path: Path, corpus: Path) -> None:
+    small = tmp_path / "small.txt"
+    small.write_text("just a few words here\nand here\n", encoding="utf-8")
+    tok = run(corpus, cache, tmp_path / "t", max_steps=1)
+    with pytest.raises(WarmstartError, match="too few"):
+        run(small, cache, None, tokenizer=str(tmp_path / "t"), max_steps=1, valid_fraction=0.0)
+    assert tok.training.steps == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"objective": "bert"}, "--objective bert"),
+        ({"size": "huge"}, "--size huge"),
+        ({"time_budget": "soon"}, "--time-budget 'soon'"),
+        ({"schedule": "step"}, "--schedule step"),
+        ({"mask_prob": 1.5}, "--mask-prob"),
+        ({"colour": "blue"}, "unknown option.*colour"),
+        ({"batch_size": "32"}, "batch_size"),
+    ],
+)
+def test_bad_options_are_named(corpus: Path, cache: str, options: dict[str, object],
+                               message: str) -> None:
+    with pytest.raises(WarmstartError, match=message):
+        run(corpus, cache, None, **{"max_steps": 1, **options})
+
+
+def test_init_of_the_wrong_kind_is_refused(corpus: Path, cache: str, tmp_path: Path) -> None:
+    run(corpus, cache, tmp_path / "dec", objective="clm", max_steps=1)
+    with pytest.raises(WarmstartError, match="holds a decoder, but an encoder is needed"):
+        run(corpus, cache, None, objective="mlm", init=str(tmp_path / "dec"), max_steps=1)
+
+
+def test_cli_prints_error_and_exits_2(corpus: Path, tmp_path: Path) -> None:
+    done = subprocess.run(_cli(str(corpus), "--out", str(tmp_path / "o"), "--tokenizer",
+                               str(tmp_path / "missing.json")), capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: --tokenizer") and "Traceback" not in done.stderr
