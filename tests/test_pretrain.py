@@ -113,6 +113,30 @@ def test_token_budget_and_epochs(corpus: Path, cache: str) -> None:
     assert result.training.stopped_by == "max_steps" and result.training.steps >= 1
 
 
+def test_gradient_accumulation_matches_the_whole_batch(corpus: Path, cache: str) -> None:
+    """Micro-batches of 4 accumulate to the update of the whole batch of 16."""
+    whole = run(corpus, cache, None, max_steps=4, dropout=0.0).model.state_dict()
+    parts = run(corpus, cache, None, max_steps=4, dropout=0.0, micro_batch_size=4).model.state_dict()
+    for k in whole:
+        torch.testing.assert_close(whole[k], parts[k], rtol=1e-4, atol=1e-5, msg=k)
+
+
+def test_bf16_autocast_trains(corpus: Path, cache: str) -> None:
+    """bf16 autocast runs (emulated on CPUs without AMX, so kept tiny) and tracks fp32."""
+    small = dict(max_steps=2, batch_size=4, seq_len=16, eval_batches=1, eval_every=2)
+    bf16 = run(corpus, cache, None, precision="bf16", **small).training.final_valid
+    fp32 = run(corpus, cache, None, precision="fp32", **small).training.final_valid
+    assert abs(bf16["valid_loss"] - fp32["valid_loss"]) < 0.05
+
+
+def test_compiled_model_trains_like_the_eager_one(corpus: Path, cache: str) -> None:
+    small = dict(max_steps=2, batch_size=4, seq_len=16, eval_batches=1, eval_every=2, dropout=0.0,
+                 precision="fp32")
+    eager = run(corpus, cache, None, **small).training.final_valid
+    compiled = run(corpus, cache, None, compile=True, **small).training.final_valid
+    assert abs(eager["valid_loss"] - compiled["valid_loss"]) < 1e-3
+
+
 def test_continued_pretraining_from_an_encoder(corpus: Path, cache: str, tmp_path: Path) -> None:
     """--init starts from the weights given, and the artifact records its parent."""
     history = run(corpus, cache, tmp_path / "a", max_steps=20, eval_every=20).training.history

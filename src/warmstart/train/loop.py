@@ -229,6 +229,7 @@ def train(
 
     if config.eval_every and state.step == 0:  # where the curve starts
         state.history.append(_validate(model, module, batches, config, dist, device, autocast, state))
+        window_start = time.perf_counter()  # training speed, not validation's
     with _StopFlag() as stop:
         while True:
             elapsed, signalled = dist.max([time.perf_counter() - run_start, float(stop.signal or 0)])
@@ -285,9 +286,13 @@ def train(
             bar.update(round(100 * budget.progress(step=state.step, tokens=state.tokens,
                                                    elapsed=time.perf_counter() - run_start), 2) - bar.n)
             if config.eval_every and state.step % config.eval_every == 0:
+                eval_start = time.perf_counter()
                 state.history.append(_validate(model, module, batches, config, dist, device, autocast, state))
+                window_start += time.perf_counter() - eval_start  # training speed only
             if config.checkpoint_every and state.step % config.checkpoint_every == 0:
+                saving_start = time.perf_counter()
                 checkpoint()
+                window_start += time.perf_counter() - saving_start
 
     if not state.history or "valid_loss" not in state.history[-1]:
         state.history.append(_validate(model, module, batches, config, dist, device, autocast, state))
