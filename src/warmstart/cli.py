@@ -76,6 +76,32 @@ def _corpus_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.argument("corpus", nargs=-1, required=True)(fn)
 
 
+def _run_options(section: str, *classes: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The options of a command that trains on a corpus: CORPUS, --out, --config, settings."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn = click.pass_context(fn)
+        fn = click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")(fn)
+        fn = click.option("--quiet", is_flag=True, help="no progress bars")(fn)
+        for c in reversed(classes):
+            fn = _dataclass_options(c)(fn)
+        fn = click.option("--config", type=click.Path(),
+                          help=f"TOML file of settings (a [{section}] table or top level)")(fn)
+        fn = click.option("--out", required=True, type=click.Path(), help="artifact folder to write")(fn)
+        return _corpus_options(fn)
+
+    return decorate
+
+
+def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _emit(summary)
+        return
+    rows = [(k, f"{v:,.4f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v))
+            for k, v in summary.items()]
+    click.echo(_table(rows, ("result", "value")))
+
+
 def _corpus(paths: tuple[str, ...], text_field: str, no_header: bool, strict: bool) -> Any:
     from warmstart.corpus import Corpus
 
@@ -114,13 +140,7 @@ def _vectors_config_cls() -> type:
 
 
 @vectors.command("train")
-@_corpus_options
-@click.option("--out", required=True, type=click.Path(), help="artifact folder to write")
-@click.option("--config", type=click.Path(), help="TOML file of settings (a [vectors] table or top level)")
-@_dataclass_options(_vectors_config_cls())
-@click.option("--quiet", is_flag=True, help="no progress bars")
-@click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
-@click.pass_context
+@_run_options("vectors", _vectors_config_cls())
 def vectors_train(ctx: click.Context, corpus: tuple[str, ...], text_field: str, no_header: bool,
                   strict: bool, out: str, config: str | None, quiet: bool, as_json: bool,
                   **_: Any) -> None:
@@ -130,13 +150,7 @@ def vectors_train(ctx: click.Context, corpus: tuple[str, ...], text_field: str, 
     settings = _settings(VectorsConfig, ctx, config, "vectors")
     kv = train_vectors(_corpus(corpus, text_field, no_header, strict), out=out,
                        progress=not quiet, **settings)
-    summary = {"out": out, **kv.training_summary}  # type: ignore[attr-defined]
-    if as_json:
-        _emit(summary)
-        return
-    rows: list[tuple[str, str]] = [(k, f"{v:,.4f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v))
-            for k, v in summary.items()]
-    click.echo(_table(rows, ("result", "value")))
+    _print_summary({"out": out, **kv.training_summary}, as_json)  # type: ignore[attr-defined]
 
 
 @vectors.command("eval")
@@ -252,23 +266,8 @@ def _pretrain_settings() -> tuple[type, ...]:
     return SETTINGS
 
 
-def _options_of(classes: tuple[type, ...]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        for c in reversed(classes):
-            fn = _dataclass_options(c)(fn)
-        return fn
-
-    return decorate
-
-
 @cli.command("pretrain")
-@_corpus_options
-@click.option("--out", required=True, type=click.Path(), help="artifact folder to write")
-@click.option("--config", type=click.Path(), help="TOML file of settings (a [pretrain] table or top level)")
-@_options_of(_pretrain_settings())
-@click.option("--quiet", is_flag=True, help="no progress bars")
-@click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
-@click.pass_context
+@_run_options("pretrain", *_pretrain_settings())
 def pretrain_command(ctx: click.Context, corpus: tuple[str, ...], text_field: str, no_header: bool,
                      strict: bool, out: str, config: str | None, quiet: bool, as_json: bool,
                      **_: Any) -> None:
@@ -282,15 +281,8 @@ def pretrain_command(ctx: click.Context, corpus: tuple[str, ...], text_field: st
     settings = _settings(SETTINGS, ctx, config, "pretrain")
     result = pretrain(_corpus(corpus, text_field, no_header, strict), out=out,
                       progress=not quiet, **settings)
-    if result.out is None or not _is_main_process():
-        return
-    summary = result.summary
-    if as_json:
-        _emit(summary)
-        return
-    rows = [(k, f"{v:,.4f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v))
-            for k, v in summary.items()]
-    click.echo(_table(rows, ("result", "value")))
+    if _is_main_process():
+        _print_summary(result.summary, as_json)
 
 
 def _is_main_process() -> bool:

@@ -22,7 +22,7 @@ from torch import nn
 
 from warmstart.config import opt
 from warmstart.errors import WarmstartError
-from warmstart.models.transformer import Decoder, Encoder
+from warmstart.models.transformer import Decoder, Encoder, TransformerConfig
 
 
 @dataclass
@@ -144,50 +144,63 @@ class Objective(nn.Module):
         raise NotImplementedError
 
 
-def choose_masked(
-    ids: torch.Tensor,
-    *,
-    mask_prob: float,
-    special: torch.Tensor,
-    starts: torch.Tensor | None,
-    generator: torch.Generator,
-) -> torch.Tensor:
-    """(B, T) bool: the positions to predict, never special tokens, whole words if ``starts``."""
-    B, T = ids.shape
-    candidate = ~torch.isin(ids, special)
-    r = torch.rand(B, T, generator=generator)
-    if starts is not None:
-        # Every piece takes the draw of the piece that starts its word.
-        is_start = starts[ids] | ~candidate
-        word = is_start.long().cumsum(1) - 1  # (B, T) index of each position's word
-        r = torch.gather(r, 1, word.clamp(min=0))
-    return (r < mask_prob) & candidate
+def encoder_to_train(config: TransformerConfig, encoder: Encoder | None) -> Encoder:
+    """``encoder``, or a fresh one of ``config``, ready for an objective that does not pool."""
+    encoder = encoder if encoder is not None else Encoder(config)
+    # BERT's pooler plays no part in pretraining; frozen, so DDP need not wait for its gradient.
+    encoder.pooler.requires_grad_(False)
+    return encoder
 
 
-def corrupt_for_mlm(
-    ids: torch.Tensor,
-    masked: torch.Tensor,
-    *,
-    mask_id: int,
-    vocab_size: int,
-    special: torch.Tensor,
-    generator: torch.Generator,
-    replace: tuple[float, float] = (0.8, 0.1),
-) -> torch.Tensor:
-    """BERT's corruption of the masked positions: 80% [MASK], 10% a random token, 10% kept.
+class Masking:
+    """BERT's choice and corruption of the positions to predict, shared by MLM and ELECTRA.
 
-    Random tokens are never special ones (a random [PAD] would be hidden from attention).
+    Masks are drawn on the CPU, where batches are made, whatever device the model is on.
     """
-    u = torch.rand(ids.shape, generator=generator)
-    vocab = torch.arange(vocab_size)
-    ordinary = vocab[~torch.isin(vocab, special.cpu())]
-    random_tokens = ordinary[torch.randint(len(ordinary), ids.shape, generator=generator)]
-    to_mask = masked & (u < replace[0])
-    to_random = masked & (u >= replace[0]) & (u < replace[0] + replace[1])
-    out = ids.clone()
-    out[to_mask] = mask_id
-    out[to_random] = random_tokens[to_random]
-    return out
+
+    def __init__(
+        self, special: SpecialTokens, word_starts: np.ndarray, settings: ObjectiveConfig, *,
+        vocab_size: int, objective: str,
+    ) -> None:
+        if special.mask is None:
+            raise WarmstartError(f"the tokenizer has no [MASK] token, which {objective} needs")
+        self.mask_id = special.mask
+        self.mask_prob = settings.mask_prob
+        self.special_ids = torch.tensor(special.ids())
+        self.starts = torch.from_numpy(word_starts) if settings.whole_word_mask else None
+        vocab = torch.arange(vocab_size)
+        # Random replacements are never special tokens (a random [PAD] would be hidden).
+        self.ordinary = vocab[~torch.isin(vocab, self.special_ids)]
+
+    def __call__(
+        self, ids: torch.Tensor, *, generator: torch.Generator,
+        replace: tuple[float, float] = (0.8, 0.1),
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(inputs, labels, chosen) for ``ids`` (B, T): ``replace`` = shares of [MASK], random."""
+        chosen = self.choose(ids, generator=generator)
+        u = torch.rand(ids.shape, generator=generator)
+        random_tokens = self.ordinary[
+            torch.randint(len(self.ordinary), ids.shape, generator=generator)
+        ]
+        to_mask = chosen & (u < replace[0])
+        to_random = chosen & (u >= replace[0]) & (u < replace[0] + replace[1])
+        inputs = ids.clone()
+        inputs[to_mask] = self.mask_id
+        inputs[to_random] = random_tokens[to_random]
+        labels = torch.where(chosen, ids, torch.full_like(ids, -100))
+        return inputs, labels, chosen
+
+    def choose(self, ids: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
+        """(B, T) bool: the positions to predict, never special tokens, whole words if asked."""
+        B, T = ids.shape
+        candidate = ~torch.isin(ids, self.special_ids)
+        r = torch.rand(B, T, generator=generator)
+        if self.starts is not None:
+            # Every piece takes the draw of the piece that starts its word.
+            is_start = self.starts[ids] | ~candidate
+            word = is_start.long().cumsum(1) - 1  # (B, T) index of each position's word
+            r = torch.gather(r, 1, word.clamp(min=0))
+        return (r < self.mask_prob) & candidate
 
 
 def accuracy_stats(

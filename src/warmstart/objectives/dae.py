@@ -27,6 +27,7 @@ from warmstart.objectives.base import (
     Prepared,
     SpecialTokens,
     accuracy_stats,
+    encoder_to_train,
 )
 
 
@@ -59,7 +60,6 @@ class DenoisingAutoencoder(Objective):
     name = "dae"
     kind = "encoder"
     rows = "documents"
-    special_ids: torch.Tensor  # buffers
 
     def __init__(
         self,
@@ -70,16 +70,14 @@ class DenoisingAutoencoder(Objective):
         encoder: Encoder | None = None,
     ) -> None:
         super().__init__()
-        self.encoder = encoder if encoder is not None else Encoder(config)
-        # BERT's pooler plays no part here; frozen, so DDP need not wait for its gradient.
-        self.encoder.pooler.requires_grad_(False)
+        self.encoder = encoder_to_train(config, encoder)
         self.layers = nn.ModuleList(ReconstructionLayer(config) for _ in range(settings.decoder_layers))
         self.layers.apply(init_weights)
         self.ln_emb = nn.LayerNorm(config.hidden, eps=config.layer_norm_eps)
         self.head = MaskedLMHead(config, self.encoder.tok_emb)
         self.special = special
         self.settings = settings
-        self.register_buffer("special_ids", torch.tensor(special.ids()), persistent=False)
+        self.special_ids = torch.tensor(special.ids())  # used on the CPU, where batches are made
 
     def model(self) -> Encoder:
         return self.encoder

@@ -15,7 +15,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from warmstart.errors import WarmstartError
 from warmstart.models.transformer import (
     Encoder,
     EncoderLayer,
@@ -25,13 +24,13 @@ from warmstart.models.transformer import (
     run_layers,
 )
 from warmstart.objectives.base import (
+    Masking,
     Objective,
     ObjectiveConfig,
     Prepared,
     SpecialTokens,
     accuracy_stats,
-    choose_masked,
-    corrupt_for_mlm,
+    encoder_to_train,
 )
 
 
@@ -65,8 +64,6 @@ class Generator(nn.Module):
 class ReplacedTokenDetection(Objective):
     name = "electra"
     kind = "encoder"
-    special_ids: torch.Tensor  # buffers
-    starts: torch.Tensor
 
     def __init__(
         self,
@@ -78,11 +75,9 @@ class ReplacedTokenDetection(Objective):
         encoder: Encoder | None = None,
     ) -> None:
         super().__init__()
-        if special.mask is None:
-            raise WarmstartError("the tokenizer has no [MASK] token, which ELECTRA needs")
-        self.discriminator = encoder if encoder is not None else Encoder(config)
-        # BERT's pooler plays no part here; frozen, so DDP need not wait for its gradient.
-        self.discriminator.pooler.requires_grad_(False)
+        self.masking = Masking(special, word_starts, settings, vocab_size=config.vocab_size,
+                               objective="ELECTRA")
+        self.discriminator = encoder_to_train(config, encoder)
         self.generator = Generator(
             config, generator_config(config, settings.generator_scale), self.discriminator.tok_emb
         )
@@ -92,8 +87,6 @@ class ReplacedTokenDetection(Objective):
         self.detect.apply(init_weights)
         self.special = special
         self.settings = settings
-        self.register_buffer("special_ids", torch.tensor(special.ids()), persistent=False)
-        self.register_buffer("starts", torch.from_numpy(word_starts), persistent=False)
 
     def model(self) -> Encoder:
         return self.discriminator
@@ -101,27 +94,15 @@ class ReplacedTokenDetection(Objective):
     def prepare(
         self, ids: torch.Tensor, lengths: torch.Tensor | None, *, generator: torch.Generator
     ) -> Prepared:
-        masked = choose_masked(
-            ids,
-            mask_prob=self.settings.mask_prob,
-            special=self.special_ids,
-            starts=self.starts if self.settings.whole_word_mask else None,
-            generator=generator,
-        )
         # ELECTRA masks every chosen token (no random or kept tokens for the generator).
-        inputs = corrupt_for_mlm(
-            ids, masked, mask_id=int(self.special.mask),  # type: ignore[arg-type]
-            vocab_size=self.discriminator.config.vocab_size, special=self.special_ids, generator=generator,
-            replace=(1.0, 0.0),
-        )
+        inputs, labels, chosen = self.masking(ids, generator=generator, replace=(1.0, 0.0))
         # One uniform draw per position to sample the generator's token by inverse CDF, so
         # sampling, like masking, is fixed by the step and not by how the batch is split.
         uniform = torch.rand(ids.shape, generator=generator)
-        labels = torch.where(masked, ids, torch.full_like(ids, -100))
         return Prepared(
             tensors={"inputs": inputs, "labels": labels, "uniform": uniform, "original": ids},
             norms={
-                "masked": max(1.0, float(masked.sum())),
+                "masked": max(1.0, float(chosen.sum())),
                 "tokens": max(1.0, float((ids != self.special.pad).sum())),
             },
         )

@@ -11,24 +11,21 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from warmstart.errors import WarmstartError
 from warmstart.models.transformer import Encoder, MaskedLMHead, TransformerConfig
 from warmstart.objectives.base import (
+    Masking,
     Objective,
     ObjectiveConfig,
     Prepared,
     SpecialTokens,
     accuracy_stats,
-    choose_masked,
-    corrupt_for_mlm,
+    encoder_to_train,
 )
 
 
 class MaskedLM(Objective):
     name = "mlm"
     kind = "encoder"
-    special_ids: torch.Tensor  # buffers
-    starts: torch.Tensor
 
     def __init__(
         self,
@@ -40,16 +37,12 @@ class MaskedLM(Objective):
         encoder: Encoder | None = None,
     ) -> None:
         super().__init__()
-        if special.mask is None:
-            raise WarmstartError("the tokenizer has no [MASK] token, which MLM needs")
-        self.encoder = encoder if encoder is not None else Encoder(config)
-        # BERT's pooler plays no part here; frozen, so DDP need not wait for its gradient.
-        self.encoder.pooler.requires_grad_(False)
+        self.masking = Masking(special, word_starts, settings, vocab_size=config.vocab_size,
+                               objective="MLM")
+        self.encoder = encoder_to_train(config, encoder)
         self.head = MaskedLMHead(config, self.encoder.tok_emb)
         self.special = special
         self.settings = settings
-        self.register_buffer("special_ids", torch.tensor(special.ids()), persistent=False)
-        self.register_buffer("starts", torch.from_numpy(word_starts), persistent=False)
 
     def model(self) -> Encoder:
         return self.encoder
@@ -57,22 +50,10 @@ class MaskedLM(Objective):
     def prepare(
         self, ids: torch.Tensor, lengths: torch.Tensor | None, *, generator: torch.Generator
     ) -> Prepared:
-        masked = choose_masked(
-            ids,
-            mask_prob=self.settings.mask_prob,
-            special=self.special_ids,
-            starts=self.starts if self.settings.whole_word_mask else None,
-            generator=generator,
-        )
-        inputs = corrupt_for_mlm(
-            ids, masked, mask_id=int(self.special.mask),  # type: ignore[arg-type]
-            vocab_size=self.encoder.config.vocab_size, special=self.special_ids,
-            generator=generator,
-        )
-        labels = torch.where(masked, ids, torch.full_like(ids, -100))
+        inputs, labels, chosen = self.masking(ids, generator=generator)
         return Prepared(
             tensors={"inputs": inputs, "labels": labels},
-            norms={"masked": max(1.0, float(masked.sum()))},
+            norms={"masked": max(1.0, float(chosen.sum()))},
         )
 
     def forward(  # type: ignore[override]
