@@ -300,3 +300,48 @@ def test_cli_prints_error_and_exits_2(corpus: Path, tmp_path: Path) -> None:
                                str(tmp_path / "missing.json")), capture_output=True, text=True)
     assert done.returncode == 2
     assert done.stderr.startswith("error: --tokenizer") and "Traceback" not in done.stderr
+
+
+def test_cli_pretrain_export_import_and_info(corpus: Path, cache: str, tmp_path: Path) -> None:
+    """The CLI end to end: pretrain, export for transformers, import back, info."""
+    transformers = pytest.importorskip("transformers")
+    enc = tmp_path / "enc"
+    done = subprocess.run(_cli(*_cli_options(corpus, cache, enc, 3), "--json"),
+                          capture_output=True, text=True, check=True)
+    summary = json.loads(done.stdout)
+    assert summary["steps"] == 3 and summary["stopped_by"] == "max_steps"
+
+    hf = tmp_path / "hf"
+    subprocess.run([sys.executable, "-m", "warmstart", "model", "export", str(enc), "--out", str(hf)],
+                   check=True, capture_output=True)
+    theirs = transformers.AutoModel.from_pretrained(str(hf)).eval()
+    ours = load_pretrained(enc).model.eval()
+    ids = torch.tensor([[2, 40, 41, 42, 3]])
+    with torch.no_grad():
+        torch.testing.assert_close(theirs(input_ids=ids).last_hidden_state, ours(ids),
+                                   rtol=1e-4, atol=1e-4)
+
+    back = tmp_path / "back"
+    subprocess.run([sys.executable, "-m", "warmstart", "model", "import", str(hf), "--out", str(back)],
+                   check=True, capture_output=True)
+    info = subprocess.run([sys.executable, "-m", "warmstart", "info", str(back)],
+                          capture_output=True, text=True, check=True)
+    meta = json.loads(info.stdout)
+    assert meta["kind"] == "encoder" and meta["parent"] == str(hf.resolve())
+    with torch.no_grad():
+        torch.testing.assert_close(load_pretrained(back).model.eval()(ids), ours(ids))
+
+
+def test_config_file_sets_the_model_shape(corpus: Path, cache: str, tmp_path: Path) -> None:
+    """A TOML [pretrain] table gives any shape; options on the command line win over it."""
+    config = tmp_path / "run.toml"
+    config.write_text("[pretrain]\nn-layers = 1\nhidden = 64\nn-heads = 2\nffn = 128\nlr = 0.01\n")
+    out = tmp_path / "shaped"
+    subprocess.run(_cli(*_cli_options(corpus, cache, out, 2), "--config", str(config)), check=True)
+    meta = json.loads((out / "warmstart.json").read_text())
+    assert meta["config"]["model"]["n_layers"] == 1 and meta["config"]["model"]["hidden"] == 64
+    assert meta["config"]["train"]["lr"] == TINY["lr"]  # given on the command line too
+    config.write_text("[pretrain]\nlayers = 3\n")
+    done = subprocess.run(_cli(*_cli_options(corpus, cache, tmp_path / "x", 2), "--config", str(config)),
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "layers" in done.stderr
