@@ -224,7 +224,9 @@ def test_killed_process_resumes_to_the_same_weights(corpus: Path, cache: str, tm
     stopped_at = json.loads((out / "checkpoint" / "state.json").read_text())["step"]
     assert 0 < stopped_at < steps
 
-    subprocess.run(_cli(*_cli_options(corpus, cache, out, steps)), check=True)
+    resumed = subprocess.run(_cli(*_cli_options(corpus, cache, out, steps)), check=True,
+                             capture_output=True, text=True)
+    assert f"resuming from {out}/checkpoint at step {stopped_at}" in resumed.stderr
     a, b = load_file(str(straight / "model.safetensors")), load_file(str(out / "model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 

@@ -3,6 +3,8 @@
     >>> from warmstart import Corpus, train_vectors
     >>> kv = train_vectors(Corpus("reviews.txt"), out="vecs", dim=100)   # doctest: +SKIP
     >>> kv.most_similar("good", topn=5)                                  # doctest: +SKIP
+    >>> from warmstart.pretrain import pretrain
+    >>> run = pretrain("reviews.txt", out="mlm", objective="mlm", time_budget="20m")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ _LAZY = {
     "train_vectors": "warmstart.vectors.train",
     "evaluate_analogies": "warmstart.evaluate.intrinsic",
     "evaluate_word_pairs": "warmstart.evaluate.intrinsic",
+    "TransformerConfig": "warmstart.models.transformer",
+    "Encoder": "warmstart.models.transformer",
+    "Decoder": "warmstart.models.transformer",
+    "load_pretrained": "warmstart.models.io",
+    "PretrainConfig": "warmstart.pretrain",  # the function is warmstart.pretrain.pretrain
 }
 
 __all__ = ["__version__", *_LAZY]

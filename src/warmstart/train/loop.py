@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import math
 import signal
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -202,6 +203,9 @@ def train(
     state = Progress()
     if out is not None:
         state = load_checkpoint(out, module=module, optimizer=optimizer, fingerprint=fingerprint) or state
+        if state.step and dist.main:
+            print(f"resuming from {out}/checkpoint at step {state.step} "
+                  f"({state.tokens:,} tokens, {state.elapsed:.0f} s)", file=sys.stderr)
 
     model: Any = module
     if dist.world > 1:
