@@ -222,7 +222,7 @@ def train(
     stopped_by: str | None = None
     window: dict[str, float] = {}
     window_start = time.perf_counter()
-    window_tokens = 0
+    window_tokens = window_steps = 0
     run_start = time.perf_counter() - state.elapsed
 
     def checkpoint() -> None:
@@ -263,13 +263,14 @@ def train(
                                 micro=micro, world=dist.world, device=device, autocast=autocast)
             if config.clip:
                 grad_norm = float(torch.nn.utils.clip_grad_norm_(module.parameters(), config.clip))
-                stats["grad_norm"] = grad_norm
+                stats["grad_norm"] = grad_norm / dist.world  # summed over processes when logged
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
 
             state.step += 1
             state.tokens += n_tokens
             window_tokens += n_tokens
+            window_steps += 1  # fewer than log_every after a resume
             for k, v in stats.items():
                 window[k] = window.get(k, 0.0) + v
             if not math.isfinite(stats["loss"]):
@@ -280,13 +281,13 @@ def train(
 
             if state.step % config.log_every == 0:
                 now = time.perf_counter()
-                record = _summarise(dist.sum(window), steps=config.log_every)
+                record = _summarise(dist.sum(window), steps=window_steps)
                 record.update(step=state.step, tokens=state.tokens, lr=lr,
                               elapsed=round(now - run_start, 2),
                               tokens_per_second=round(window_tokens * 1.0 / max(now - window_start, 1e-9), 1))
                 state.history.append(record)
                 bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tokens_per_second']:.0f}")
-                window, window_tokens, window_start = {}, 0, now
+                window, window_tokens, window_steps, window_start = {}, 0, 0, now
             bar.update(round(100 * budget.progress(step=state.step, tokens=state.tokens,
                                                    elapsed=time.perf_counter() - run_start), 2) - bar.n)
             if config.eval_every and state.step % config.eval_every == 0:
