@@ -89,6 +89,22 @@ def check_replaceable(out: Path) -> None:
 
 
 @contextlib.contextmanager
+def staged_dir(final: Path, *, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary folder beside ``final``; on success it replaces ``final`` by renames.
+
+    On failure the temporary folder is removed and ``final`` is left as it was.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=suffix, dir=final.parent))
+    try:
+        yield tmp
+        replace_dir(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+@contextlib.contextmanager
 def building(out_dir: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary folder beside ``out_dir``; on success it replaces ``out_dir``.
 
@@ -97,14 +113,8 @@ def building(out_dir: str | os.PathLike[str]) -> Iterator[Path]:
     """
     out = Path(out_dir)
     check_replaceable(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".building", dir=out.parent))
-    try:
+    with staged_dir(out, suffix=".building") as tmp:
         yield tmp
-        replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def write_meta(

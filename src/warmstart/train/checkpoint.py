@@ -11,8 +11,6 @@ Randomness needs no saved state: the loop reseeds from (seed, step, rank) every 
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from warmstart.artifact import CHECKPOINT_DIR, replace_dir
+from warmstart.artifact import CHECKPOINT_DIR, staged_dir
 from warmstart.errors import WarmstartError
 
 _STATE = "state.json"
@@ -49,7 +47,6 @@ def save_checkpoint(
     fingerprint: dict[str, Any],
 ) -> Path:
     """Write the checkpoint of ``module``/``optimizer`` at ``progress`` into ``out/checkpoint``."""
-    out.mkdir(parents=True, exist_ok=True)
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
     opt_state = optimizer.state_dict()
     for index, state in opt_state["state"].items():
@@ -64,16 +61,11 @@ def save_checkpoint(
         "param_groups": groups,
         "fingerprint": fingerprint,
     }
-    tmp = Path(tempfile.mkdtemp(prefix=f".{CHECKPOINT_DIR}.", dir=out))
-    try:
+    with staged_dir(out / CHECKPOINT_DIR) as tmp:
         save_file(tensors, str(tmp / _TENSORS))
         (tmp / _STATE).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
         lines = [json.dumps(r) for r in progress.history]
         (tmp / _METRICS).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-        replace_dir(tmp, out / CHECKPOINT_DIR)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out / CHECKPOINT_DIR
 
 

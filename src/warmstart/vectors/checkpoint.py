@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from warmstart.artifact import CHECKPOINT_DIR, replace_dir
+from warmstart.artifact import CHECKPOINT_DIR, staged_dir
 from warmstart.errors import WarmstartError
 
 _STATE = "state.json"
@@ -81,16 +79,10 @@ def fingerprint(config: dict[str, Any], data: dict[str, Any] | None, words: list
 def save_checkpoint(out: Path, arrays: dict[str, np.ndarray | None], state: RunState,
                     fp: dict[str, Any]) -> Path:
     """Atomically replace ``out/checkpoint`` with the current matrices and state."""
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".checkpoint.", dir=out))
-    try:
+    with staged_dir(out / CHECKPOINT_DIR) as tmp:
         save_file({k: v for k, v in arrays.items() if v is not None}, str(tmp / _TENSORS))
         (tmp / _STATE).write_text(json.dumps({"fingerprint": fp, "state": asdict(state)}, indent=1))
-        replace_dir(tmp, out / CHECKPOINT_DIR)
-        return out / CHECKPOINT_DIR
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    return out / CHECKPOINT_DIR
 
 
 def load_checkpoint(out: Path, arrays: dict[str, np.ndarray | None], fp: dict[str, Any]) -> RunState | None:
