@@ -7,6 +7,12 @@ Runs ``warmstart pretrain`` once per objective (one after the other, the same mo
 batch, tokenizer and time budget), then prints a table of the final validation figures and
 draws every objective's validation loss against training tokens into one PNG. The loss of
 each objective measures a different task, so each gets its own panel.
+
+Validation losses of different objectives cannot be compared, so with ``--probe DIR`` (a
+folder with train.tsv and test.tsv, e.g. ``../shared/data/en/sst2-sentences``) each model is
+also scored the way it will be used: mean-pooled hidden states of the frozen model, fed to a
+logistic regression trained on train.tsv and tested on test.tsv, next to the same probe on a
+randomly initialised model of the same shape and tokenizer (what pretraining must beat).
 """
 
 from __future__ import annotations
@@ -28,6 +34,9 @@ def main() -> None:
     ap.add_argument("--size", default="small")
     ap.add_argument("--work", default="/tmp/warmstart-curves")
     ap.add_argument("--plot", default="docs/img/pretrain_curves.png")
+    ap.add_argument("--probe", help="folder with train.tsv/test.tsv to score the models on")
+    ap.add_argument("--also", nargs="*", default=[],
+                    help="more model folders to probe, e.g. an imported checkpoint for reference")
     ap.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more pretrain options")
     args = ap.parse_args()
     work = Path(args.work)
@@ -43,6 +52,9 @@ def main() -> None:
         print(" ".join(cmd), flush=True)
         subprocess.run(cmd, check=True)
     report(work, args.objectives, Path(args.plot))
+    if args.probe:
+        probe([work / o for o in args.objectives] + [Path(p) for p in args.also],
+              Path(args.probe))
 
 
 def report(work: Path, objectives: list[str], plot: Path) -> None:
@@ -83,6 +95,71 @@ def report(work: Path, objectives: list[str], plot: Path) -> None:
     plot.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(plot)
     print(f"wrote {plot}")
+
+
+def read_tsv(path: Path) -> tuple[list[str], list[int]]:
+    lines = path.read_text(encoding="utf-8").splitlines()[1:]
+    rows = [line.rsplit("\t", 1) for line in lines if line.strip()]
+    return [r[0] for r in rows], [int(r[1]) for r in rows]
+
+
+def pooled_features(model, tokenizer, texts: list[str], max_len: int = 128):  # type: ignore[no-untyped-def]
+    """Mean of the last hidden states over each text's tokens, (N, C) as numpy."""
+    import numpy as np
+    import torch
+
+    from warmstart.models.transformer import Encoder
+
+    model.eval()
+    pad = tokenizer.token_to_id("[PAD]") or 0
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(texts), 64):
+            enc = tokenizer.encode_batch(texts[i:i + 64])
+            ids = [e.ids[:max_len] for e in enc]
+            width = max(len(x) for x in ids)
+            batch = torch.tensor([x + [pad] * (width - len(x)) for x in ids])
+            mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in ids]).bool()
+            if isinstance(model, Encoder):
+                hidden = model(batch, attention_mask=mask)
+            else:  # a causal decoder: right padding never reaches the real tokens
+                hidden = model(batch)
+            m = mask.unsqueeze(-1).float()
+            out.append(((hidden * m).sum(1) / m.sum(1)).numpy())
+    return np.concatenate(out)
+
+
+def probe(folders: list[Path], data: Path) -> None:
+    """Linear-probe test accuracy of each model, and of a random model of the same shape."""
+    import numpy as np
+    import torch
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from warmstart.models.io import load_pretrained
+
+    train_x, train_y = read_tsv(data / "train.tsv")
+    test_x, test_y = read_tsv(data / "test.tsv")
+    majority = max(np.mean(test_y), 1 - np.mean(test_y))
+
+    def score(model, tokenizer) -> float:  # type: ignore[no-untyped-def]
+        clf = make_pipeline(StandardScaler(), LogisticRegressionCV(
+            Cs=8, l1_ratios=(0.0,), scoring="accuracy", use_legacy_attributes=False,
+            max_iter=2000))
+        clf.fit(pooled_features(model, tokenizer, train_x), train_y)
+        return float(clf.score(pooled_features(model, tokenizer, test_x), test_y))
+
+    print(f"linear probe on {data} (train {len(train_x):,}, test {len(test_x):,}, "
+          f"majority class {majority:.3f})")
+    for folder in folders:
+        if not (folder / "warmstart.json").exists() and not (folder / "config.json").exists():
+            continue
+        loaded = load_pretrained(folder)
+        torch.manual_seed(0)
+        random_model = type(loaded.model)(loaded.model.config)
+        print(f"{folder.name:9} pretrained {score(loaded.model, loaded.tokenizer):.3f}   "
+              f"random init {score(random_model, loaded.tokenizer):.3f}", flush=True)
 
 
 if __name__ == "__main__":
