@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import lzma
 import os
 from pathlib import Path
 
@@ -20,3 +23,16 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data folder {SHARED_DATA} not found")
     return SHARED_DATA
+
+
+def write(path: Path, data: str | bytes) -> Path:
+    """Write ``data`` to ``path``, compressed by its suffix (.gz, .bz2, .xz)."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(path.suffix)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if opener is None:
+        path.write_bytes(raw)
+    else:
+        with opener(path, "wb") as f:
+            f.write(raw)
+    return path

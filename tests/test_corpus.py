@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import json
-import lzma
 import re
 import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import write
 
 from warmstart import artifact
 from warmstart.corpus import Corpus, InvalidUTF8Warning
@@ -19,18 +17,6 @@ from warmstart.errors import WarmstartError
 
 DOCS = ["first document here", "second one, with ünïcödé", "third 第三"]
 
-
-def write(path: Path, data: str | bytes) -> Path:
-    """Write ``data`` to ``path``, compressed by its suffix."""
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(path.suffix)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if opener is None:
-        path.write_bytes(raw)
-    else:
-        with opener(path, "wb") as f:
-            f.write(raw)
-    return path
 
 
 def raises_user_error(match: str) -> Any:

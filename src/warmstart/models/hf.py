@@ -390,22 +390,36 @@ def _wordpiece_from_vocab(folder: Path, vocab: Path) -> tokenizers.Tokenizer:
 # --- writing ---
 
 
+@dataclass
+class SequenceHead:
+    """A classification head on BERT's pooled output, as ``BertForSequenceClassification``."""
+
+    weight: torch.Tensor  # (K, C)
+    bias: torch.Tensor  # (K,)
+    labels: list[str]
+    multi_label: bool = False
+
+
 def write_hf_folder(
-    model: Encoder | Decoder, out: str | os.PathLike[str], *, tokenizer: tokenizers.Tokenizer | None
+    model: Encoder | Decoder, out: str | os.PathLike[str], *, tokenizer: tokenizers.Tokenizer | None,
+    head: SequenceHead | None = None,
 ) -> None:
-    """Write ``model`` (and ``tokenizer``) as a Hugging Face folder: an Encoder as ``BertModel``,
-    a Decoder as ``GPT2LMHeadModel``. The folder is built beside ``out`` and renamed into place;
-    an existing ``out`` must be empty (or a warmstart artifact)."""
+    """Write ``model`` (and ``tokenizer``) as a Hugging Face folder: an Encoder as ``BertModel``
+    (with ``head``: ``BertForSequenceClassification``), a Decoder as ``GPT2LMHeadModel``. The
+    folder is built beside ``out`` and renamed into place; an existing ``out`` must be empty
+    (or a warmstart artifact)."""
     if isinstance(model, Encoder):
         kind = "encoder"
     elif isinstance(model, Decoder):
         kind = "decoder"
     else:
         raise TypeError(f"write_hf_folder takes an Encoder or a Decoder, not {type(model).__name__}")
+    if head is not None and kind != "encoder":
+        raise TypeError("a classification head goes on an Encoder")
     cfg = model.config
     ours = model.state_dict()
     dtype = ours["tok_emb.weight"].dtype
-    prefix = "transformer." if kind == "decoder" else ""
+    prefix = "transformer." if kind == "decoder" else ("bert." if head is not None else "")
     tensors: dict[str, torch.Tensor] = {}
     for module, hf_modules, conv1d in _name_table(kind, cfg.n_layers):
         for p in _params(module):
@@ -416,6 +430,16 @@ def write_hf_folder(
                 tensors[f"{prefix}{m}.{p}"] = t.clone().contiguous()
     specials = _special_tokens(tokenizer, kind)
     hf_config = _bert_hf_config(cfg) if kind == "encoder" else _gpt2_hf_config(cfg, specials)
+    if head is not None:
+        tensors["classifier.weight"] = head.weight.detach().cpu().clone().contiguous()
+        tensors["classifier.bias"] = head.bias.detach().cpu().clone().contiguous()
+        hf_config.update(
+            architectures=["BertForSequenceClassification"],
+            id2label={str(i): name for i, name in enumerate(head.labels)},
+            label2id={name: i for i, name in enumerate(head.labels)},
+            problem_type=("multi_label_classification" if head.multi_label
+                          else "single_label_classification"),
+        )
     hf_config["torch_dtype"] = str(dtype).removeprefix("torch.")
     with artifact.building(out) as tmp:
         save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})

@@ -36,6 +36,10 @@ class Progress:
     tokens: int = 0
     elapsed: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
+    #: The best validation so far when the loop keeps the best weights: value, step, and how
+    #: many validations since have not beaten it; ``best_state`` holds those weights.
+    best: dict[str, Any] = field(default_factory=dict)
+    best_state: dict[str, torch.Tensor] | None = None
 
 
 def save_checkpoint(
@@ -52,6 +56,8 @@ def save_checkpoint(
     for index, state in opt_state["state"].items():
         for key, value in state.items():
             tensors[f"optim.{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
+    for k, v in (progress.best_state or {}).items():
+        tensors[f"best.{k}"] = v.contiguous()
     groups = [{k: v for k, v in g.items()} for g in opt_state["param_groups"]]
     meta = {
         "format": FORMAT,
@@ -60,6 +66,7 @@ def save_checkpoint(
         "elapsed": progress.elapsed,
         "param_groups": groups,
         "fingerprint": fingerprint,
+        "best": progress.best,
     }
     with staged_dir(out / CHECKPOINT_DIR) as tmp:
         save_file(tensors, str(tmp / _TENSORS))
@@ -114,7 +121,9 @@ def load_checkpoint(
     history = []
     if (folder / _METRICS).exists():
         history = [json.loads(line) for line in (folder / _METRICS).read_text().splitlines() if line]
-    return Progress(step=meta["step"], tokens=meta["tokens"], elapsed=meta["elapsed"], history=history)
+    best_state = {k[len("best."):]: v for k, v in tensors.items() if k.startswith("best.")}
+    return Progress(step=meta["step"], tokens=meta["tokens"], elapsed=meta["elapsed"],
+                    history=history, best=meta.get("best", {}), best_state=best_state or None)
 
 
 def describe_difference(saved: dict[str, Any], now: dict[str, Any], prefix: str = "") -> str:

@@ -83,6 +83,24 @@ class BatchSource(Protocol):
         ...
 
 
+@dataclass
+class Monitor:
+    """Keep the weights of the best validation, and optionally stop when it stops improving.
+
+    ``key`` is a validation record's key (``valid_loss``, ``valid_task_accuracy``...);
+    ``patience`` validations in a row without improvement end the run (0: never).
+    """
+
+    key: str = "valid_loss"
+    mode: str = "min"
+    patience: int = 0
+
+    def better(self, value: float, best: float | None) -> bool:
+        if best is None:
+            return True
+        return value < best if self.mode == "min" else value > best
+
+
 class Trainable(Protocol):
     def __call__(
         self, batch: dict[str, torch.Tensor], norms: dict[str, float]
@@ -170,13 +188,42 @@ def train(
     out: Path | None = None,
     fingerprint: dict[str, Any] | None = None,
     progress: bool = True,
+    monitor: Monitor | None = None,
 ) -> TrainResult:
     """Train ``module`` on ``batches`` until ``budget`` runs out; checkpoint into ``out``.
 
     ``module(batch, norms)`` returns (loss, summed statistics) for a slice of a prepared
     global batch; see :mod:`warmstart.objectives.base`. If ``out/checkpoint`` holds a run with
     the same ``fingerprint``, training continues from there.
+
+    A module may also define ``optimizer_groups(weight_decay)`` (AdamW groups, each with an
+    optional ``lr_scale``: discriminative learning rates) and ``on_step(progress)`` (called
+    before every step with the share of the budget used: gradual unfreezing). With
+    ``monitor``, the module ends with the weights of its best validation.
     """
+    # Denormal floats (tiny Adam moments late in a run) are 10x slower on x86 CPUs. The flag
+    # is process-wide: set it for the run only, so that the caller's numpy/torch arithmetic
+    # afterwards (e.g. reading vectors with denormal values) is not silently flushed.
+    flushing = torch.set_flush_denormal(True)
+    try:
+        return _run(module, batches, config, budget=budget, out=out, fingerprint=fingerprint,
+                    progress=progress, monitor=monitor)
+    finally:
+        if flushing:
+            torch.set_flush_denormal(False)
+
+
+def _run(
+    module: nn.Module,
+    batches: BatchSource,
+    config: TrainConfig,
+    *,
+    budget: Budget,
+    out: Path | None,
+    fingerprint: dict[str, Any] | None,
+    progress: bool,
+    monitor: Monitor | None,
+) -> TrainResult:
     if config.threads:
         torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
@@ -189,13 +236,12 @@ def train(
             f"--batch-size {config.batch_size} does not split over {dist.world} processes; "
             "use a multiple of the number of processes"
         )
-    # Denormal floats (tiny Adam moments late in a run) are 10x slower on x86 CPUs.
-    torch.set_flush_denormal(True)
     use_bf16 = config.precision == "bf16" or (config.precision == "auto" and fast_bf16(device))
     torch.manual_seed(config.seed)
     module.to(device)
+    groups_of = getattr(module, "optimizer_groups", None)
     optimizer = torch.optim.AdamW(
-        param_groups(module, config.weight_decay),
+        groups_of(config.weight_decay) if groups_of else param_groups(module, config.weight_decay),
         lr=config.lr, betas=(0.9, 0.98), eps=1e-6,
         fused=True,  # one kernel over all parameters: 7x faster than the default on CPU
     )
@@ -225,20 +271,40 @@ def train(
     window_tokens = window_steps = 0
     run_start = time.perf_counter() - state.elapsed
 
+    def validate() -> bool:
+        """Validate and log; with a monitor, keep the best weights. True: stop early."""
+        record = _validate(model, module, batches, config, dist, device, autocast, state)
+        state.history.append(record)
+        # Step 0 is where the curve starts, not a candidate; a tie goes to the later step.
+        if monitor is None or monitor.key not in record or state.step == 0:
+            return False
+        value = float(record[monitor.key])
+        if value == state.best.get("value") or monitor.better(value, state.best.get("value")):
+            state.best = {"value": value, "step": state.step, "waited": 0}
+            state.best_state = {k: v.detach().to("cpu", copy=True)
+                                for k, v in module.state_dict().items()}
+            return False
+        state.best["waited"] = state.best.get("waited", 0) + 1
+        return bool(monitor.patience) and state.best["waited"] >= monitor.patience
+
     def checkpoint() -> None:
         if out is not None and dist.main:
             save_checkpoint(out, module=module, optimizer=optimizer, progress=state,
                             fingerprint=fingerprint)
         dist.barrier()
 
+    early_stop = False
     if config.eval_every and state.step == 0:  # where the curve starts
-        state.history.append(_validate(model, module, batches, config, dist, device, autocast, state))
+        early_stop = validate()
         window_start = time.perf_counter()  # training speed, not validation's
+    on_step = getattr(module, "on_step", None)
     with _StopFlag() as stop:
         while True:
             elapsed, signalled = dist.max([time.perf_counter() - run_start, float(stop.signal or 0)])
             state.elapsed = elapsed
             stopped_by = budget.reached(step=state.step, tokens=state.tokens, elapsed=elapsed)
+            if early_stop:
+                stopped_by = f"early stopping ({monitor.key if monitor else ''})"
             if signalled:
                 checkpoint()
                 bar.close()
@@ -254,7 +320,9 @@ def train(
             fraction = budget.progress(step=state.step, tokens=state.tokens, elapsed=elapsed)
             lr = learning_rate(config, fraction)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_scale", 1.0)
+            if on_step is not None:
+                on_step(fraction)
 
             prepared, n_tokens = batches.train_batch(state.step)
             torch.manual_seed(_mix(config.seed, state.step, dist.rank))  # dropout
@@ -292,7 +360,7 @@ def train(
                                                    elapsed=time.perf_counter() - run_start), 2) - bar.n)
             if config.eval_every and state.step % config.eval_every == 0:
                 eval_start = time.perf_counter()
-                state.history.append(_validate(model, module, batches, config, dist, device, autocast, state))
+                early_stop = validate()
                 window_start += time.perf_counter() - eval_start  # training speed only
             if config.checkpoint_every and state.step % config.checkpoint_every == 0:
                 saving_start = time.perf_counter()
@@ -300,7 +368,11 @@ def train(
                 window_start += time.perf_counter() - saving_start
 
     if not state.history or "valid_loss" not in state.history[-1]:
-        state.history.append(_validate(model, module, batches, config, dist, device, autocast, state))
+        validate()
+    if monitor is not None and state.best_state is not None:
+        module.load_state_dict(state.best_state)
+        state.history.append({"step": state.step, "restored_best_step": state.best["step"],
+                              f"best_{monitor.key}": state.best["value"]})
     bar.close()
     dist.barrier()
     return TrainResult(steps=state.step, tokens=state.tokens, seconds=state.elapsed,

@@ -1,0 +1,405 @@
+"""Classification metrics: reports, decision thresholds, a confusion plot, text and files.
+
+The figures equal scikit-learn's with ``zero_division=0`` (a ratio whose denominator is zero
+counts as 0.0), computed the same way, so that they can be put beside published numbers
+without a footnote; scikit-learn itself is not needed at run time.
+
+- Single-label (:func:`classification_report`): ``y_true`` and ``y_pred`` are class ids
+  (integers in ``[0, len(labels))``) or label names. Macro averages run over the classes that
+  occur in the truth or the predictions, as ``f1_score(average="macro")`` does; a class that
+  occurs in neither still has its row (all zeros) in ``per_class``.
+- Multi-label (:func:`multilabel_report`): indicator matrices of shape (N, K); macro averages
+  run over all K labels, as scikit-learn does for indicator input.
+
+    >>> report = classification_report([0, 1, 1], [0, 1, 0], ["neg", "pos"])
+    >>> report["accuracy"], report["confusion"]
+    (0.6666666666666666, [[1, 0], [1, 1]])
+    >>> print(format_report(report))                                # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from warmstart.artifact import write_bytes_atomic, write_json_atomic
+from warmstart.errors import WarmstartError
+
+SINGLE = "single-label"
+MULTI = "multi-label"
+METRICS_FILE = "metrics.json"
+CONFUSION_PLOT = "plots/confusion.png"
+# Above this many classes the cells are too small to hold readable text.
+_MAX_CELL_TEXT = 20
+
+
+def classification_report(
+    y_true: ArrayLike, y_pred: ArrayLike, labels: Sequence[str]
+) -> dict[str, Any]:
+    """Metrics of single-label predictions against the truth, as a JSON-ready dict.
+
+    Keys: ``kind`` (``"single-label"``), ``n``, ``labels``, ``accuracy``,
+    ``macro_precision``, ``macro_recall``, ``macro_f1``, ``weighted_precision``,
+    ``weighted_recall``, ``weighted_f1`` (weighted by support), ``per_class`` (label name ->
+    ``precision``, ``recall``, ``f1``, ``support``) and ``confusion`` (list of rows: row = true
+    class, column = predicted class, in the order of ``labels``).
+    """
+    names = _check_labels(labels)
+    k = len(names)
+    t = _class_ids(y_true, names, "y_true")
+    p = _class_ids(y_pred, names, "y_pred")
+    if t.shape[0] != p.shape[0]:
+        raise WarmstartError(
+            f"y_true has {t.shape[0]} items but y_pred has {p.shape[0]}; "
+            "give one prediction per example"
+        )
+    if t.shape[0] == 0:
+        raise WarmstartError("no examples to evaluate: y_true and y_pred are empty")
+    cm = np.bincount(t * k + p, minlength=k * k).reshape(k, k)
+    tp = np.diag(cm)
+    pred_sum = cm.sum(axis=0)
+    true_sum = cm.sum(axis=1)
+    precision, recall, f1 = _prf(tp, pred_sum, true_sum)
+    present = (true_sum + pred_sum) > 0
+    return {
+        "kind": SINGLE,
+        "n": int(t.shape[0]),
+        "labels": names,
+        "accuracy": float(np.mean(t == p)),
+        "macro_precision": float(np.mean(precision[present])),
+        "macro_recall": float(np.mean(recall[present])),
+        "macro_f1": float(np.mean(f1[present])),
+        "weighted_precision": float(np.average(precision, weights=true_sum)),
+        "weighted_recall": float(np.average(recall, weights=true_sum)),
+        "weighted_f1": float(np.average(f1, weights=true_sum)),
+        "per_class": _per_class(names, precision, recall, f1, true_sum),
+        "confusion": cm.tolist(),
+    }
+
+
+def multilabel_report(
+    Y_true: ArrayLike, Y_pred: ArrayLike, labels: Sequence[str]
+) -> dict[str, Any]:
+    """Metrics of multi-label predictions: 0/1 (or boolean) indicator matrices of shape (N, K).
+
+    Keys: ``kind`` (``"multi-label"``), ``n``, ``labels``, ``subset_accuracy`` (all K labels
+    right), ``hamming_loss`` (share of wrong cells), ``micro_precision``, ``micro_recall``,
+    ``micro_f1``, ``macro_precision``, ``macro_recall``, ``macro_f1``, ``samples_f1`` (F1 of
+    each example, averaged; 0.0 for an example with no true and no predicted label) and
+    ``per_class`` (label name -> ``precision``, ``recall``, ``f1``, ``support``).
+    """
+    names = _check_labels(labels)
+    t = _indicator(Y_true, len(names), "Y_true")
+    p = _indicator(Y_pred, len(names), "Y_pred")
+    if t.shape != p.shape:
+        raise WarmstartError(
+            f"Y_true has {t.shape[0]} rows but Y_pred has {p.shape[0]}; "
+            "give one row of predictions per example"
+        )
+    if t.shape[0] == 0:
+        raise WarmstartError("no examples to evaluate: Y_true and Y_pred are empty")
+    both = t & p
+    tp = both.sum(axis=0)
+    pred_sum = p.sum(axis=0)
+    true_sum = t.sum(axis=0)
+    precision, recall, f1 = _prf(tp, pred_sum, true_sum)
+    micro_p, micro_r, micro_f = _prf(tp.sum(keepdims=True), pred_sum.sum(keepdims=True),
+                                     true_sum.sum(keepdims=True))
+    _, _, samples_f = _prf(both.sum(axis=1), p.sum(axis=1), t.sum(axis=1))
+    return {
+        "kind": MULTI,
+        "n": int(t.shape[0]),
+        "labels": names,
+        "subset_accuracy": float(np.mean(np.all(t == p, axis=1))),
+        "hamming_loss": float(np.mean(t != p)),
+        "micro_precision": float(micro_p[0]),
+        "micro_recall": float(micro_r[0]),
+        "micro_f1": float(micro_f[0]),
+        "macro_precision": float(np.mean(precision)),
+        "macro_recall": float(np.mean(recall)),
+        "macro_f1": float(np.mean(f1)),
+        "samples_f1": float(np.mean(samples_f)),
+        "per_class": _per_class(names, precision, recall, f1, true_sum),
+    }
+
+
+def tune_thresholds(
+    Y_true: ArrayLike,
+    scores: ArrayLike,
+    *,
+    per_label: bool = False,
+    grid: ArrayLike | None = None,
+) -> float | np.ndarray:
+    """The decision threshold(s) on probabilities that maximise F1 on development data.
+
+    A label is predicted where ``score >= threshold``. ``Y_true`` is a 0/1 indicator matrix
+    (N, K) (or a vector for one label) and ``scores`` the model's probabilities, same shape.
+    With ``per_label=False`` one threshold maximises micro-F1 over all cells (a float); with
+    ``per_label=True`` each label gets the threshold that maximises its own F1 (an array of K).
+
+    Candidates are ``grid`` when given, otherwise 0.05, 0.10, ..., 0.95 and the midpoints
+    between consecutive distinct scores (so any split of the scores can be chosen). Among
+    equally good candidates the one closest to 0.5 wins, then the lower one. Each candidate
+    costs a binary search over the sorted scores, so N=10,000 by K=20 takes well under a second.
+    """
+    t = _indicator(Y_true, None, "Y_true")
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim == 1:
+        s = s[:, None]
+    if s.shape != t.shape:
+        raise WarmstartError(
+            f"scores have shape {tuple(s.shape)} but Y_true has {tuple(t.shape)}; "
+            "give one score per example and label"
+        )
+    if t.shape[0] == 0:
+        raise WarmstartError("no examples to tune thresholds on: Y_true and scores are empty")
+    if not np.all(np.isfinite(s)):
+        raise WarmstartError("scores contain NaN or infinity; give finite probabilities")
+    fixed = None if grid is None else np.asarray(grid, dtype=np.float64).ravel()
+    if fixed is not None and fixed.size == 0:
+        raise WarmstartError("grid: empty; give at least one candidate threshold")
+    if not per_label:
+        return _best_threshold(t.ravel(), s.ravel(), fixed)
+    return np.array([_best_threshold(t[:, j], s[:, j], fixed) for j in range(t.shape[1])])
+
+
+def plot_confusion(
+    matrix: ArrayLike,
+    labels: Sequence[str],
+    path: str | os.PathLike[str],
+    *,
+    normalize: bool = True,
+    title: str | None = None,
+) -> Path:
+    """A confusion matrix as a PNG heat map at ``path`` (written atomically); returns the path.
+
+    Rows are true classes, columns predicted ones. With ``normalize`` the colours show each
+    row's shares (so rare classes are as visible as common ones) and the cells read
+    ``count`` over ``share %``; otherwise colours and text are the counts. Cells carry text up
+    to 20 classes; beyond that only the colours.
+    """
+    cm = np.asarray(matrix)
+    names = [str(x) for x in labels]
+    k = len(names)
+    if cm.ndim != 2 or cm.shape != (k, k) or k == 0:
+        raise WarmstartError(
+            f"confusion matrix has shape {tuple(cm.shape)}; expected ({k}, {k}) "
+            f"for {k} labels"
+        )
+    counts = cm.astype(np.int64)
+    rows = counts.sum(axis=1, keepdims=True)
+    shares = counts / np.maximum(rows, 1)
+    shown = shares if normalize else counts
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    side = min(max(4.0, 0.55 * k + 2.5), 24.0)
+    fig, ax = plt.subplots(figsize=(side + 1.2, side), dpi=110)
+    vmax = 1.0 if normalize else max(int(counts.max()), 1)
+    im = ax.imshow(shown, cmap="Blues", vmin=0.0, vmax=vmax, interpolation="nearest")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04,
+                 label="share of the true class" if normalize else "count")
+    ax.set_xticks(range(k))
+    ax.set_yticks(range(k))
+    long = k > 8 or max(len(n) for n in names) > 6
+    ax.set_xticklabels(names, rotation=45 if long else 0, ha="right" if long else "center",
+                       rotation_mode="anchor")
+    ax.set_yticklabels(names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if title:
+        ax.set_title(title)
+    if k <= _MAX_CELL_TEXT:
+        size = 9 if k <= 10 else 7 if k <= 15 else 6
+        for i in range(k):
+            for j in range(k):
+                text = f"{counts[i, j]}"
+                if normalize:
+                    text += f"\n{100 * shares[i, j]:.0f}%"
+                # Dark cells get white text: the colour map runs from white to dark blue.
+                dark = shown[i, j] > 0.55 * vmax
+                ax.text(j, i, text, ha="center", va="center", fontsize=size,
+                        color="white" if dark else "black")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(out, buf.getvalue())
+    return out
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """A plain-text table of a report (as scikit-learn's ``classification_report`` prints):
+    one row per class, then accuracy and the averages."""
+    kind = report.get("kind")
+    if kind not in (SINGLE, MULTI):
+        raise WarmstartError(
+            f"not a classification report (kind {kind!r}); make one with "
+            "classification_report or multilabel_report"
+        )
+    per = report["per_class"]
+    row_names = ["weighted avg"] if kind == SINGLE else ["subset accuracy"]
+    width = max(len(name) for name in [*map(str, per), *row_names])
+    head = f"{'':>{width}} {'precision':>9} {'recall':>9} {'f1-score':>9} {'support':>9}"
+    lines = [head, ""]
+    for name, row in per.items():
+        lines.append(_row(width, str(name), row["precision"], row["recall"], row["f1"],
+                          row["support"]))
+    lines.append("")
+    n = report["n"]
+    if kind == SINGLE:
+        lines.append(f"{'accuracy':>{width}} {'':>9} {'':>9} {report['accuracy']:>9.4f} {n:>9}")
+        averages = ["macro", "weighted"]
+    else:
+        cells = n * len(per)
+        lines.append(f"{'subset accuracy':>{width}} {'':>9} {'':>9} "
+                     f"{report['subset_accuracy']:>9.4f} {n:>9}")
+        lines.append(f"{'hamming loss':>{width}} {'':>9} {'':>9} "
+                     f"{report['hamming_loss']:>9.4f} {cells:>9}")
+        averages = ["micro", "macro"]
+    for avg in averages:
+        lines.append(_row(width, f"{avg} avg", report[f"{avg}_precision"],
+                          report[f"{avg}_recall"], report[f"{avg}_f1"], n))
+    if kind == MULTI:
+        lines.append(f"{'samples avg':>{width}} {'':>9} {'':>9} {report['samples_f1']:>9.4f} "
+                     f"{n:>9}")
+    return "\n".join(lines)
+
+
+def write_report(report: dict[str, Any], folder: str | os.PathLike[str]) -> list[Path]:
+    """Write ``metrics.json`` and, for a single-label report, ``plots/confusion.png`` into
+    ``folder`` (created if needed); returns the paths written."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    metrics = out / METRICS_FILE
+    write_json_atomic(metrics, report)
+    paths = [metrics]
+    if report.get("kind") == SINGLE:
+        paths.append(plot_confusion(report["confusion"], report["labels"], out / CONFUSION_PLOT,
+                                    title=f"confusion (n={report['n']})"))
+    return paths
+
+
+def _prf(
+    tp: np.ndarray, pred_sum: np.ndarray, true_sum: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    # F1 as 2tp / (true + predicted), scikit-learn's formula, so the floats agree to the bit.
+    return (_divide(tp, pred_sum), _divide(tp, true_sum),
+            _divide(2.0 * tp, true_sum.astype(np.float64) + pred_sum))
+
+
+def _divide(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    den = np.asarray(den, dtype=np.float64)
+    zero = den == 0
+    result = np.asarray(num, dtype=np.float64) / np.where(zero, 1.0, den)
+    result[zero] = 0.0
+    return result
+
+
+def _per_class(
+    names: list[str], p: np.ndarray, r: np.ndarray, f: np.ndarray, support: np.ndarray
+) -> dict[str, dict[str, Any]]:
+    return {
+        name: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
+               "support": int(support[i])}
+        for i, name in enumerate(names)
+    }
+
+
+def _row(width: int, name: str, p: float, r: float, f: float, support: int) -> str:
+    return f"{name:>{width}} {p:>9.4f} {r:>9.4f} {f:>9.4f} {support:>9}"
+
+
+def _check_labels(labels: Sequence[str]) -> list[str]:
+    if isinstance(labels, str):
+        raise WarmstartError("labels: give a list of class names, not one string")
+    names = [str(x) for x in labels]
+    if not names:
+        raise WarmstartError("labels: empty; give the class names in class-id order")
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise WarmstartError(f"labels: duplicate names {dup}; each class needs its own name")
+    return names
+
+
+def _class_ids(y: ArrayLike, names: list[str], what: str) -> np.ndarray:
+    """Class ids in ``[0, K)`` from ids or label names, checked."""
+    arr = np.asarray(y)
+    if arr.ndim != 1:
+        raise WarmstartError(
+            f"{what}: expected a 1-D sequence of class ids, got shape {tuple(arr.shape)}; "
+            "for indicator matrices use multilabel_report"
+        )
+    if arr.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if arr.dtype.kind in "UO":
+        index = {name: i for i, name in enumerate(names)}
+        unknown = sorted({str(v) for v in arr.tolist() if v not in index})
+        if unknown:
+            raise WarmstartError(
+                f"{what}: labels {unknown[:5]} are not among the {len(names)} class names "
+                f"{names[:10]}"
+            )
+        return np.array([index[v] for v in arr.tolist()], dtype=np.int64)
+    if arr.dtype.kind not in "iu":
+        raise WarmstartError(
+            f"{what}: class ids must be integers (or label names), got dtype {arr.dtype}; "
+            "convert predictions with argmax first"
+        )
+    ids = arr.astype(np.int64)
+    bad = (ids < 0) | (ids >= len(names))
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise WarmstartError(
+            f"{what}: class id {int(ids[first])} at position {first} is out of range; "
+            f"ids run from 0 to {len(names) - 1} for {len(names)} labels"
+        )
+    return ids
+
+
+def _indicator(Y: ArrayLike, k: int | None, what: str) -> np.ndarray:
+    """A boolean (N, K) matrix from a 0/1 indicator matrix (or a vector for one label)."""
+    arr = np.asarray(Y)
+    if arr.ndim == 1 and k is None:
+        arr = arr[:, None]
+    if arr.ndim != 2 or (k is not None and arr.shape[1] != k):
+        want = f"(N, {k})" if k is not None else "(N, K)"
+        raise WarmstartError(
+            f"{what}: expected an indicator matrix of shape {want}, got {tuple(arr.shape)}"
+        )
+    if arr.size and not (arr.dtype.kind in "biuf" and np.all((arr == 0) | (arr == 1))):
+        raise WarmstartError(f"{what}: an indicator matrix holds only 0 and 1 (or booleans)")
+    return arr.astype(bool)
+
+
+def _best_threshold(truth: np.ndarray, scores: np.ndarray, fixed: np.ndarray | None) -> float:
+    order = np.sort(scores)
+    if fixed is None:
+        distinct = np.unique(order)
+        grid = np.round(np.arange(1, 20) * 0.05, 2)
+        candidates = np.unique(np.concatenate([grid, (distinct[:-1] + distinct[1:]) / 2]))
+    else:
+        candidates = np.unique(fixed)
+    # Positives' scores sorted: how many score at least t is a binary search per candidate.
+    pos = np.sort(scores[truth])
+    n_pred = order.size - np.searchsorted(order, candidates, side="left")
+    tp = pos.size - np.searchsorted(pos, candidates, side="left")
+    den = (n_pred + pos.size).astype(np.float64)
+    f1 = np.where(den > 0, 2.0 * tp / np.where(den > 0, den, 1.0), 0.0)
+    best = np.flatnonzero(f1 == f1.max())
+    # Ties: closest to 0.5, then the lower; lexsort sorts by its last key first. Distances are
+    # rounded so that 0.3 and 0.7 count as equally far, as they are on paper.
+    distance = np.round(np.abs(candidates[best] - 0.5), 12)
+    pick = best[np.lexsort((candidates[best], distance))[0]]
+    return float(candidates[pick])

@@ -1,0 +1,1 @@
+"""Transfer: text classifiers that start from pretrained encoders or word vectors."""

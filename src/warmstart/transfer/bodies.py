@@ -1,0 +1,223 @@
+"""What a classifier reads texts with: a pretrained encoder, or (pretrained) word vectors.
+
+A body turns a batch of token ids into one vector per text, ``(B, T) -> (B, C)``, and knows
+how to turn raw texts into those ids (``encode``). Both bodies take padded id tensors, so the
+training loop can slice any batch into micro-batches.
+
+* :class:`EncoderBody`: a BERT-family encoder (ours, or imported from Hugging Face) with its
+  subword tokenizer; pooling by mean of the tokens, the [CLS] state, or BERT's pooler.
+* :class:`WordVectorBody`: fastText's supervised model: the mean of word embeddings and of
+  hashed word-n-gram embeddings, optionally followed by a small MLP. Its word embeddings can
+  start from warmstart's vectors (frozen or trained).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import tokenizers
+import torch
+from torch import nn
+
+from warmstart.errors import WarmstartError
+from warmstart.models.transformer import Encoder
+from warmstart.tokenize import Tokenizer, make_tokenizer
+
+POOLINGS = ("mean", "cls", "pooler")
+
+
+def _pad(rows: Sequence[Sequence[int]], pad: int) -> torch.Tensor:
+    width = max(1, max((len(r) for r in rows), default=1))
+    out = torch.full((len(rows), width), pad, dtype=torch.long)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = torch.as_tensor(r, dtype=torch.long)
+    return out
+
+
+class EncoderBody(nn.Module):
+    """A transformer encoder pooled to one vector per text."""
+
+    kind = "encoder"
+
+    def __init__(
+        self, encoder: Encoder, tokenizer: tokenizers.Tokenizer, *, pooling: str = "mean",
+        max_len: int = 256,
+    ) -> None:
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise WarmstartError(f"--pooling {pooling}: use one of {', '.join(POOLINGS)}")
+        self.encoder = encoder
+        self.tokenizer = tokenizer
+        self.pooling = pooling
+        self.max_len = min(max_len, encoder.config.max_positions)
+
+        def find(*names: str) -> int | None:
+            return next((int(i) for n in names if (i := tokenizer.token_to_id(n)) is not None),
+                        None)
+
+        cls_id, sep_id = find("[CLS]", "<s>"), find("[SEP]", "</s>")
+        if cls_id is None or sep_id is None:
+            raise WarmstartError("the encoder's tokenizer has no [CLS]/[SEP] tokens")
+        self.cls_id, self.sep_id = cls_id, sep_id
+        self.pad_id = encoder.config.pad_id
+
+    @property
+    def dim(self) -> int:
+        return self.encoder.config.hidden
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """[CLS] pieces [SEP], truncated to ``max_len``: one id list per text."""
+        enc = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        keep = self.max_len - 2
+        return [[self.cls_id, *e.ids[:keep], self.sep_id] for e in enc]
+
+    def batch(self, encoded: Sequence[Any]) -> dict[str, torch.Tensor]:
+        return {"ids": _pad(encoded, self.pad_id)}
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        ids = batch["ids"]
+        mask = ids != self.pad_id
+        hidden = self.encoder(ids, attention_mask=mask)  # (B, T, C)
+        if self.pooling == "pooler":
+            return self.encoder.pool(hidden)
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        m = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
+
+    def blocks(self) -> list[list[nn.Module]]:
+        """Parameter blocks from the bottom up: embeddings, each layer (the pooler on top)."""
+        e = self.encoder
+        embeddings: list[nn.Module] = [e.tok_emb, e.pos_emb, e.type_emb, e.ln_emb]
+        layers: list[list[nn.Module]] = [[layer] for layer in e.layers]
+        layers[-1].append(e.pooler)
+        return [embeddings, *layers]
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "pooling": self.pooling, "max_len": self.max_len,
+                "model": self.encoder.config.to_dict()}
+
+
+_MASK64 = (1 << 64) - 1
+
+
+def _ngram_buckets(hashes: Sequence[int], n_max: int, buckets: int) -> list[int]:
+    """fastText's word n-gram ids: a rolling hash of each run of 2..n_max words, 1-based."""
+    out = []
+    for i in range(len(hashes)):
+        h = hashes[i]
+        for j in range(i + 1, min(i + n_max, len(hashes))):
+            h = (h * 116_049_371 + hashes[j]) & _MASK64  # fastText's multiplier
+            out.append(1 + h % buckets)
+    return out
+
+
+class WordVectorBody(nn.Module):
+    """fastText's supervised text model: mean of word and hashed n-gram embeddings (+ MLP)."""
+
+    kind = "words"
+
+    def __init__(
+        self,
+        words: Sequence[str],
+        *,
+        dim: int,
+        tokenizer: Tokenizer,
+        ngrams: int = 2,
+        buckets: int = 200_000,
+        hidden: int = 0,
+        max_len: int = 1024,
+    ) -> None:
+        super().__init__()
+        self.words = list(words)
+        self.index = {w: i + 1 for i, w in enumerate(self.words)}  # 0 is padding
+        self.tokenizer = tokenizer
+        self.ngrams = ngrams
+        self.buckets = buckets if ngrams > 1 else 0
+        self.max_len = max_len
+        self.word_emb = nn.Embedding(len(self.words) + 1, dim, padding_idx=0)
+        self.ngram_emb = nn.Embedding(self.buckets + 1, dim, padding_idx=0)
+        # fastText's initialisation: uniform in +-1/dim, so an average starts small.
+        for emb in (self.word_emb, self.ngram_emb):
+            nn.init.uniform_(emb.weight, -1.0 / dim, 1.0 / dim)
+            with torch.no_grad():
+                emb.weight[0].zero_()
+        self.mlp = (nn.Sequential(nn.Linear(dim, hidden), nn.ReLU()) if hidden
+                    else nn.Identity())
+        self.hidden = hidden
+        self._dim = hidden or dim
+
+    @classmethod
+    def from_texts(
+        cls, texts: Iterable[str], *, tokenizer: Tokenizer, min_count: int = 1,
+        extra_words: Sequence[str] = (), **kw: Any,
+    ) -> WordVectorBody:
+        """A body whose vocabulary is the words of ``texts`` seen ``min_count`` times, and
+        ``extra_words`` (e.g. the vocabulary of pretrained vectors)."""
+        counts = Counter(w for t in texts for w in tokenizer.tokenize(t))
+        words = [w for w, c in sorted(counts.items(), key=lambda x: (-x[1], x[0]))
+                 if c >= min_count]
+        known = set(words)
+        words += [w for w in extra_words if w not in known]
+        return cls(words, tokenizer=tokenizer, **kw)
+
+    def init_from(self, vectors: Any) -> int:
+        """Copy pretrained vectors (a KeyedVectors) into the word embeddings; return how many.
+
+        Words the vectors lack keep their random start (with subword vectors, every word
+        gets a vector composed from its character n-grams).
+        """
+        if vectors.dim != self.word_emb.embedding_dim:
+            raise WarmstartError(
+                f"the vectors have dimension {vectors.dim} but the classifier {self.word_emb.embedding_dim}"
+            )
+        found = 0
+        weight = self.word_emb.weight.detach()
+        for w, i in self.index.items():
+            if vectors.has_vector(w):
+                weight[i] = torch.from_numpy(np.asarray(vectors.get_vector(w), dtype=np.float32))
+                found += 1
+        return found
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def encode(self, texts: Sequence[str]) -> list[tuple[list[int], list[int]]]:
+        """(word ids, n-gram bucket ids) per text; unknown words are dropped, as in fastText."""
+        out = []
+        for text in texts:
+            tokens = self.tokenizer.tokenize(text)[: self.max_len]
+            ids = [self.index.get(t, 0) for t in tokens]
+            grams: list[int] = []
+            if self.buckets:
+                # Hashed from the words themselves, so n-grams of unknown words count too.
+                hashes = [zlib.crc32(t.encode()) for t in tokens]
+                grams = _ngram_buckets(hashes, self.ngrams, self.buckets)
+            out.append(([i for i in ids if i], grams))
+        return out
+
+    def batch(self, encoded: Sequence[Any]) -> dict[str, torch.Tensor]:
+        return {"ids": _pad([e[0] for e in encoded], 0),
+                "ngrams": _pad([e[1] for e in encoded], 0)}
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        ids, grams = batch["ids"], batch["ngrams"]
+        total = self.word_emb(ids).sum(1) + self.ngram_emb(grams).sum(1)  # (B, C)
+        count = ((ids != 0).sum(1) + (grams != 0).sum(1)).clamp_min(1).unsqueeze(1)
+        return self.mlp(total / count.to(total.dtype))
+
+    def blocks(self) -> list[list[nn.Module]]:
+        return [[self.word_emb, self.ngram_emb], [self.mlp]]
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "dim": self.word_emb.embedding_dim, "ngrams": self.ngrams,
+                "buckets": self.buckets, "hidden": self.hidden, "max_len": self.max_len, "tokenizer": self.tokenizer.config()}
+
+    @staticmethod
+    def tokenizer_from(config: dict[str, Any]) -> Tokenizer:
+        return make_tokenizer(config.get("name", "words"), lowercase=config.get("lowercase", False))

@@ -1,0 +1,185 @@
+"""The classifier artifact: save, load, predict.
+
+    >>> clf = Classifier.load("runs/sentiment")                        # doctest: +SKIP
+    >>> clf.predict(["a wonderful film", "dull"])                      # doctest: +SKIP
+    ['pos', 'neg']
+
+A classifier folder holds ``model.safetensors`` (body and heads), the body's tokenizer
+(``tokenizer.json`` for an encoder, ``vocab.json`` for a word-vector model), and in
+``warmstart.json`` the body's shape, the tasks with their label maps, the decision thresholds
+of multi-label tasks, and the settings it was trained with.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tokenizers
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from warmstart.artifact import read_meta, write_meta
+from warmstart.errors import WarmstartError
+from warmstart.models.transformer import Encoder, TransformerConfig
+from warmstart.transfer.bodies import EncoderBody, WordVectorBody
+from warmstart.transfer.model import Task, TextClassifier
+
+WEIGHTS_FILE = "model.safetensors"
+TOKENIZER_FILE = "tokenizer.json"
+VOCAB_FILE = "vocab.json"
+
+
+class Classifier:
+    """A trained :class:`TextClassifier` with what prediction needs around it."""
+
+    def __init__(
+        self, model: TextClassifier, *, thresholds: dict[str, float] | None = None,
+        batch_size: int = 64,
+    ) -> None:
+        self.model = model.eval()
+        self.tasks = {t.name: t for t in model.tasks}
+        self.thresholds = thresholds or {}
+        self.batch_size = batch_size
+
+    @property
+    def labels(self) -> list[str]:
+        return self.model.tasks[0].labels
+
+    def _task(self, task: str | None) -> Task:
+        if task is None:
+            return self.model.tasks[0]
+        if task not in self.tasks:
+            raise WarmstartError(f"--task {task}: this classifier has {', '.join(self.tasks)}")
+        return self.tasks[task]
+
+    @torch.inference_mode()
+    def predict_proba(self, texts: Sequence[str], *, task: str | None = None) -> np.ndarray:
+        """(N, K) class probabilities (softmax), or per-label probabilities (multi-label)."""
+        t = self._task(task)
+        body = self.model.body
+        encoded = body.encode(list(texts))
+        order = np.argsort([len(e[0]) if isinstance(e, tuple) else len(e) for e in encoded],
+                           kind="stable")
+        out = np.zeros((len(encoded), len(t.labels)), dtype=np.float32)
+        device = next(self.model.parameters()).device
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start:start + self.batch_size]
+            batch = {k: v.to(device) for k, v in body.batch([encoded[i] for i in rows]).items()}
+            logits = self.model.logits(batch, t.name).float()
+            probs = torch.sigmoid(logits) if t.multi_label else logits.softmax(-1)
+            out[rows] = probs.cpu().numpy()
+        return out
+
+    def predict(
+        self, texts: Sequence[str], *, task: str | None = None, top_k: int = 1,
+    ) -> list[Any]:
+        """Labels: one per text, a list of ``top_k`` per text, or a list per text (multi-label)."""
+        t = self._task(task)
+        probs = self.predict_proba(texts, task=task)
+        if t.multi_label:
+            cut = self.thresholds.get(t.name, 0.5)
+            return [[t.labels[j] for j in np.flatnonzero(p >= cut)] for p in probs]
+        if top_k == 1:
+            return [t.labels[j] for j in probs.argmax(1)]
+        best = np.argsort(-probs, axis=1, kind="stable")[:, :top_k]
+        return [[t.labels[j] for j in row] for row in best]
+
+    def predict_records(
+        self, texts: Iterable[str], *, task: str | None = None, top_k: int = 1,
+    ) -> list[dict[str, Any]]:
+        """One dict per text: the label(s) and the probabilities, for JSONL output."""
+        t = self._task(task)
+        texts = list(texts)
+        probs = self.predict_proba(texts, task=task)
+        records = []
+        for p in probs:
+            ranked = np.argsort(-p, kind="stable")
+            record: dict[str, Any] = {
+                "probabilities": {t.labels[j]: round(float(p[j]), 6) for j in ranked[:max(top_k, 1)]}
+            }
+            if t.multi_label:
+                cut = self.thresholds.get(t.name, 0.5)
+                record["labels"] = [t.labels[j] for j in ranked if p[j] >= cut]
+            else:
+                record["label"] = t.labels[int(ranked[0])]
+            records.append(record)
+        return records
+
+    def export_hf(self, out: str | os.PathLike[str]) -> None:
+        """Write a folder that ``transformers.AutoModelForSequenceClassification`` loads."""
+        from warmstart.models.hf import SequenceHead, write_hf_folder
+
+        body = self.model.body
+        if not isinstance(body, EncoderBody):
+            raise WarmstartError("only encoder classifiers export to Hugging Face; this one is "
+                                 "a word-vector model")
+        if body.pooling != "pooler":
+            raise WarmstartError(
+                f"this classifier pools by {body.pooling!r}, but BertForSequenceClassification "
+                "reads BERT's pooler: fine-tune with --pooling pooler to export it")
+        if len(self.model.tasks) > 1:
+            raise WarmstartError("a multi-task classifier has several heads; Hugging Face's "
+                                 "BertForSequenceClassification has one")
+        t = self.model.tasks[0]
+        head = self.model.head(t.name)
+        write_hf_folder(body.encoder, out, tokenizer=body.tokenizer,
+                        head=SequenceHead(head.weight, head.bias, t.labels, t.multi_label))
+
+    # -- artifact --------------------------------------------------------------------------
+    def save_into(self, folder: Path, *, config: dict[str, Any], parent: str | None = None,
+                  data: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Write weights, tokenizer and ``warmstart.json`` into ``folder`` (which must exist)."""
+        body = self.model.body
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        save_file(tensors, str(folder / WEIGHTS_FILE), metadata={"format": "pt"})
+        if isinstance(body, EncoderBody):
+            body.tokenizer.save(str(folder / TOKENIZER_FILE))
+        else:
+            (folder / VOCAB_FILE).write_text(json.dumps(body.words, ensure_ascii=False),
+                                             encoding="utf-8")
+        return write_meta(
+            folder, kind="classifier", parent=parent, data=data,
+            config={"body": body.describe(), "tasks": [t.to_dict() for t in self.model.tasks],
+                    "thresholds": self.thresholds, "dropout": self.model.reg.dropout, **config},
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Classifier:
+        folder = Path(path)
+        meta = read_meta(folder, kind="classifier")
+        config = meta["config"]
+        spec = config["body"]
+        body: EncoderBody | WordVectorBody
+        if spec["kind"] == "encoder":
+            tok_path = folder / TOKENIZER_FILE
+            if not tok_path.exists():
+                raise WarmstartError(f"{folder}: the classifier has no {TOKENIZER_FILE}")
+            encoder = Encoder(TransformerConfig.from_dict(spec["model"]))
+            body = EncoderBody(encoder, tokenizers.Tokenizer.from_file(str(tok_path)),
+                               pooling=spec["pooling"], max_len=spec["max_len"])
+        else:
+            try:
+                words = json.loads((folder / VOCAB_FILE).read_text(encoding="utf-8"))
+            except (OSError, ValueError) as e:
+                raise WarmstartError(f"{folder / VOCAB_FILE}: cannot read the vocabulary ({e})") from None
+            body = WordVectorBody(words, dim=spec["dim"], ngrams=spec["ngrams"],
+                                  buckets=spec["buckets"] or 1, hidden=spec["hidden"],
+                                  max_len=spec["max_len"],
+                                  tokenizer=WordVectorBody.tokenizer_from(spec["tokenizer"]))
+        tasks = [Task(**t) for t in config["tasks"]]
+        model = TextClassifier(body, tasks)
+        try:
+            state = load_file(str(folder / WEIGHTS_FILE))
+        except (OSError, SafetensorError) as e:
+            raise WarmstartError(f"{folder / WEIGHTS_FILE}: cannot read the weights ({e})") from None
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as e:
+            raise WarmstartError(f"{folder}: the weights do not fit the model ({e})") from None
+        return cls(model, thresholds=config.get("thresholds") or {})

@@ -1,0 +1,430 @@
+"""Train a text classifier from labeled data, starting from what warmstart pretrained.
+
+    >>> from warmstart.transfer import finetune
+    >>> result = finetune("train.tsv", dev="dev.tsv", init="runs/mlm", out="runs/clf",
+    ...                   text_field="sentence", epochs=3)                      # doctest: +SKIP
+    >>> result.classifier.predict(["a fine film"])                              # doctest: +SKIP
+
+One entry point, three ways to transfer, chosen by ``init`` and ``method``:
+
+* ``method="finetune"`` with an encoder (ours or a Hugging Face folder): the encoder and a
+  linear head trained end to end by the training loop, with dropout, weight decay, L1, L2,
+  elastic net, L2-SP, discriminative learning rates, gradual unfreezing, class weights,
+  early stopping on dev, and batches bucketed by length.
+* ``method="finetune"`` with word vectors (a ``vectors`` artifact) or no ``init``: fastText's
+  supervised model (mean of word and word-n-gram embeddings), its embeddings initialised from
+  the vectors, frozen (``freeze``) or trained.
+* ``method="probe"``: frozen features (pooled encoder states or averaged word vectors) into a
+  logistic regression with an L1, L2 or elastic-net penalty (scikit-learn); the fitted
+  regression becomes the classifier's head, so the artifact predicts like any other.
+
+Several labeled datasets (``tasks={"topic": "agnews.tsv", ...}``) train one shared body with a
+head per task (multi-task), mixing batches by size (``task_temperature``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from warmstart.artifact import building, check_replaceable
+from warmstart.config import opt, split_settings
+from warmstart.errors import WarmstartError
+from warmstart.labeled import LabeledDataset
+from warmstart.train.budget import Budget, parse_duration
+from warmstart.train.loop import Monitor, TrainConfig, TrainResult, train
+from warmstart.transfer.batches import ClassificationBatches, encode
+from warmstart.transfer.bodies import EncoderBody, WordVectorBody
+from warmstart.transfer.classifier import Classifier
+from warmstart.transfer.model import Regularisation, Task, TextClassifier
+
+METHODS = ("finetune", "probe")
+PENALTIES = ("l2", "l1", "elasticnet")
+
+
+@dataclass
+class DataConfig:
+    """Where the labeled data is and how to read it."""
+
+    text_field: str = opt("text", "CSV/TSV column or JSONL field holding the text")
+    label_field: str = opt("label", "CSV/TSV column or JSONL field holding the label(s)")
+    no_header: bool = opt(False, "CSV/TSV files have no header; fields are column indexes")
+    label_sep: str = opt("", "split a label cell on this into several labels (multi-label)")
+    dev: str = opt("", "dev file (default: --dev-fraction of the training data, stratified)")
+    dev_fraction: float = opt(0.1, "share of the training data held out as dev when no --dev")
+
+
+@dataclass
+class FinetuneConfig:
+    """How to transfer: where to start from, the method, the model and its regularisers."""
+
+    init: str = opt("", "encoder, Hugging Face folder or vectors artifact to start from "
+                        "(none: a word-vector classifier from random embeddings)")
+    method: str = opt("finetune", "finetune (train end to end) or probe (frozen features + "
+                                  "logistic regression)")
+    random_init: bool = opt(False, "the architecture of --init with fresh random weights "
+                                   "(the baseline pretraining must beat)")
+    pooling: str = opt("mean", "encoder pooling: mean, cls or pooler (BERT's; exportable)")
+    max_len: int = opt(256, "tokens per text (longer texts are cut)")
+    dropout: float = opt(0.1, "dropout before the head")
+    l1: float = opt(0.0, "L1 penalty on the trained weights")
+    l2: float = opt(0.0, "L2 penalty on the trained weights (with --l1: the elastic net)")
+    l2sp: float = opt(0.0, "L2-SP: penalty on the distance from the pretrained weights")
+    layer_lr_decay: float = opt(1.0, "each encoder block below the top learns this much slower")
+    unfreeze: float = opt(0.0, "gradual unfreezing over this share of training (0: off)")
+    freeze: bool = opt(False, "keep the pretrained body (or word embeddings) fixed")
+    class_weights: str = opt("none", "none or balanced (weigh classes by inverse frequency)")
+    patience: int = opt(0, "stop after this many evaluations without a better dev score")
+    monitor: str = opt("accuracy", "dev score that picks the best epoch: accuracy or loss")
+    task_temperature: float = opt(1.0, "multi-task sampling: 1 proportional, larger flatter")
+    penalty: str = opt("l2", "probe: l2, l1 or elasticnet")
+    C: float = opt(0.0, "probe: inverse regularisation strength (0: chosen by 5-fold CV)")
+    l1_ratio: float = opt(0.5, "probe: share of L1 in the elastic net")
+    dim: int = opt(100, "word-vector model: embedding size without --init")
+    ngrams: int = opt(2, "word-vector model: word n-grams up to this length (1: words only)")
+    buckets: int = opt(200_000, "word-vector model: hash buckets for the n-grams")
+    hidden: int = opt(0, "word-vector model: a hidden layer of this size (0: linear)")
+    min_count: int = opt(1, "word-vector model: words seen fewer times are dropped")
+    max_vocab: int = opt(200_000, "word-vector model: most words taken from --init's vectors")
+    lowercase: bool = opt(True, "word-vector model: lowercase words (without --init)")
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise WarmstartError(f"--method {self.method}: use one of {', '.join(METHODS)}")
+        if self.penalty not in PENALTIES:
+            raise WarmstartError(f"--penalty {self.penalty}: use one of {', '.join(PENALTIES)}")
+        if self.class_weights not in ("none", "balanced"):
+            raise WarmstartError(f"--class-weights {self.class_weights}: use none or balanced")
+        if self.monitor not in ("accuracy", "loss"):
+            raise WarmstartError(f"--monitor {self.monitor}: use accuracy or loss")
+        if not 0.0 <= self.unfreeze < 1.0:
+            raise WarmstartError(f"--unfreeze {self.unfreeze}: a share of training in [0, 1)")
+        if not 0.0 < self.layer_lr_decay <= 1.0:
+            raise WarmstartError(f"--layer-lr-decay {self.layer_lr_decay}: must be in (0, 1]")
+        for name in ("l1", "l2", "l2sp", "dropout", "C"):
+            if getattr(self, name) < 0:
+                raise WarmstartError(f"--{name} {getattr(self, name)}: must not be negative")
+
+
+SETTINGS = (DataConfig, FinetuneConfig, TrainConfig)
+# Defaults of the loop that differ for fine-tuning, by body: (lr, epochs, batch size).
+_DEFAULTS = {"encoder": {"lr": 5e-5, "epochs": 3.0, "batch_size": 32, "warmup": 0.1},
+             "words": {"lr": 5e-3, "epochs": 5.0, "batch_size": 32, "warmup": 0.0}}
+
+
+_MIN_STEPS = 200  # default budgets give at least this many steps (up to 20 epochs)
+
+
+@dataclass
+class FinetuneResult:
+    classifier: Classifier
+    training: TrainResult | None
+    dev: dict[str, dict[str, Any]]  # task -> classification report on dev
+    out: Path | None
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        first = next(iter(self.dev.values()), {})
+        return {"out": str(self.out) if self.out else None,
+                "dev_accuracy": first.get("accuracy"), "dev_macro_f1": first.get("macro_f1"),
+                **({"steps": self.training.steps, "seconds": round(self.training.seconds, 1),
+                    "stopped_by": self.training.stopped_by} if self.training else {})}
+
+
+def _read(source: Any, data: DataConfig, *, like: LabeledDataset | None = None) -> LabeledDataset:
+    """A labeled dataset from a path (or as given); ``like``: in that dataset's label map."""
+    if isinstance(source, LabeledDataset):
+        return source.with_labels(like.labels) if like is not None else source
+    return LabeledDataset.read(
+        source, text_field=data.text_field, label_field=data.label_field,
+        has_header=not data.no_header, label_sep=data.label_sep or None,
+        labels=like.labels if like is not None else None,
+        multi_label=like.multi_label if like is not None else None,
+    )
+
+
+def _split(train_set: LabeledDataset, data: DataConfig, seed: int) -> tuple[LabeledDataset, LabeledDataset]:
+    if data.dev:
+        return train_set, _read(data.dev, data, like=train_set)
+    return train_set.split(data.dev_fraction, seed=seed)
+
+
+def make_body(cfg: FinetuneConfig, texts: list[str]) -> tuple[EncoderBody | WordVectorBody, str | None]:
+    """The body to start from, and what it was made from (for provenance)."""
+    from warmstart.tokenize import make_tokenizer
+
+    if cfg.init:
+        meta_kind = _kind_of(cfg.init)
+        if meta_kind == "vectors":
+            from warmstart.artifact import read_meta
+            from warmstart.vectors.keyed import KeyedVectors
+
+            vectors = KeyedVectors.load(cfg.init)
+            made_with = read_meta(cfg.init).get("config", {})
+            # Vectors trained on pre-segmented, tagged text read raw text with jieba.
+            name = {"tagged": "jieba"}.get(made_with.get("tokenizer", "words"),
+                                           made_with.get("tokenizer", "words"))
+            tokenizer = make_tokenizer(name, lowercase=bool(made_with.get("lowercase", False)))
+            # The vectors' own words join the training words: a word no label ever came
+            # with still carries what pretraining learned about it.
+            body = WordVectorBody.from_texts(
+                texts, tokenizer=tokenizer, min_count=cfg.min_count, dim=vectors.dim,
+                ngrams=1 if cfg.method == "probe" else cfg.ngrams, buckets=cfg.buckets,
+                hidden=cfg.hidden, extra_words=vectors.words[:cfg.max_vocab],
+            )
+            if not cfg.random_init:
+                body.init_from(vectors)
+            if cfg.freeze or cfg.method == "probe":
+                body.word_emb.requires_grad_(False)
+            return body, cfg.init
+        from warmstart.models.io import load_pretrained
+
+        pretrained = load_pretrained(cfg.init, kind="encoder")
+        encoder = pretrained.model
+        if cfg.random_init:
+            from warmstart.models.transformer import Encoder
+
+            encoder = Encoder(encoder.config)
+        if pretrained.tokenizer is None:
+            raise WarmstartError(f"--init {cfg.init}: the encoder has no tokenizer")
+        return EncoderBody(encoder, pretrained.tokenizer, pooling=cfg.pooling,  # type: ignore[arg-type]
+                           max_len=cfg.max_len), cfg.init
+    tokenizer = make_tokenizer("words", lowercase=cfg.lowercase)
+    return WordVectorBody.from_texts(texts, tokenizer=tokenizer, min_count=cfg.min_count,
+                                     dim=cfg.dim, ngrams=cfg.ngrams, buckets=cfg.buckets,
+                                     hidden=cfg.hidden), None
+
+
+def _kind_of(path: str) -> str:
+    from warmstart.artifact import META_FILE, read_meta
+
+    if (Path(path) / META_FILE).exists():
+        return str(read_meta(path)["kind"])
+    return "encoder"  # a Hugging Face folder; load_pretrained says if it is not one
+
+
+def finetune(
+    train_data: Any,
+    *,
+    out: str | os.PathLike[str] | None = None,
+    tasks: dict[str, Any] | None = None,
+    progress: bool = True,
+    **options: Any,
+) -> FinetuneResult:
+    """Train a classifier on ``train_data`` (a file or a :class:`LabeledDataset`).
+
+    ``options`` are the fields of :class:`DataConfig`, :class:`FinetuneConfig` and
+    :class:`~warmstart.train.loop.TrainConfig`, the names of the CLI's options. ``tasks``
+    adds more labeled datasets by task name (multi-task; each split into train/dev like the
+    first). Re-running with the same settings continues an interrupted run.
+    """
+    data_values, ft_values, train_values = split_settings(SETTINGS, options, where="options")
+    data, cfg = DataConfig(**data_values), FinetuneConfig(**ft_values)
+    seed = int(train_values.get("seed", 0))
+    out_dir = Path(out) if out is not None else None
+    if out_dir is not None:
+        check_replaceable(out_dir)
+
+    named = {"label": train_data, **(tasks or {})}
+    # --dev is the first task's; other tasks hold out --dev-fraction of their own data.
+    read = {name: _read(src, data) for name, src in named.items()}
+    for ds in read.values():
+        if not ds.multi_label and len(ds.labels) < 2:
+            raise WarmstartError(
+                f"{ds.source}: every example has the label {ds.labels[0]!r}; a classifier "
+                "needs at least 2 classes (check --label-field)")
+    task_list = [Task(name, ds.labels, ds.multi_label) for name, ds in read.items()]
+    splits = {name: _split(ds, data if name == "label" else dataclasses.replace(data, dev=""),
+                           seed)
+              for name, ds in read.items()}
+    texts = [t for tr, _ in splits.values() for t in tr.texts]
+    torch.manual_seed(seed)
+    body, parent = make_body(cfg, texts)
+
+    kind = "encoder" if isinstance(body, EncoderBody) else "words"
+    tcfg = TrainConfig(**{**_DEFAULTS[kind], **train_values})
+    if cfg.method == "probe":
+        classifier = _probe(body, task_list, splits, cfg)
+        result = None
+    else:
+        classifier, result = _train(body, task_list, splits, cfg, tcfg, out_dir, progress,
+                                    chosen=set(train_values))
+    for t in task_list:  # multi-label: the decision threshold that does best on dev
+        if t.multi_label:
+            from warmstart.evaluate.classification import tune_thresholds
+
+            dev_set = splits[t.name][1]
+            probs = classifier.predict_proba(dev_set.texts, task=t.name)
+            classifier.thresholds[t.name] = float(tune_thresholds(dev_set.y, probs))
+
+    dev_reports = {t.name: evaluate(classifier, splits[t.name][1], task=t.name)
+                   for t in task_list}
+    if out_dir is not None:
+        settings = {"data": dataclasses.asdict(data), "finetune": dataclasses.asdict(cfg),
+                    "train": dataclasses.asdict(tcfg)}
+        provenance = {name: {"source": tr.source, "hash": tr.content_hash(), "n": len(tr)}
+                      for name, (tr, _) in splits.items()}
+        _save(out_dir, classifier, settings, result, dev_reports, parent=parent, data=provenance)
+    return FinetuneResult(classifier=classifier, training=result, dev=dev_reports, out=out_dir)
+
+
+def _class_weights(task: Task, y: np.ndarray) -> torch.Tensor:
+    if task.multi_label:
+        pos = y.sum(0).astype(np.float64)
+        return torch.tensor((len(y) - pos) / np.maximum(pos, 1.0), dtype=torch.float32)
+    counts = np.bincount(y, minlength=len(task.labels)).astype(np.float64)
+    return torch.tensor(len(y) / (len(counts) * np.maximum(counts, 1.0)), dtype=torch.float32)
+
+
+def _train(
+    body: EncoderBody | WordVectorBody, task_list: list[Task],
+    splits: dict[str, tuple[LabeledDataset, LabeledDataset]], cfg: FinetuneConfig,
+    tcfg: TrainConfig, out: Path | None, progress: bool, *, chosen: set[str],
+) -> tuple[Classifier, TrainResult]:
+    reg = Regularisation(dropout=cfg.dropout, l1=cfg.l1, l2=cfg.l2, l2sp=cfg.l2sp,
+                         layer_lr_decay=cfg.layer_lr_decay, unfreeze=cfg.unfreeze,
+                         freeze_body=cfg.freeze and isinstance(body, EncoderBody))
+    weights = ({t.name: _class_weights(t, splits[t.name][0].y) for t in task_list}
+               if cfg.class_weights == "balanced" else None)
+    model = TextClassifier(body, task_list, reg=reg, class_weights=weights)
+    n_labels = max(len(t.labels) for t in task_list)
+    train_enc = [encode(body, i, tr.texts, tr.y) for i, (tr, _) in enumerate(splits.values())]
+    dev_enc = [encode(body, i, dv.texts, dv.y) for i, (_, dv) in enumerate(splits.values())]
+    batches = ClassificationBatches(body, train_enc, dev_enc, batch_size=tcfg.batch_size,
+                                    seed=tcfg.seed, temperature=cfg.task_temperature,
+                                    n_labels=n_labels)
+    per_epoch = batches.steps_per_epoch
+    if not chosen & {"epochs", "max_steps", "max_tokens", "time_budget"}:
+        # Few labels make short epochs: train for enough steps to learn (the best epoch on
+        # dev is kept), between the body's default epochs and 20.
+        epochs = min(20.0, max(tcfg.epochs, math.ceil(_MIN_STEPS / per_epoch)))
+        tcfg = dataclasses.replace(tcfg, epochs=float(epochs))
+    if "eval_every" not in chosen:
+        tcfg = dataclasses.replace(tcfg, eval_every=per_epoch, checkpoint_every=per_epoch,
+                                   log_every=max(1, min(tcfg.log_every, per_epoch // 4 or 1)))
+    seconds = parse_duration(tcfg.time_budget) if tcfg.time_budget else 0.0
+    max_steps = tcfg.max_steps or math.ceil((tcfg.epochs or 1.0) * per_epoch)
+    budget = Budget(max_steps=max_steps, max_tokens=tcfg.max_tokens, seconds=seconds)
+    first = task_list[0].name
+    monitor = Monitor(key=f"valid_{first}_accuracy" if cfg.monitor == "accuracy" else "valid_loss",
+                      mode="max" if cfg.monitor == "accuracy" else "min", patience=cfg.patience)
+    fingerprint = {
+        "finetune": {k: v for k, v in dataclasses.asdict(cfg).items()},
+        "train": {k: v for k, v in dataclasses.asdict(tcfg).items()
+                  if k not in ("threads", "device", "eval_every", "checkpoint_every", "log_every",
+                               "max_steps", "epochs", "time_budget", "max_tokens")},
+        "data": {name: tr.content_hash() for name, (tr, _) in splits.items()},
+        "body": hashlib.sha256(repr(body.describe()).encode()).hexdigest()[:16],
+    }
+    result = train(model, batches, tcfg, budget=budget, out=out, fingerprint=fingerprint,
+                   progress=progress, monitor=monitor)
+    model.cpu().eval()
+    return Classifier(model), result
+
+
+@torch.inference_mode()
+def features_of(body: EncoderBody | WordVectorBody, texts: list[str], *, batch_size: int = 64) -> np.ndarray:
+    """(N, C) features of ``texts`` from a frozen body, in length-sorted batches."""
+    body.eval()
+    encoded = body.encode(texts)
+    lengths = [sum(len(x) for x in e) if isinstance(e, tuple) else len(e) for e in encoded]
+    order = np.argsort(lengths, kind="stable")
+    out = np.zeros((len(texts), body.dim), dtype=np.float32)
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        out[rows] = body(body.batch([encoded[i] for i in rows])).float().numpy()
+    return out
+
+
+def _logistic_regression(
+    z: np.ndarray, y: np.ndarray, cfg: FinetuneConfig, *, task: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(coef, intercept) of a penalised logistic regression; C by 5-fold CV unless given."""
+    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+
+    # scikit-learn >= 1.8 sets the penalty by l1_ratio: 0 is L2, 1 is L1, between: elastic net.
+    l1_ratio = {"l2": 0.0, "l1": 1.0, "elasticnet": cfg.l1_ratio}[cfg.penalty]
+    solver = {"l2": "lbfgs", "l1": "liblinear", "elasticnet": "saga"}[cfg.penalty]
+    if cfg.C:
+        lr = LogisticRegression(C=cfg.C, l1_ratio=l1_ratio, solver=solver, max_iter=3000)
+        lr.fit(z, y)
+        return lr.coef_, lr.intercept_
+    folds = int(min(5, np.bincount(y).min()))
+    if folds < 2:
+        raise WarmstartError(f"task {task}: a class has a single example, too few to choose C "
+                             "by cross-validation; give --C")
+    cv = LogisticRegressionCV(Cs=10, l1_ratios=(l1_ratio,), cv=folds, solver=solver,
+                              scoring="accuracy", max_iter=3000, use_legacy_attributes=False)
+    cv.fit(z, y)
+    return cv.coef_, cv.intercept_
+
+
+def _probe(
+    body: EncoderBody | WordVectorBody, task_list: list[Task],
+    splits: dict[str, tuple[LabeledDataset, LabeledDataset]], cfg: FinetuneConfig,
+) -> Classifier:
+    """Logistic regression on frozen features, folded into a linear head of the classifier."""
+    model = TextClassifier(body, task_list, reg=Regularisation(dropout=0.0))
+    for t in task_list:
+        tr = splits[t.name][0]
+        x = features_of(body, tr.texts)
+        mu, sigma = x.mean(0), x.std(0) + 1e-6
+        z = (x - mu) / sigma
+        k = len(t.labels)
+        if t.multi_label:  # one regression per label
+            fits = [_logistic_regression(z, tr.y[:, j], cfg, task=t.name) for j in range(k)]
+            coef = np.concatenate([c for c, _ in fits])
+            bias = np.concatenate([b for _, b in fits])
+        else:
+            coef, bias = _logistic_regression(z, tr.y, cfg, task=t.name)
+            if k == 2:  # one score for the second class; the first class's logit is 0
+                coef = np.concatenate([np.zeros_like(coef), coef])
+                bias = np.concatenate([np.zeros_like(bias), bias])
+        # Fold the standardisation in: w.(x - mu)/sigma + b = (w/sigma).x + (b - w.mu/sigma).
+        w = coef / sigma
+        b = bias - (coef * (mu / sigma)).sum(1)
+        head = model.head(t.name)
+        with torch.no_grad():
+            head.weight.copy_(torch.from_numpy(w.astype(np.float32)))
+            head.bias.copy_(torch.from_numpy(b.astype(np.float32)))
+    return Classifier(model.eval())
+
+
+def evaluate(classifier: Classifier, dataset: LabeledDataset, *, task: str | None = None) -> dict[str, Any]:
+    """The classification report of ``classifier`` on ``dataset`` (labels in its label map)."""
+    from warmstart.evaluate.classification import classification_report, multilabel_report
+
+    t = classifier._task(task)
+    dataset = dataset.with_labels(t.labels)
+    probs = classifier.predict_proba(dataset.texts, task=t.name)
+    if t.multi_label:
+        cut = classifier.thresholds.get(t.name, 0.5)
+        return multilabel_report(dataset.y, (probs >= cut).astype(np.uint8), t.labels)
+    return classification_report(dataset.y, probs.argmax(1), t.labels)
+
+
+def _save(
+    out: Path, classifier: Classifier, settings: dict[str, Any], result: TrainResult | None,
+    dev: dict[str, dict[str, Any]], *, parent: str | None, data: dict[str, Any],
+) -> None:
+    import json
+
+    from warmstart.evaluate.classification import write_report
+    from warmstart.train.plots import plot_losses
+
+    with building(out) as folder:
+        classifier.save_into(folder, config=settings, parent=parent, data=data)
+        if result is not None:
+            lines = [json.dumps(r) for r in result.history]
+            (folder / "metrics.jsonl").write_text("".join(x + "\n" for x in lines), encoding="utf-8")
+            plot_losses(result.history, folder / "plots" / "loss.png", title="fine-tuning")
+        for name, report in dev.items():
+            write_report(report, folder / "dev" / name if len(dev) > 1 else folder / "dev")

