@@ -30,6 +30,9 @@ def _dataclass_options(cls: type) -> Callable[[Callable[..., Any]], Callable[...
             flag = "--" + f.name.replace("_", "-")
             help_ = f.metadata.get("help", "")
             kind = str(f.type)
+            if kind == "bool" and f.name.startswith("no_"):  # --no-header: a plain flag
+                fn = click.option(flag, f.name, is_flag=True, default=f.default, help=help_)(fn)
+                continue
             if kind == "bool":
                 fn = click.option(f"{flag}/--no-{flag[2:]}", f.name, default=f.default,
                                   show_default=True, help=help_)(fn)
