@@ -293,3 +293,11 @@ def test_cli_finetune_predict_evaluate(agnews: tuple, tmp_path: Path, shared_dat
                           "--no-header", "--text-field", "7", "--label-field", "1"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "7" in bad.stderr
+
+
+def test_every_public_name_of_the_package_resolves() -> None:
+    import warmstart
+
+    for name in warmstart.__all__:
+        assert getattr(warmstart, name) is not None, name
+    assert warmstart.finetune is finetune and warmstart.Classifier is Classifier

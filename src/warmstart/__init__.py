@@ -5,6 +5,9 @@
     >>> kv.most_similar("good", topn=5)                                  # doctest: +SKIP
     >>> from warmstart.pretrain import pretrain
     >>> run = pretrain("reviews.txt", out="mlm", objective="mlm", time_budget="20m")  # doctest: +SKIP
+    >>> from warmstart import Classifier, finetune
+    >>> clf = finetune("train.tsv", init="mlm", out="clf").classifier                 # doctest: +SKIP
+    >>> Classifier.load("clf").predict(["a wonderful film"])                        # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ _LAZY = {
     "Decoder": "warmstart.models.transformer",
     "load_pretrained": "warmstart.models.io",
     "PretrainConfig": "warmstart.pretrain",  # the function is warmstart.pretrain.pretrain
+    "LabeledDataset": "warmstart.labeled",
+    "finetune": "warmstart.transfer.finetune",
+    "Classifier": "warmstart.transfer.classifier",
 }
 
 __all__ = ["__version__", *_LAZY]
