@@ -85,7 +85,8 @@ def run_demo(*, out: str = "runs/demo", analogies: list[str] | None = None, epoc
     test = reviews.sample_per_class(test_per_class, seed=0)
     rest = reviews.subset(np.setdiff1d(np.arange(len(reviews)), _rows_of(reviews, test)))
     labeled = rest.sample_per_class(labels_per_class, seed=0)
-    unlabeled = [t for t in rest.texts if t not in set(labeled.texts)]
+    chosen = set(labeled.texts)
+    unlabeled = [t for t in rest.texts if t not in chosen]
     echo(f"reviews: {counts['lines']:,} lines, {counts['unique']:,} unique after removing "
          f"repeats and {counts['in_both_files']} lines found in both files")
     echo(f"  test {len(test):,} (held out) | labeled {len(labeled):,} | unlabeled "

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from warmstart.objectives.base import Prepared
+from warmstart.transfer.bodies import encoded_length
 
 
 @dataclass
@@ -35,15 +36,9 @@ class Encoded:
         return len(self.ids)
 
 
-def _length(item: Any) -> int:
-    if isinstance(item, tuple):
-        return sum(len(x) for x in item)
-    return len(item)
-
-
 def encode(body: Any, task: int, texts: Sequence[str], y: np.ndarray) -> Encoded:
     ids = body.encode(texts)
-    return Encoded(task, ids, np.array([_length(x) for x in ids], dtype=np.int64), np.asarray(y))
+    return Encoded(task, ids, np.array([encoded_length(x) for x in ids], dtype=np.int64), np.asarray(y))
 
 
 class ClassificationBatches:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,23 @@ def _pad(rows: Sequence[Sequence[int]], pad: int) -> torch.Tensor:
     for i, r in enumerate(rows):
         out[i, : len(r)] = torch.as_tensor(r, dtype=torch.long)
     return out
+
+
+def encoded_length(item: Any) -> int:
+    """Tokens in one encoded text: its ids, or word ids plus n-gram ids (word-vector body)."""
+    if isinstance(item, tuple):
+        return sum(len(x) for x in item)
+    return len(item)
+
+
+def sorted_batches(
+    body: Any, encoded: Sequence[Any], batch_size: int
+) -> Iterator[tuple[np.ndarray, dict[str, torch.Tensor]]]:
+    """(rows, padded batch) over ``encoded`` in order of length, so little padding is computed."""
+    order = np.argsort([encoded_length(e) for e in encoded], kind="stable")
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        yield rows, body.batch([encoded[i] for i in rows])
 
 
 class EncoderBody(nn.Module):

@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save_file
 from warmstart.artifact import read_meta, write_meta
 from warmstart.errors import WarmstartError
 from warmstart.models.transformer import Encoder, TransformerConfig
-from warmstart.transfer.bodies import EncoderBody, WordVectorBody
+from warmstart.transfer.bodies import EncoderBody, WordVectorBody, sorted_batches
 from warmstart.transfer.model import Task, TextClassifier
 
 WEIGHTS_FILE = "model.safetensors"
@@ -64,14 +64,10 @@ class Classifier:
         t = self._task(task)
         body = self.model.body
         encoded = body.encode(list(texts))
-        order = np.argsort([len(e[0]) if isinstance(e, tuple) else len(e) for e in encoded],
-                           kind="stable")
         out = np.zeros((len(encoded), len(t.labels)), dtype=np.float32)
         device = next(self.model.parameters()).device
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start:start + self.batch_size]
-            batch = {k: v.to(device) for k, v in body.batch([encoded[i] for i in rows]).items()}
-            logits = self.model.logits(batch, t.name).float()
+        for rows, batch in sorted_batches(body, encoded, self.batch_size):
+            logits = self.model.logits({k: v.to(device) for k, v in batch.items()}, t.name).float()
             probs = torch.sigmoid(logits) if t.multi_label else logits.softmax(-1)
             out[rows] = probs.cpu().numpy()
         return out

@@ -42,7 +42,7 @@ from warmstart.labeled import LabeledDataset
 from warmstart.train.budget import Budget, parse_duration
 from warmstart.train.loop import Monitor, TrainConfig, TrainResult, train
 from warmstart.transfer.batches import ClassificationBatches, encode
-from warmstart.transfer.bodies import EncoderBody, WordVectorBody
+from warmstart.transfer.bodies import EncoderBody, WordVectorBody, sorted_batches
 from warmstart.transfer.classifier import Classifier
 from warmstart.transfer.model import Regularisation, Task, TextClassifier
 
@@ -317,7 +317,7 @@ def _train(
     monitor = Monitor(key=f"valid_{first}_accuracy" if cfg.monitor == "accuracy" else "valid_loss",
                       mode="max" if cfg.monitor == "accuracy" else "min", patience=cfg.patience)
     fingerprint = {
-        "finetune": {k: v for k, v in dataclasses.asdict(cfg).items()},
+        "finetune": dataclasses.asdict(cfg),
         "train": {k: v for k, v in dataclasses.asdict(tcfg).items()
                   if k not in ("threads", "device", "eval_every", "checkpoint_every", "log_every",
                                "max_steps", "epochs", "time_budget", "max_tokens")},
@@ -334,13 +334,9 @@ def _train(
 def features_of(body: EncoderBody | WordVectorBody, texts: list[str], *, batch_size: int = 64) -> np.ndarray:
     """(N, C) features of ``texts`` from a frozen body, in length-sorted batches."""
     body.eval()
-    encoded = body.encode(texts)
-    lengths = [sum(len(x) for x in e) if isinstance(e, tuple) else len(e) for e in encoded]
-    order = np.argsort(lengths, kind="stable")
     out = np.zeros((len(texts), body.dim), dtype=np.float32)
-    for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
-        out[rows] = body(body.batch([encoded[i] for i in rows])).float().numpy()
+    for rows, batch in sorted_batches(body, body.encode(texts), batch_size):
+        out[rows] = body(batch).float().numpy()
     return out
 
 

@@ -102,9 +102,6 @@ class TextClassifier(nn.Module):
         name = task or self.tasks[0].name
         return self.head(name)(self.body(batch))
 
-    def features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.body(batch)
-
     # -- training --------------------------------------------------------------------------
     def forward(  # type: ignore[override]
         self, batch: dict[str, torch.Tensor], norms: dict[str, float]
