@@ -239,6 +239,21 @@ def test_hf_export_predicts_the_same(sst2: tuple, minilm: str, tmp_path: Path) -
     ours = torch.from_numpy(clf.predict_proba(texts))
     torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-4)
     assert hf.config.id2label == {0: "0", 1: "1"}
+    # The exported tokenizer makes the same ids as ours, without padding them.
+    tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "hf")
+    assert tok(texts[0])["input_ids"] == body.encode(texts[:1])[0]
+
+
+def test_encoder_body_does_not_pad_to_the_tokenizer_files_length(minilm: str) -> None:
+    """sentence-transformers' tokenizer.json pads every text to 128; a body must not."""
+    from warmstart.models.io import load_pretrained
+    from warmstart.transfer.bodies import EncoderBody
+
+    loaded = load_pretrained(minilm)
+    body = EncoderBody(loaded.model, loaded.tokenizer, max_len=256)
+    short, long = body.encode(["a fine film", "word " * 400])
+    assert len(short) == 5  # [CLS] a fine film [SEP]
+    assert len(long) == 256 and long[-1] == body.sep_id
 
 
 def test_export_refuses_mean_pooling(sst2: tuple, minilm: str, tmp_path: Path) -> None:

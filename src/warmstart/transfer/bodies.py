@@ -68,6 +68,11 @@ class EncoderBody(nn.Module):
         if pooling not in POOLINGS:
             raise WarmstartError(f"--pooling {pooling}: use one of {', '.join(POOLINGS)}")
         self.encoder = encoder
+        # Folders made by sentence-transformers ship tokenizer.json with fixed padding (to 128)
+        # and truncation switched on: every text would cost 128 positions. We cut and pad
+        # ourselves, per batch.
+        tokenizer.no_padding()
+        tokenizer.no_truncation()
         self.tokenizer = tokenizer
         self.pooling = pooling
         self.max_len = min(max_len, encoder.config.max_positions)
