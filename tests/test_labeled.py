@@ -106,6 +106,17 @@ def test_folder_per_class(tmp_path: Path) -> None:
     assert ds.doc_files is not None and ds.doc_files[0] == str(root / "neg" / "1_7.txt")
 
 
+def test_folder_of_unlabeled_texts_is_not_a_class(tmp_path: Path) -> None:
+    """IMDB's train/ holds pos/, neg/ and unsup/ (the 50,000 unlabeled reviews)."""
+    root = tmp_path / "train"
+    for i, (t, c) in enumerate(zip(TEXTS, LABELS, strict=True)):
+        write(root / c / f"{i}_7.txt", t + "\n")
+    write(root / "unsup" / "0_0.txt", "an unlabeled review\n")
+    with pytest.warns(UserWarning, match="unsup.*unlabeled texts"):
+        ds = LabeledDataset.read(root)
+    assert ds.labels == ["neg", "pos"] and len(ds) == len(TEXTS)
+
+
 def test_multiline_document_in_folder(tmp_path: Path) -> None:
     write(tmp_path / "a" / "1.txt", "line one\nline two\n\n")
     write(tmp_path / "b" / "2.txt.gz", "other")

@@ -189,6 +189,23 @@ def test_multi_task_heads_share_one_body(sst2: tuple, agnews: tuple, tmp_path: P
     assert len(clf.predict(agnews[1].texts[:5], task="topic")) == 5
     with pytest.raises(WarmstartError, match="--task nope"):
         clf.predict(["x"], task="nope")
+    # The best epoch is the one with the best mean of both tasks' dev accuracies.
+    records = [json.loads(x) for x in (tmp_path / "mt" / "metrics.jsonl").read_text().splitlines()]
+    restored = next(r for r in records if "restored_best_step" in r)
+    validations = {r["step"]: (r["valid_label_accuracy"] + r["valid_topic_accuracy"]) / 2
+                   for r in records if "valid_topic_accuracy" in r and r["step"] > 0}
+    assert validations[restored["restored_best_step"]] == max(validations.values())
+
+
+def test_monitor_watches_one_key_or_the_mean_of_several() -> None:
+    from warmstart.train.loop import Monitor
+
+    record = {"valid_a_accuracy": 0.5, "valid_b_accuracy": 0.9, "valid_loss": 1.0}
+    assert Monitor("valid_loss").value(record) == 1.0
+    both = Monitor(("valid_a_accuracy", "valid_b_accuracy"), mode="max")
+    assert both.value(record) == pytest.approx(0.7)
+    assert both.value({"valid_a_accuracy": 0.5}) is None
+    assert both.better(0.8, 0.7) and not both.better(0.6, 0.7)
 
 
 def test_interrupted_finetuning_resumes_to_the_same_weights(
@@ -254,6 +271,16 @@ def test_encoder_body_does_not_pad_to_the_tokenizer_files_length(minilm: str) ->
     short, long = body.encode(["a fine film", "word " * 400])
     assert len(short) == 5  # [CLS] a fine film [SEP]
     assert len(long) == 256 and long[-1] == body.sep_id
+
+
+def test_truncation_keeps_head_tail_or_both() -> None:
+    from warmstart.transfer.bodies import truncate
+
+    ids = list(range(10))
+    assert truncate(ids, 4, "head") == [0, 1, 2, 3]
+    assert truncate(ids, 4, "tail") == [6, 7, 8, 9]
+    assert truncate(ids, 8, "head+tail") == [0, 1, 4, 5, 6, 7, 8, 9]
+    assert truncate(ids, 12, "head+tail") == ids
 
 
 def test_export_refuses_mean_pooling(sst2: tuple, minilm: str, tmp_path: Path) -> None:

@@ -440,7 +440,7 @@ def evaluate_command(model: str, test: str, task: str | None, text_field: str, l
     from warmstart.transfer.finetune import evaluate
 
     clf = Classifier.load(model)
-    head = clf._task(task)
+    head = clf.task(task)
     data = LabeledDataset.read(test, text_field=text_field, label_field=label_field,
                                has_header=not no_header, label_sep=label_sep or None,
                                labels=head.labels, multi_label=head.multi_label)

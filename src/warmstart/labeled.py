@@ -23,7 +23,8 @@ Formats, chosen by suffix (optionally followed by ``.gz``, ``.bz2`` or ``.xz``) 
 * fastText (``.ft``, or a ``.txt`` file whose first non-empty line starts with ``__label__``):
   ``__label__pos __label__other text ...``, one example per line.
 * a folder with one sub-folder per class, one document per ``.txt`` file in it (the layout of
-  the original IMDB release: ``train/pos/*.txt``, ``train/neg/*.txt``).
+  the original IMDB release: ``train/pos/*.txt``, ``train/neg/*.txt``; a sub-folder named
+  ``unsup`` or ``unlabeled``, like IMDB's ``train/unsup``, is skipped with a warning).
 
 Labels are strings or integers. The label map is the sorted set of labels (numerically when all
 of them are integers, else lexicographically), or the one given as ``labels=`` (a train set's,
@@ -589,10 +590,19 @@ def _dedupe(names: list[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+# Sub-folders of unlabeled texts in the folder layout (IMDB's train/unsup): not a class.
+UNLABELED_FOLDERS = ("unsup", "unlabeled", "unlabelled")
+
+
 def _read_folder(root: Path, bad: dict[Path, int]) -> list[_Row]:
     classes = sorted(
         d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")
     )
+    skipped = [d for d in classes if d.name.lower() in UNLABELED_FOLDERS]
+    for d in skipped:
+        warnings.warn(f"{d}: skipped: a folder named {d.name!r} holds unlabeled texts, not a "
+                      "class (use it as a pretraining corpus)", stacklevel=4)
+    classes = [d for d in classes if d not in skipped]
     if not classes:
         raise WarmstartError(
             f"{root}: folder has no class sub-folders; a labeled folder holds one sub-folder "

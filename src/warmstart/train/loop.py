@@ -87,13 +87,25 @@ class BatchSource(Protocol):
 class Monitor:
     """Keep the weights of the best validation, and optionally stop when it stops improving.
 
-    ``key`` is a validation record's key (``valid_loss``, ``valid_task_accuracy``...);
+    ``key`` is a validation record's key (``valid_loss``, ``valid_task_accuracy``...), or
+    several keys whose mean is watched (multi-task: every task's accuracy counts);
     ``patience`` validations in a row without improvement end the run (0: never).
     """
 
-    key: str = "valid_loss"
+    key: str | tuple[str, ...] = "valid_loss"
     mode: str = "min"
     patience: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.key if isinstance(self.key, str) else "mean_" + "_".join(self.key)
+
+    def value(self, record: dict[str, Any]) -> float | None:
+        """The watched score of a validation record (None if it lacks a key)."""
+        keys = (self.key,) if isinstance(self.key, str) else self.key
+        if not all(k in record for k in keys):
+            return None
+        return sum(float(record[k]) for k in keys) / len(keys)
 
     def better(self, value: float, best: float | None) -> bool:
         if best is None:
@@ -276,9 +288,11 @@ def _run(
         record = _validate(model, module, batches, config, dist, device, autocast, state)
         state.history.append(record)
         # Step 0 is where the curve starts, not a candidate; a tie goes to the later step.
-        if monitor is None or monitor.key not in record or state.step == 0:
+        if monitor is None or state.step == 0:
             return False
-        value = float(record[monitor.key])
+        value = monitor.value(record)
+        if value is None:
+            return False
         if value == state.best.get("value") or monitor.better(value, state.best.get("value")):
             state.best = {"value": value, "step": state.step, "waited": 0}
             state.best_state = {k: v.detach().to("cpu", copy=True)
@@ -304,7 +318,7 @@ def _run(
             state.elapsed = elapsed
             stopped_by = budget.reached(step=state.step, tokens=state.tokens, elapsed=elapsed)
             if early_stop:
-                stopped_by = f"early stopping ({monitor.key if monitor else ''})"
+                stopped_by = f"early stopping ({monitor.name if monitor else ''})"
             if signalled:
                 checkpoint()
                 bar.close()
@@ -372,7 +386,7 @@ def _run(
     if monitor is not None and state.best_state is not None:
         module.load_state_dict(state.best_state)
         state.history.append({"step": state.step, "restored_best_step": state.best["step"],
-                              f"best_{monitor.key}": state.best["value"]})
+                              f"best_{monitor.name}": state.best["value"]})
     bar.close()
     dist.barrier()
     return TrainResult(steps=state.step, tokens=state.tokens, seconds=state.elapsed,

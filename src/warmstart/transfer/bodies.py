@@ -28,6 +28,20 @@ from warmstart.models.transformer import Encoder
 from warmstart.tokenize import Tokenizer, make_tokenizer
 
 POOLINGS = ("mean", "cls", "pooler")
+TRUNCATIONS = ("head", "tail", "head+tail")
+
+
+def truncate(ids: Sequence[int], keep: int, how: str = "head") -> list[int]:
+    """At most ``keep`` of ``ids``: the start, the end, or a quarter from the start and the
+    rest from the end ("head+tail", the best cut for long reviews in Sun et al. 2019)."""
+    if len(ids) <= keep:
+        return list(ids)
+    if how == "head":
+        return list(ids[:keep])
+    if how == "tail":
+        return list(ids[len(ids) - keep:])
+    head = keep // 4
+    return [*ids[:head], *ids[len(ids) - (keep - head):]]
 
 
 def _pad(rows: Sequence[Sequence[int]], pad: int) -> torch.Tensor:
@@ -62,11 +76,15 @@ class EncoderBody(nn.Module):
 
     def __init__(
         self, encoder: Encoder, tokenizer: tokenizers.Tokenizer, *, pooling: str = "mean",
-        max_len: int = 256,
+        max_len: int = 256, truncation: str = "head",
     ) -> None:
         super().__init__()
         if pooling not in POOLINGS:
             raise WarmstartError(f"--pooling {pooling}: use one of {', '.join(POOLINGS)}")
+        if truncation not in TRUNCATIONS:
+            raise WarmstartError(
+                f"--truncation {truncation}: use one of {', '.join(TRUNCATIONS)}")
+        self.truncation = truncation
         self.encoder = encoder
         # Folders made by sentence-transformers ship tokenizer.json with fixed padding (to 128)
         # and truncation switched on: every text would cost 128 positions. We cut and pad
@@ -92,10 +110,10 @@ class EncoderBody(nn.Module):
         return self.encoder.config.hidden
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
-        """[CLS] pieces [SEP], truncated to ``max_len``: one id list per text."""
+        """[CLS] pieces [SEP], cut to ``max_len`` as ``truncation`` says: one id list per text."""
         enc = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
         keep = self.max_len - 2
-        return [[self.cls_id, *e.ids[:keep], self.sep_id] for e in enc]
+        return [[self.cls_id, *truncate(e.ids, keep, self.truncation), self.sep_id] for e in enc]
 
     def batch(self, encoded: Sequence[Any]) -> dict[str, torch.Tensor]:
         return {"ids": _pad(encoded, self.pad_id)}
@@ -121,7 +139,7 @@ class EncoderBody(nn.Module):
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "pooling": self.pooling, "max_len": self.max_len,
-                "model": self.encoder.config.to_dict()}
+                "truncation": self.truncation, "model": self.encoder.config.to_dict()}
 
 
 _MASK64 = (1 << 64) - 1

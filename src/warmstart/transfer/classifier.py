@@ -51,7 +51,8 @@ class Classifier:
     def labels(self) -> list[str]:
         return self.model.tasks[0].labels
 
-    def _task(self, task: str | None) -> Task:
+    def task(self, task: str | None = None) -> Task:
+        """The task named ``task`` (its labels, multi-label or not); None: the first task."""
         if task is None:
             return self.model.tasks[0]
         if task not in self.tasks:
@@ -61,7 +62,7 @@ class Classifier:
     @torch.inference_mode()
     def predict_proba(self, texts: Sequence[str], *, task: str | None = None) -> np.ndarray:
         """(N, K) class probabilities (softmax), or per-label probabilities (multi-label)."""
-        t = self._task(task)
+        t = self.task(task)
         body = self.model.body
         encoded = body.encode(list(texts))
         out = np.zeros((len(encoded), len(t.labels)), dtype=np.float32)
@@ -76,7 +77,7 @@ class Classifier:
         self, texts: Sequence[str], *, task: str | None = None, top_k: int = 1,
     ) -> list[Any]:
         """Labels: one per text, a list of ``top_k`` per text, or a list per text (multi-label)."""
-        t = self._task(task)
+        t = self.task(task)
         probs = self.predict_proba(texts, task=task)
         if t.multi_label:
             cut = self.thresholds.get(t.name, 0.5)
@@ -90,7 +91,7 @@ class Classifier:
         self, texts: Iterable[str], *, task: str | None = None, top_k: int = 1,
     ) -> list[dict[str, Any]]:
         """One dict per text: the label(s) and the probabilities, for JSONL output."""
-        t = self._task(task)
+        t = self.task(task)
         texts = list(texts)
         probs = self.predict_proba(texts, task=task)
         records = []
@@ -158,7 +159,8 @@ class Classifier:
                 raise WarmstartError(f"{folder}: the classifier has no {TOKENIZER_FILE}")
             encoder = Encoder(TransformerConfig.from_dict(spec["model"]))
             body = EncoderBody(encoder, tokenizers.Tokenizer.from_file(str(tok_path)),
-                               pooling=spec["pooling"], max_len=spec["max_len"])
+                               pooling=spec["pooling"], max_len=spec["max_len"],
+                               truncation=spec.get("truncation", "head"))
         else:
             try:
                 words = json.loads((folder / VOCAB_FILE).read_text(encoding="utf-8"))

