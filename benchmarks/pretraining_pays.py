@@ -13,9 +13,11 @@ Two questions, each against the same model from random initialisation:
   class, drawn with seeds ``--seeds``), and so is the same architecture with random weights
   (``random_init=True``), with the same fine-tuning settings (below).
 * **Word vectors** (``--only vectors``): skip-gram vectors (dim 100, 5 epochs) trained by
-  warmstart on the same unlabeled reviews initialise the word-vector classifier
-  (fastText-style: mean of word and word-bigram embeddings, all trained); the same classifier
-  from random embeddings (same vocabulary) is the baseline.
+  warmstart on the same unlabeled reviews go into the word-vector classifier (fastText-style:
+  the mean of trained word and word-bigram embeddings) as its static channel (the default
+  ``channels="static"``: the vectors' average over a text, frozen and standardised, beside the
+  trained embeddings); the same classifier with random vectors in that channel is the
+  baseline, and the classifier without any vectors is shown too.
 
 Test: a fixed subsample of 5,000 of the 25,000 IMDB test reviews (stratified, seed 0), the
 same as ``finetune_vs_anchors.py``. Pretrained artifacts are kept under ``--out`` and reused;
@@ -101,6 +103,9 @@ def main() -> None:
             train_vectors(str(unsup), out=folder, **VECTORS)
         results["vectors"] = compare("word vectors", str(folder), train, test, args.seeds,
                                      FINETUNE_WORDS)
+        print("== the fastText-style classifier without any vectors (its own vocabulary)")
+        results["vectors"]["no_vectors"] = score("", train, test, args.seeds,
+                                                 random_init=False, options=FINETUNE_WORDS)
         results["vectors"]["pretrain"] = {**VECTORS, "seconds": round(time.perf_counter() - start)}
         results_file.write_text(json.dumps(results, indent=1))
 

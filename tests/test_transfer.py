@@ -18,6 +18,7 @@ import torch
 
 from warmstart.errors import WarmstartError
 from warmstart.labeled import LabeledDataset
+from warmstart.transfer.bodies import sorted_batches
 from warmstart.transfer.classifier import Classifier
 from warmstart.transfer.finetune import evaluate, finetune
 
@@ -70,6 +71,51 @@ def test_word_vector_classifier_from_scratch_learns_topics(agnews: tuple, tmp_pa
     texts = test.texts[:50]
     np.testing.assert_allclose(again.predict_proba(texts), result.classifier.predict_proba(texts),
                                atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def imdb_small(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    """Skip-gram vectors from 5,000 unlabeled IMDB reviews; 400 labeled reviews; 1,000 test."""
+    import gzip
+    import itertools
+
+    from warmstart import train_vectors
+
+    folder = shared_data / "en" / "imdb"
+    with gzip.open(folder / "unsup.txt.gz", "rt", encoding="utf-8") as f:
+        docs = list(itertools.islice(f, 5000))
+    vectors = tmp_path_factory.mktemp("imdb") / "vectors"
+    train_vectors(iter(docs), out=vectors, dim=50, epochs=3, min_count=3, lowercase=True,
+                  progress=False)
+    train = LabeledDataset.read(folder / "train.tsv.gz")
+    test = LabeledDataset.read(folder / "test.tsv.gz", labels=train.labels)
+    return vectors, train.sample_per_class(200, seed=0), test.sample_per_class(500, seed=0)
+
+
+def test_word_vectors_pay_through_a_static_channel(imdb_small: tuple, tmp_path: Path) -> None:
+    """The vectors' frozen, standardised channel beats the same classifier from random ones."""
+    from warmstart.vectors.keyed import KeyedVectors
+
+    vectors, labeled, test = imdb_small
+    pre = finetune(labeled, init=str(vectors), out=tmp_path / "clf", progress=False)
+    rnd = finetune(labeled, init=str(vectors), random_init=True, progress=False)
+    body = pre.classifier.model.body
+    kv = KeyedVectors.load(vectors)
+    row = body.static_emb.weight[body.index["great"]]
+    assert not body.static_emb.weight.requires_grad  # still the vectors after training
+    torch.testing.assert_close(row, torch.from_numpy(np.asarray(kv.get_vector("great"))))
+    with torch.no_grad():
+        features = torch.cat([body(b) for _, b in sorted_batches(body, body.encode(labeled.texts), 128)])
+    static = features[:, -kv.dim:]  # the training texts' static features are standardised
+    # (fitted on the 90% left after the dev split, so about, not exactly, 0 and 1)
+    assert static.mean().abs() < 0.05 and (static.std(0) - 1).abs().max() < 0.15
+    acc_pre = evaluate(pre.classifier, test)["accuracy"]
+    acc_rnd = evaluate(rnd.classifier, test)["accuracy"]
+    assert acc_pre > majority(test) + 0.2
+    assert acc_pre > acc_rnd + 0.03, (acc_pre, acc_rnd)
+    loaded = Classifier.load(tmp_path / "clf")
+    np.testing.assert_allclose(loaded.predict_proba(test.texts[:20]),
+                               pre.classifier.predict_proba(test.texts[:20]), atol=1e-6)
 
 
 def test_linear_probe_on_minilm_features(sst2: tuple, minilm: str, tmp_path: Path) -> None:

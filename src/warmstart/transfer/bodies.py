@@ -171,6 +171,7 @@ class WordVectorBody(nn.Module):
         buckets: int = 200_000,
         hidden: int = 0,
         max_len: int = 1024,
+        static_dim: int = 0,
     ) -> None:
         super().__init__()
         self.words = list(words)
@@ -186,10 +187,28 @@ class WordVectorBody(nn.Module):
             nn.init.uniform_(emb.weight, -1.0 / dim, 1.0 / dim)
             with torch.no_grad():
                 emb.weight[0].zero_()
-        self.mlp = (nn.Sequential(nn.Linear(dim, hidden), nn.ReLU()) if hidden
+        # The static channel (Kim 2014): a frozen copy of the pretrained vectors, averaged
+        # over the words, beside the trained channel. Few labels cannot pull it away from what
+        # pretraining learned, and the trained channel still learns words of its own.
+        self.static_dim = static_dim
+        self.static_emb = nn.Embedding(len(self.words) + 1, static_dim, padding_idx=0)
+        nn.init.uniform_(self.static_emb.weight, -1.0 / max(dim, 1), 1.0 / max(dim, 1))
+        with torch.no_grad():
+            self.static_emb.weight[0].zero_()
+        self.static_emb.requires_grad_(False)
+        # The static channel's averages barely vary between long texts (an average of 200
+        # word vectors is close to the corpus's mean vector), so they are standardised with
+        # the training texts' mean and spread (fit_static); otherwise a head trained by
+        # gradient descent would need enormous weights, and would not get there.
+        self.static_mean: torch.Tensor
+        self.static_std: torch.Tensor
+        self.register_buffer("static_mean", torch.zeros(static_dim))
+        self.register_buffer("static_std", torch.ones(static_dim))
+        width = dim + static_dim
+        self.mlp = (nn.Sequential(nn.Linear(width, hidden), nn.ReLU()) if hidden
                     else nn.Identity())
         self.hidden = hidden
-        self._dim = hidden or dim
+        self._dim = hidden or width
 
     @classmethod
     def from_texts(
@@ -205,21 +224,26 @@ class WordVectorBody(nn.Module):
         words += [w for w in extra_words if w not in known]
         return cls(words, tokenizer=tokenizer, **kw)
 
-    def init_from(self, vectors: Any) -> int:
+    def init_from(self, vectors: Any, *, trained: bool = True) -> int:
         """Copy pretrained vectors (a KeyedVectors) into the word embeddings; return how many.
 
-        Words the vectors lack keep their random start (with subword vectors, every word
-        gets a vector composed from its character n-grams).
+        ``trained``: into the trained channel (else it keeps its random start); the static
+        channel, if any, always gets them. Words the vectors lack keep their random start
+        (with subword vectors, every word gets a vector composed from its character n-grams).
         """
-        if vectors.dim != self.word_emb.embedding_dim:
-            raise WarmstartError(
-                f"the vectors have dimension {vectors.dim} but the classifier {self.word_emb.embedding_dim}"
-            )
+        targets = [e for e, on in ((self.word_emb, trained), (self.static_emb, self.static_dim))
+                   if on]
+        for emb in targets:
+            if vectors.dim != emb.embedding_dim:
+                raise WarmstartError(
+                    f"the vectors have dimension {vectors.dim} but the classifier "
+                    f"{emb.embedding_dim}")
         found = 0
-        weight = self.word_emb.weight.detach()
         for w, i in self.index.items():
             if vectors.has_vector(w):
-                weight[i] = torch.from_numpy(np.asarray(vectors.get_vector(w), dtype=np.float32))
+                row = torch.from_numpy(np.asarray(vectors.get_vector(w), dtype=np.float32))
+                for emb in targets:
+                    emb.weight.detach()[i] = row
                 found += 1
         return found
 
@@ -249,14 +273,33 @@ class WordVectorBody(nn.Module):
         ids, grams = batch["ids"], batch["ngrams"]
         total = self.word_emb(ids).sum(1) + self.ngram_emb(grams).sum(1)  # (B, C)
         count = ((ids != 0).sum(1) + (grams != 0).sum(1)).clamp_min(1).unsqueeze(1)
-        return self.mlp(total / count.to(total.dtype))
+        features = total / count.to(total.dtype)
+        if self.static_dim:
+            features = torch.cat([features, (self._static(ids) - self.static_mean) / self.static_std], 1)
+        return self.mlp(features)
+
+    def _static(self, ids: torch.Tensor) -> torch.Tensor:
+        """(B, static_dim) mean of the static channel's vectors over each text's words."""
+        n_words = (ids != 0).sum(1).clamp_min(1).unsqueeze(1)
+        return self.static_emb(ids).sum(1) / n_words.to(self.static_emb.weight.dtype)
+
+    @torch.no_grad()
+    def fit_static(self, encoded: Sequence[Any], batch_size: int = 256) -> None:
+        """Standardise the static channel with the mean and spread of ``encoded`` texts."""
+        if not self.static_dim or not encoded:
+            return
+        feats = torch.cat([self._static(batch["ids"])
+                           for _, batch in sorted_batches(self, encoded, batch_size)])
+        self.static_mean.copy_(feats.mean(0))
+        self.static_std.copy_(feats.std(0, unbiased=False).clamp_min(1e-6))
 
     def blocks(self) -> list[list[nn.Module]]:
-        return [[self.word_emb, self.ngram_emb], [self.mlp]]
+        return [[self.word_emb, self.ngram_emb, self.static_emb], [self.mlp]]
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "dim": self.word_emb.embedding_dim, "ngrams": self.ngrams,
-                "buckets": self.buckets, "hidden": self.hidden, "max_len": self.max_len, "tokenizer": self.tokenizer.config()}
+                "buckets": self.buckets, "hidden": self.hidden, "max_len": self.max_len,
+                "static_dim": self.static_dim, "tokenizer": self.tokenizer.config()}
 
     @staticmethod
     def tokenizer_from(config: dict[str, Any]) -> Tokenizer:

@@ -168,7 +168,7 @@ class Classifier:
                 raise WarmstartError(f"{folder / VOCAB_FILE}: cannot read the vocabulary ({e})") from None
             body = WordVectorBody(words, dim=spec["dim"], ngrams=spec["ngrams"],
                                   buckets=spec["buckets"] or 1, hidden=spec["hidden"],
-                                  max_len=spec["max_len"],
+                                  max_len=spec["max_len"], static_dim=spec.get("static_dim", 0),
                                   tokenizer=WordVectorBody.tokenizer_from(spec["tokenizer"]))
         tasks = [Task(**t) for t in config["tasks"]]
         model = TextClassifier(body, tasks)

@@ -48,6 +48,7 @@ from warmstart.transfer.model import Regularisation, Task, TextClassifier
 
 METHODS = ("finetune", "probe")
 PENALTIES = ("l2", "l1", "elasticnet")
+CHANNELS = ("trained", "static", "both")
 
 
 @dataclass
@@ -96,6 +97,10 @@ class FinetuneConfig:
     hidden: int = opt(0, "word-vector model: a hidden layer of this size (0: linear)")
     min_count: int = opt(1, "word-vector model: words seen fewer times are dropped")
     max_vocab: int = opt(200_000, "word-vector model: most words taken from --init's vectors")
+    channels: str = opt("static", "word-vector model: where --init's vectors go: static (a "
+                        "frozen, standardised channel beside trained embeddings that start "
+                        "random), trained (the trained embeddings start from them, as fastText's "
+                        "-pretrainedVectors) or both (Kim 2014)")
     lowercase: bool = opt(True, "word-vector model: lowercase words (without --init)")
 
     def __post_init__(self) -> None:
@@ -103,6 +108,8 @@ class FinetuneConfig:
             raise WarmstartError(f"--method {self.method}: use one of {', '.join(METHODS)}")
         if self.penalty not in PENALTIES:
             raise WarmstartError(f"--penalty {self.penalty}: use one of {', '.join(PENALTIES)}")
+        if self.channels not in CHANNELS:
+            raise WarmstartError(f"--channels {self.channels}: use one of {', '.join(CHANNELS)}")
         if self.class_weights not in ("none", "balanced"):
             raise WarmstartError(f"--class-weights {self.class_weights}: use none or balanced")
         if self.monitor not in ("accuracy", "loss"):
@@ -177,13 +184,18 @@ def make_body(cfg: FinetuneConfig, texts: list[str]) -> tuple[EncoderBody | Word
             tokenizer = make_tokenizer(name, lowercase=bool(made_with.get("lowercase", False)))
             # The vectors' own words join the training words: a word no label ever came
             # with still carries what pretraining learned about it.
+            # A probe freezes everything: its features are the vectors' averages themselves.
+            static = cfg.channels in ("static", "both") and cfg.method != "probe"
+            trained = cfg.channels in ("trained", "both") or cfg.method == "probe"
             body = WordVectorBody.from_texts(
                 texts, tokenizer=tokenizer, min_count=cfg.min_count, dim=vectors.dim,
                 ngrams=1 if cfg.method == "probe" else cfg.ngrams, buckets=cfg.buckets,
                 hidden=cfg.hidden, extra_words=vectors.words[:cfg.max_vocab],
+                static_dim=vectors.dim if static else 0,
             )
             if not cfg.random_init:
-                body.init_from(vectors)
+                body.init_from(vectors, trained=trained)
+            body.fit_static(body.encode(texts))
             if cfg.freeze or cfg.method == "probe":
                 body.word_emb.requires_grad_(False)
             return body, cfg.init
