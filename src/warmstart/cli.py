@@ -397,6 +397,31 @@ def finetune_command(ctx: click.Context, train: str, out: str, config: str | Non
     _print_summary(result.summary, False)
 
 
+def _augment_settings() -> type:
+    from warmstart.transfer.augment import AugmentConfig
+
+    return AugmentConfig
+
+
+@cli.command("augment")
+@click.argument("train", type=click.Path())
+@click.option("--out", required=True, type=click.Path(),
+              help="JSONL file to write: each example followed by its augmented copies")
+@click.option("--config", type=click.Path(), help="TOML file of settings (an [augment] table or top level)")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+@click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
+@_ordered_options(_augment_settings())
+@click.pass_context
+def augment_command(ctx: click.Context, train: str, out: str, config: str | None, quiet: bool,
+                    as_json: bool, **_: Any) -> None:
+    """Write TRAIN (CSV/TSV/JSONL, fastText format, or class folders) with --copies augmented
+    copies of each example: EDA with synonyms from --vectors, and/or refills by an --mlm encoder."""
+    from warmstart.transfer.augment import AugmentConfig, augment_dataset
+
+    settings = _settings(AugmentConfig, ctx, config, "augment")
+    _print_summary(augment_dataset(train, out=out, progress=not quiet, **settings), as_json)
+
+
 @cli.command("predict")
 @click.argument("model", type=click.Path())
 @click.argument("source", default="-")
