@@ -3,7 +3,8 @@
     python benchmarks/multitask_vs_single.py --per-class 250 --seeds 0 1 2
 
 Two tasks from ``../shared/data``: SST-2 sentence sentiment (``en/sst2-sentences``, test 1,821)
-and AG News topics (``en/agnews``, test 7,600), ``--per-class`` labeled examples per class of
+and AG News topics (``en/agnews``, a fixed test subsample of 2,000: 500 per class, seed 0),
+``--per-class`` labeled examples per class of
 each (seeds ``--seeds``). Single-task: one MiniLM per task. Multi-task: one MiniLM with a head
 per task, batches drawn from the tasks with ``--temperature`` sampling (1: in proportion to
 their sizes), for as many steps as the two single-task runs together, so both settings see
@@ -38,7 +39,8 @@ def datasets(data: Path, per_class: int, seed: int) -> dict[str, tuple[Any, Any]
     ag = LabeledDataset.read(d / "train.tsv", **kw)
     ag_test = LabeledDataset.read(d / "test.tsv", labels=ag.labels, **kw)
     return {"sst2": (sst.sample_per_class(per_class, seed=seed), sst_test),
-            "agnews": (ag.sample_per_class(per_class, seed=seed), ag_test)}
+            "agnews": (ag.sample_per_class(per_class, seed=seed),
+                       ag_test.sample_per_class(500, seed=0))}
 
 
 def steps_for(n: int, batch: int) -> int:

@@ -73,6 +73,27 @@ def test_word_vector_classifier_from_scratch_learns_topics(agnews: tuple, tmp_pa
                                atol=1e-6)
 
 
+def test_head_init_probe_starts_from_the_probes_head(agnews: tuple) -> None:
+    """LP-FT: with --head-init probe, fine-tuning starts where the linear probe ends."""
+    train, test = agnews
+    small = train.sample_per_class(60, seed=0)
+    common = dict(progress=False, seed=0, buckets=20_000, C=1.0, dropout=0.0)
+    probe = finetune(small, method="probe", **common).classifier
+    start = finetune(small, head_init="probe", max_steps=1, lr=1e-12, **common).classifier
+    np.testing.assert_allclose(start.predict_proba(test.texts[:50]),
+                               probe.predict_proba(test.texts[:50]), atol=1e-4)
+    with pytest.raises(WarmstartError, match="--head-init"):
+        finetune(small, head_init="lda", progress=False)
+
+
+def test_bf16_finetuning_learns(agnews: tuple) -> None:
+    """bf16 autocast (emulated on CPUs without AMX: slow, so a small model) still learns."""
+    train, test = agnews
+    result = finetune(train, progress=False, epochs=10, seed=0, buckets=50_000,
+                      precision="bf16", hidden=64)
+    assert evaluate(result.classifier, test)["accuracy"] > majority(test) + 0.3
+
+
 @pytest.fixture(scope="module")
 def imdb_small(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple:
     """Skip-gram vectors from 5,000 unlabeled IMDB reviews; 400 labeled reviews; 1,000 test."""

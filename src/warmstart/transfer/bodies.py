@@ -294,7 +294,8 @@ class WordVectorBody(nn.Module):
         self.static_std.copy_(feats.std(0, unbiased=False).clamp_min(1e-6))
 
     def blocks(self) -> list[list[nn.Module]]:
-        return [[self.word_emb, self.ngram_emb, self.static_emb], [self.mlp]]
+        """Trained parameter blocks (gradual unfreezing thaws these; the static channel stays)."""
+        return [[self.word_emb, self.ngram_emb], [self.mlp]]
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "dim": self.word_emb.embedding_dim, "ngrams": self.ngrams,

@@ -88,6 +88,8 @@ class FinetuneConfig:
     patience: int = opt(0, "stop after this many evaluations without a better dev score")
     monitor: str = opt("accuracy", "dev score that picks the best epoch: accuracy or loss")
     task_temperature: float = opt(1.0, "multi-task sampling: 1 proportional, larger flatter")
+    head_init: str = opt("random", "finetune: the heads start random, or as a probe's logistic "
+                         "regression on the starting features (LP-FT, Kumar et al. 2022)")
     penalty: str = opt("l2", "probe: l2, l1 or elasticnet")
     C: float = opt(0.0, "probe: inverse regularisation strength (0: chosen by 5-fold CV)")
     l1_ratio: float = opt(0.5, "probe: share of L1 in the elastic net")
@@ -110,6 +112,8 @@ class FinetuneConfig:
             raise WarmstartError(f"--penalty {self.penalty}: use one of {', '.join(PENALTIES)}")
         if self.channels not in CHANNELS:
             raise WarmstartError(f"--channels {self.channels}: use one of {', '.join(CHANNELS)}")
+        if self.head_init not in ("random", "probe"):
+            raise WarmstartError(f"--head-init {self.head_init}: use random or probe")
         if self.class_weights not in ("none", "balanced"):
             raise WarmstartError(f"--class-weights {self.class_weights}: use none or balanced")
         if self.monitor not in ("accuracy", "loss"):
@@ -309,6 +313,8 @@ def _train(
     weights = ({t.name: _class_weights(t, splits[t.name][0].y) for t in task_list}
                if cfg.class_weights == "balanced" else None)
     model = TextClassifier(body, task_list, reg=reg, class_weights=weights)
+    if cfg.head_init == "probe":  # LP-FT: a fitted head first, so fine-tuning starts aligned
+        _fit_heads(model, splits, cfg)
     n_labels = max(len(t.labels) for t in task_list)
     train_enc = [encode(body, i, tr.texts, tr.y) for i, (tr, _) in enumerate(splits.values())]
     dev_enc = [encode(body, i, dv.texts, dv.y) for i, (_, dv) in enumerate(splits.values())]
@@ -385,7 +391,15 @@ def _probe(
 ) -> Classifier:
     """Logistic regression on frozen features, folded into a linear head of the classifier."""
     model = TextClassifier(body, task_list, reg=Regularisation(dropout=0.0))
-    for t in task_list:
+    _fit_heads(model, splits, cfg)
+    return Classifier(model.eval())
+
+
+def _fit_heads(model: TextClassifier, splits: dict[str, tuple[LabeledDataset, LabeledDataset]],
+               cfg: FinetuneConfig) -> None:
+    """Set each task's head to a logistic regression fitted on the body's current features."""
+    body = model.body
+    for t in model.tasks:
         tr = splits[t.name][0]
         x = features_of(body, tr.texts)
         mu, sigma = x.mean(0), x.std(0) + 1e-6
@@ -407,7 +421,7 @@ def _probe(
         with torch.no_grad():
             head.weight.copy_(torch.from_numpy(w.astype(np.float32)))
             head.bias.copy_(torch.from_numpy(b.astype(np.float32)))
-    return Classifier(model.eval())
+    body.train()
 
 
 def evaluate(classifier: Classifier, dataset: LabeledDataset, *, task: str | None = None) -> dict[str, Any]:
