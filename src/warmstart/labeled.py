@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from warmstart.config import opt
 from warmstart.corpus import (
     COMPRESSIONS,
     Corpus,
@@ -69,6 +70,22 @@ _FT_PREFIX = "__label__"
 _FT_LABELS = re.compile(r"\s*((?:__label__\S*(?:\s+|$))+)(.*)", re.DOTALL)
 _INT = re.compile(r"[+-]?\d+")
 _SHOW = 12  # labels or columns listed in a message before "..."
+
+
+@dataclass
+class ReadConfig:
+    """How to read labeled files: the options of every command that reads them."""
+
+    text_field: str = opt("text", "CSV/TSV column or JSONL field holding the text")
+    label_field: str = opt("label", "CSV/TSV column or JSONL field holding the label(s)")
+    no_header: bool = opt(False, "CSV/TSV files have no header; fields are column indexes")
+    label_sep: str = opt("", "split a label cell on this into several labels (multi-label)")
+
+    def read(self, path: PathArg, **kw: Any) -> LabeledDataset:
+        """:meth:`LabeledDataset.read` with these settings (``kw``: labels=, multi_label=...)."""
+        return LabeledDataset.read(path, text_field=self.text_field, label_field=self.label_field,
+                                   has_header=not self.no_header,
+                                   label_sep=self.label_sep or None, **kw)
 
 
 @dataclass(eq=False, repr=False)

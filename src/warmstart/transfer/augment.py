@@ -39,7 +39,7 @@ import torch
 from warmstart.artifact import atomic_file
 from warmstart.config import check_settings, opt
 from warmstart.errors import WarmstartError
-from warmstart.labeled import LabeledDataset
+from warmstart.labeled import LabeledDataset, ReadConfig
 from warmstart.tokenize import Tokenizer, make_tokenizer
 from warmstart.tokenize.words import _HAN
 from warmstart.vectors.keyed import KeyedVectors
@@ -559,7 +559,7 @@ class ContextualMLM(Augmenter):
 
 
 @dataclass
-class AugmentConfig:
+class AugmentConfig(ReadConfig):
     """How to augment a labeled dataset: the augmenters, their rates, how to read the data."""
 
     vectors: str = opt("", "word vectors whose neighbours are EDA's synonyms (needed by --sr, --ri)")
@@ -580,10 +580,6 @@ class AugmentConfig:
     topn: int = opt(10, "synonyms: nearest neighbours considered per word")
     min_similarity: float = opt(0.5, "synonyms: lowest cosine similarity of a synonym")
     n_stopwords: int = opt(50, "synonyms: the vectors' most frequent words, never replaced")
-    text_field: str = opt("text", "CSV/TSV column or JSONL field holding the text")
-    label_field: str = opt("label", "CSV/TSV column or JSONL field holding the label(s)")
-    no_header: bool = opt(False, "CSV/TSV files have no header; fields are column indexes")
-    label_sep: str = opt("", "split a label cell on this into several labels (multi-label)")
 
     def __post_init__(self) -> None:
         if self.copies < 0:
@@ -650,9 +646,7 @@ def augment_dataset(
     out_path = Path(out)
     if out_path.is_dir():
         raise WarmstartError(f"--out {out_path}: is a folder; give a .jsonl file to write")
-    ds = data if isinstance(data, LabeledDataset) else LabeledDataset.read(
-        data, text_field=cfg.text_field, label_field=cfg.label_field,
-        has_header=not cfg.no_header, label_sep=cfg.label_sep or None)
+    ds = data if isinstance(data, LabeledDataset) else cfg.read(data)
     aug = augmenter or make_augmenter(cfg)
     started, rng = time.perf_counter(), np.random.default_rng(cfg.seed)
     out_path.parent.mkdir(parents=True, exist_ok=True)

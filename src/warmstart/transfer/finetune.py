@@ -38,7 +38,7 @@ import torch
 from warmstart.artifact import building, check_replaceable
 from warmstart.config import opt, split_settings
 from warmstart.errors import WarmstartError
-from warmstart.labeled import LabeledDataset
+from warmstart.labeled import LabeledDataset, ReadConfig
 from warmstart.train.budget import Budget, parse_duration
 from warmstart.train.loop import Monitor, TrainConfig, TrainResult, train
 from warmstart.transfer.batches import ClassificationBatches, encode
@@ -52,13 +52,9 @@ CHANNELS = ("trained", "static", "both")
 
 
 @dataclass
-class DataConfig:
+class DataConfig(ReadConfig):
     """Where the labeled data is and how to read it."""
 
-    text_field: str = opt("text", "CSV/TSV column or JSONL field holding the text")
-    label_field: str = opt("label", "CSV/TSV column or JSONL field holding the label(s)")
-    no_header: bool = opt(False, "CSV/TSV files have no header; fields are column indexes")
-    label_sep: str = opt("", "split a label cell on this into several labels (multi-label)")
     dev: str = opt("", "dev file (default: --dev-fraction of the training data, stratified)")
     dev_fraction: float = opt(0.1, "share of the training data held out as dev when no --dev")
 
@@ -156,12 +152,8 @@ def _read(source: Any, data: DataConfig, *, like: LabeledDataset | None = None) 
     """A labeled dataset from a path (or as given); ``like``: in that dataset's label map."""
     if isinstance(source, LabeledDataset):
         return source.with_labels(like.labels) if like is not None else source
-    return LabeledDataset.read(
-        source, text_field=data.text_field, label_field=data.label_field,
-        has_header=not data.no_header, label_sep=data.label_sep or None,
-        labels=like.labels if like is not None else None,
-        multi_label=like.multi_label if like is not None else None,
-    )
+    return data.read(source, labels=like.labels if like is not None else None,
+                     multi_label=like.multi_label if like is not None else None)
 
 
 def _split(train_set: LabeledDataset, data: DataConfig, seed: int) -> tuple[LabeledDataset, LabeledDataset]:
