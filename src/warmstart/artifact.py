@@ -74,13 +74,16 @@ def replace_dir(new: Path, final: Path) -> None:
 def check_replaceable(out: Path) -> None:
     """Refuse an ``out`` folder that is neither new, empty, an artifact nor an unfinished run.
 
-    An unfinished run leaves only its ``checkpoint/`` there, which the finished artifact replaces.
+    An unfinished run leaves only its ``checkpoint/`` there (and ``checkpoint-<phase>/`` for
+    the earlier phases of a run in several), which the finished artifact replaces.
     """
     if not out.exists():
         return
     if not out.is_dir():
         raise WarmstartError(f"--out {out}: exists and is not a folder; choose another path")
-    others = [p for p in out.iterdir() if p.name != CHECKPOINT_DIR and not p.name.startswith(f".{CHECKPOINT_DIR}.")]
+    others = [p for p in out.iterdir()
+              if p.name != CHECKPOINT_DIR and not p.name.startswith(f"{CHECKPOINT_DIR}-")
+              and not p.name.startswith(f".{CHECKPOINT_DIR}.")]
     if others and not (out / META_FILE).exists():
         raise WarmstartError(
             f"--out {out}: folder exists, is not empty and is not a warmstart artifact; "

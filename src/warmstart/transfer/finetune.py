@@ -28,6 +28,7 @@ import dataclasses
 import hashlib
 import math
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ from warmstart.transfer.bodies import EncoderBody, WordVectorBody, sorted_batche
 from warmstart.transfer.classifier import Classifier
 from warmstart.transfer.model import Regularisation, Task, TextClassifier
 
-METHODS = ("finetune", "probe")
+METHODS = ("finetune", "probe", "prototype")
 PENALTIES = ("l2", "l1", "elasticnet")
 CHANNELS = ("trained", "static", "both")
 
@@ -65,8 +66,8 @@ class FinetuneConfig:
 
     init: str = opt("", "encoder, Hugging Face folder or vectors artifact to start from "
                         "(none: a word-vector classifier from random embeddings)")
-    method: str = opt("finetune", "finetune (train end to end) or probe (frozen features + "
-                                  "logistic regression)")
+    method: str = opt("finetune", "finetune (train end to end), probe (frozen features + "
+                                  "logistic regression) or prototype (nearest class centroid)")
     random_init: bool = opt(False, "the architecture of --init with fresh random weights "
                                    "(the baseline pretraining must beat)")
     pooling: str = opt("mean", "encoder pooling: mean, cls or pooler (BERT's; exportable)")
@@ -123,7 +124,64 @@ class FinetuneConfig:
                 raise WarmstartError(f"--{name} {getattr(self, name)}: must not be negative")
 
 
-SETTINGS = (DataConfig, FinetuneConfig, TrainConfig)
+@dataclass
+class FewLabelsConfig:
+    """Making the most of few labels: SetFit's pair phase, augmented copies, unlabeled text."""
+
+    contrastive: int = opt(0, "few-shot: first tune the body on pairs of labeled texts "
+                              "(SetFit): this many positive and as many negative pairs per "
+                              "example and epoch (0: off; SetFit's default is 20)")
+    contrastive_lr: float = opt(2e-5, "contrastive phase: learning rate")
+    contrastive_epochs: float = opt(1.0, "contrastive phase: epochs of pairs")
+    contrastive_batch: int = opt(16, "contrastive phase: pairs per step")
+    augment: int = opt(0, "augmented copies of each labeled example added to the training data "
+                          "(EDA; contextual with --augment-mlm)")
+    augment_vectors: str = opt("", "word vectors whose neighbours are the augmenter's synonyms "
+                                   "(without: EDA swaps and deletions only)")
+    augment_mlm: str = opt("", "encoder with an MLM head: contextual replacement, mixed with EDA")
+    unlabeled: str = opt("", "unlabeled text (any corpus format) for --self-train or "
+                             "--consistency")
+    unlabeled_field: str = opt("text", "--unlabeled: the text column or JSON key")
+    unlabeled_max: int = opt(0, "use at most this many unlabeled texts, a seeded sample (0: all)")
+    self_train: int = opt(0, "self-training rounds: pseudo-label --unlabeled with the classifier, "
+                             "retrain on the labels and the pseudo-labels (0: off)")
+    pseudo_threshold: float = opt(0.9, "self-training: lowest confidence of a pseudo-label")
+    pseudo_balance: bool = opt(True, "self-training: keep as many pseudo-labels of each class")
+    consistency: float = opt(0.0, "UDA: weight of the consistency loss between --unlabeled "
+                                  "texts and their augmentations (0: off)")
+    consistency_ratio: int = opt(3, "UDA: unlabeled texts per labeled text in a batch")
+    consistency_confidence: float = opt(0.8, "UDA: unlabeled texts predicted with less "
+                                             "confidence are left out of the loss")
+    sharpen: float = opt(0.4, "UDA: temperature of the targets (below 1 sharpens; 1: none)")
+    tsa: str = opt("none", "UDA: training-signal annealing: none, linear, log or exp")
+
+    def __post_init__(self) -> None:
+        for name in ("contrastive", "augment", "unlabeled_max", "self_train",
+                     "consistency_ratio", "contrastive_batch"):
+            if getattr(self, name) < 0:
+                raise WarmstartError(f"--{name.replace('_', '-')} {getattr(self, name)}: "
+                                     "must not be negative")
+        if self.consistency < 0:
+            raise WarmstartError(f"--consistency {self.consistency}: must not be negative")
+        if not 0.0 < self.pseudo_threshold <= 1.0:
+            raise WarmstartError(f"--pseudo-threshold {self.pseudo_threshold}: a probability "
+                                 "in (0, 1]")
+        if self.sharpen <= 0:
+            raise WarmstartError(f"--sharpen {self.sharpen}: must be positive")
+        if self.tsa not in ("none", "linear", "log", "exp"):
+            raise WarmstartError(f"--tsa {self.tsa}: use none, linear, log or exp")
+        if (self.self_train or self.consistency) and not self.unlabeled:
+            which = "--self-train" if self.self_train else "--consistency"
+            raise WarmstartError(f"{which} learns from unlabeled text: give --unlabeled FILE")
+        if self.consistency and not self.consistency_ratio:
+            raise WarmstartError("--consistency needs --consistency-ratio of at least 1")
+
+    @property
+    def any(self) -> bool:
+        return bool(self.contrastive or self.augment or self.self_train or self.consistency)
+
+
+SETTINGS = (DataConfig, FinetuneConfig, TrainConfig, FewLabelsConfig)
 # Defaults of the loop that differ for fine-tuning, by body: (lr, epochs, batch size).
 _DEFAULTS = {"encoder": {"lr": 5e-5, "epochs": 3.0, "batch_size": 32, "warmup": 0.1},
              "words": {"lr": 5e-3, "epochs": 5.0, "batch_size": 32, "warmup": 0.0}}
@@ -236,14 +294,21 @@ def finetune(
     adds more labeled datasets by task name (multi-task; each split into train/dev like the
     first). Re-running with the same settings continues an interrupted run.
     """
-    data_values, ft_values, train_values = split_settings(SETTINGS, options, where="options")
-    data, cfg = DataConfig(**data_values), FinetuneConfig(**ft_values)
+    data_values, ft_values, train_values, few_values = split_settings(SETTINGS, options,
+                                                                      where="options")
+    data, cfg, few = DataConfig(**data_values), FinetuneConfig(**ft_values), FewLabelsConfig(**few_values)
     seed = int(train_values.get("seed", 0))
     out_dir = Path(out) if out is not None else None
     if out_dir is not None:
         check_replaceable(out_dir)
 
     named = {"label": train_data, **(tasks or {})}
+    if few.any and len(named) > 1:
+        raise WarmstartError("--contrastive, --augment, --self-train and --consistency train "
+                             "one task; drop --task or these options")
+    if few.consistency and cfg.method != "finetune":
+        raise WarmstartError(f"--consistency trains end to end; it needs --method finetune, "
+                             f"not {cfg.method}")
     # --dev is the first task's; other tasks hold out --dev-fraction of their own data.
     read = {name: _read(src, data) for name, src in named.items()}
     for ds in read.values():
@@ -251,22 +316,43 @@ def finetune(
             raise WarmstartError(
                 f"{ds.source}: every example has the label {ds.labels[0]!r}; a classifier "
                 "needs at least 2 classes (check --label-field)")
+        if ds.multi_label and (few.contrastive or few.self_train or few.consistency):
+            raise WarmstartError(f"{ds.source}: multi-label data; --contrastive, --self-train "
+                                 "and --consistency need one label per text")
     task_list = [Task(name, ds.labels, ds.multi_label) for name, ds in read.items()]
     splits = {name: _split(ds, data if name == "label" else dataclasses.replace(data, dev=""),
                            seed)
               for name, ds in read.items()}
-    texts = [t for tr, _ in splits.values() for t in tr.texts]
-    torch.manual_seed(seed)
-    body, parent = make_body(cfg, texts)
 
-    kind = "encoder" if isinstance(body, EncoderBody) else "words"
-    tcfg = TrainConfig(**{**_DEFAULTS[kind], **train_values})
-    if cfg.method == "probe":
-        classifier = _probe(body, task_list, splits, cfg)
-        result = None
-    else:
-        classifier, result = _train(body, task_list, splits, cfg, tcfg, out_dir, progress,
-                                    chosen=set(train_values))
+    unlabeled = _read_unlabeled(few, seed)
+    augmenter = _augmenter(few) if few.augment or few.consistency else None
+    labeled, dev_set = splits["label"]
+    if few.augment and augmenter is not None:
+        labeled = _with_copies(labeled, augmenter, few.augment, seed)
+    unlabeled_aug = (augmenter.augment(unlabeled, np.random.default_rng([seed, 3]))
+                     if few.consistency and augmenter is not None else [])
+    extra = {"unlabeled": unlabeled, "unlabeled_aug": unlabeled_aug}
+
+    pseudo: LabeledDataset | None = None
+    rounds: list[dict[str, Any]] = []
+    for r in range(1 + few.self_train):
+        train_set = labeled if pseudo is None else _concat(labeled, pseudo)
+        splits["label"] = (train_set, dev_set)
+        last = r == few.self_train
+        # Checkpoints of a run's earlier phases sit beside its own, in checkpoint-<phase>/.
+        work = out_dir if last or out_dir is None else out_dir / f"checkpoint-round-{r + 1}"
+        pairs_work = (out_dir / f"checkpoint-contrastive-{r + 1}"
+                      if out_dir is not None and few.contrastive else None)
+        classifier, result, parent, tcfg = _fit(cfg, few, splits, task_list, train_values,
+                                                extra, work, pairs_work, progress, seed)
+        if not last:
+            pseudo = _pseudo_labels(classifier, unlabeled, few, train_set, r)
+            rounds.append({"round": r, "pseudo_labels": len(pseudo),
+                           "per_class": pseudo.class_counts()})
+            if progress:
+                print(f"self-training round {r + 1}/{few.self_train}: {len(pseudo):,} "
+                      f"pseudo-labels of {len(unlabeled):,} unlabeled texts "
+                      f"({pseudo.class_counts()})", file=sys.stderr)
     for t in task_list:  # multi-label: the decision threshold that does best on dev
         if t.multi_label:
             from warmstart.evaluate.classification import tune_thresholds
@@ -279,11 +365,100 @@ def finetune(
                    for t in task_list}
     if out_dir is not None:
         settings = {"data": dataclasses.asdict(data), "finetune": dataclasses.asdict(cfg),
-                    "train": dataclasses.asdict(tcfg)}
-        provenance = {name: {"source": tr.source, "hash": tr.content_hash(), "n": len(tr)}
-                      for name, (tr, _) in splits.items()}
+                    "train": dataclasses.asdict(tcfg), "few_labels": dataclasses.asdict(few)}
+        provenance: dict[str, Any] = {
+            name: {"source": tr.source, "hash": tr.content_hash(), "n": len(tr)}
+            for name, (tr, _) in splits.items()}
+        if rounds:
+            provenance["self_training"] = rounds
         _save(out_dir, classifier, settings, result, dev_reports, parent=parent, data=provenance)
     return FinetuneResult(classifier=classifier, training=result, dev=dev_reports, out=out_dir)
+
+
+def _fit(
+    cfg: FinetuneConfig, few: FewLabelsConfig, splits: dict[str, tuple[LabeledDataset, LabeledDataset]],
+    task_list: list[Task], train_values: dict[str, Any], extra: dict[str, list[str]],
+    out: Path | None, pairs_out: Path | None, progress: bool, seed: int,
+) -> tuple[Classifier, TrainResult | None, str | None, TrainConfig]:
+    """One classifier from ``splits``: the body, SetFit's pair phase if asked, then the method."""
+    texts = [t for tr, _ in splits.values() for t in tr.texts]
+    if few.consistency:  # words seen only in unlabeled text still get embeddings
+        texts += extra["unlabeled"]
+    torch.manual_seed(seed)
+    body, parent = make_body(cfg, texts)
+    kind = "encoder" if isinstance(body, EncoderBody) else "words"
+    tcfg = TrainConfig(**{**_DEFAULTS[kind], **train_values})
+    if few.contrastive:
+        from warmstart.transfer.fewshot import contrastive_tune
+
+        tr, dv = splits["label"]
+        contrastive_tune(body, body.encode(tr.texts), tr.y, pairs=few.contrastive,
+                         batch_pairs=few.contrastive_batch, lr=few.contrastive_lr,
+                         epochs=few.contrastive_epochs, seed=seed,
+                         dev_ids=body.encode(dv.texts), dev_y=dv.y,
+                         out=pairs_out,
+                         progress=progress, threads=tcfg.threads, device=tcfg.device)
+        body.cpu()
+    if cfg.method == "probe":
+        return _probe(body, task_list, splits, cfg), None, parent, tcfg
+    if cfg.method == "prototype":
+        return _prototype(body, task_list, splits), None, parent, tcfg
+    classifier, result = _train(body, task_list, splits, cfg, tcfg, out, progress,
+                                chosen=set(train_values), few=few, extra=extra)
+    return classifier, result, parent, tcfg
+
+
+def _read_unlabeled(few: FewLabelsConfig, seed: int) -> list[str]:
+    """The --unlabeled texts (a seeded sample of --unlabeled-max of them), or none."""
+    if not few.unlabeled:
+        return []
+    from warmstart.corpus import Corpus
+
+    texts = [t for t in Corpus(few.unlabeled, text_field=few.unlabeled_field) if t.strip()]
+    if not texts:
+        raise WarmstartError(f"--unlabeled {few.unlabeled}: no text found")
+    if few.unlabeled_max and len(texts) > few.unlabeled_max:
+        keep = np.sort(np.random.default_rng([seed, 4]).choice(len(texts), few.unlabeled_max,
+                                                                replace=False))
+        texts = [texts[i] for i in keep.tolist()]
+    return texts
+
+
+def _augmenter(few: FewLabelsConfig) -> Any:
+    from warmstart.transfer.augment import AugmentConfig, make_augmenter
+
+    # Without vectors there are no synonyms: EDA's swaps and deletions only.
+    synonyms = 0.1 if few.augment_vectors else 0.0
+    return make_augmenter(AugmentConfig(vectors=few.augment_vectors, mlm=few.augment_mlm,
+                                        sr=synonyms, ri=synonyms))
+
+
+def _with_copies(ds: LabeledDataset, augmenter: Any, copies: int, seed: int) -> LabeledDataset:
+    """``ds`` followed by ``copies`` augmented copies of each example, with its labels."""
+    from warmstart.transfer.augment import augment_copies
+
+    made = augment_copies(augmenter, ds.texts, copies, np.random.default_rng([seed, 5]))
+    texts = ds.texts + [c for i in range(copies) for c in (m[i] for m in made)]
+    return dataclasses.replace(ds, texts=texts, y=np.concatenate([ds.y] * (1 + copies)),
+                               line_numbers=None, doc_files=None)
+
+
+def _concat(a: LabeledDataset, b: LabeledDataset) -> LabeledDataset:
+    return dataclasses.replace(a, texts=a.texts + b.texts, y=np.concatenate([a.y, b.y]),
+                               source=f"{a.source} + {b.source}", line_numbers=None,
+                               doc_files=None)
+
+
+def _pseudo_labels(classifier: Classifier, unlabeled: list[str], few: FewLabelsConfig,
+                   like: LabeledDataset, round_: int) -> LabeledDataset:
+    """The unlabeled texts the classifier is confident about, with its predictions."""
+    from warmstart.transfer.semisup import select_pseudo_labels
+
+    probs = classifier.predict_proba(unlabeled)
+    idx, y = select_pseudo_labels(probs, few.pseudo_threshold, balance=few.pseudo_balance)
+    return LabeledDataset(texts=[unlabeled[i] for i in idx.tolist()], y=y.astype(np.int64),
+                          labels=list(like.labels), multi_label=False,
+                          source=f"{few.unlabeled} (pseudo-labels of round {round_ + 1})")
 
 
 def _class_weights(task: Task, y: np.ndarray) -> torch.Tensor:
@@ -298,6 +473,7 @@ def _train(
     body: EncoderBody | WordVectorBody, task_list: list[Task],
     splits: dict[str, tuple[LabeledDataset, LabeledDataset]], cfg: FinetuneConfig,
     tcfg: TrainConfig, out: Path | None, progress: bool, *, chosen: set[str],
+    few: FewLabelsConfig | None = None, extra: dict[str, list[str]] | None = None,
 ) -> tuple[Classifier, TrainResult]:
     reg = Regularisation(dropout=cfg.dropout, l1=cfg.l1, l2=cfg.l2, l2sp=cfg.l2sp,
                          layer_lr_decay=cfg.layer_lr_decay, unfreeze=cfg.unfreeze,
@@ -338,8 +514,25 @@ def _train(
         "data": {name: tr.content_hash() for name, (tr, _) in splits.items()},
         "body": hashlib.sha256(repr(body.describe()).encode()).hexdigest()[:16],
     }
-    result = train(model, batches, tcfg, budget=budget, out=out, fingerprint=fingerprint,
-                   progress=progress, monitor=monitor)
+    if few is not None and few.consistency and extra:
+        from warmstart.transfer.semisup import ConsistencyBatches, ConsistencyClassifier
+
+        # UDA: each step adds --consistency-ratio unlabeled texts per labeled one, each with
+        # its augmentation; the loop's batch is all of those rows.
+        mixed = ConsistencyBatches(batches, body.encode(extra["unlabeled"]),
+                                   body.encode(extra["unlabeled_aug"]),
+                                   ratio=few.consistency_ratio, seed=tcfg.seed)
+        trained = ConsistencyClassifier(model, weight=few.consistency,
+                                        confidence=few.consistency_confidence,
+                                        temperature=few.sharpen, tsa=few.tsa)
+        loop_cfg = dataclasses.replace(tcfg, batch_size=mixed.rows_per_step)
+        fingerprint["few_labels"] = dataclasses.asdict(few)
+        result = train(trained, mixed, loop_cfg, budget=budget, out=out,
+                       fingerprint=fingerprint, progress=progress, monitor=monitor)
+    else:
+        result = train(model, batches, tcfg, budget=budget, out=out, fingerprint=fingerprint,
+                       progress=progress, monitor=monitor)
+    model.tsa = 1.0
     model.cpu().eval()
     return Classifier(model), result
 
@@ -384,6 +577,23 @@ def _probe(
     """Logistic regression on frozen features, folded into a linear head of the classifier."""
     model = TextClassifier(body, task_list, reg=Regularisation(dropout=0.0))
     _fit_heads(model, splits, cfg)
+    return Classifier(model.eval())
+
+
+def _prototype(
+    body: EncoderBody | WordVectorBody, task_list: list[Task],
+    splits: dict[str, tuple[LabeledDataset, LabeledDataset]],
+) -> Classifier:
+    """Nearest class centroid of the frozen features, as a linear head (see fewshot.py)."""
+    from warmstart.transfer.fewshot import prototype_head
+
+    model = TextClassifier(body, task_list, reg=Regularisation(dropout=0.0))
+    for t in task_list:
+        tr = splits[t.name][0]
+        weight, bias = prototype_head(features_of(body, tr.texts), tr.y, len(t.labels))
+        with torch.no_grad():
+            model.head(t.name).weight.copy_(torch.from_numpy(weight))
+            model.head(t.name).bias.copy_(torch.from_numpy(bias))
     return Classifier(model.eval())
 
 

@@ -9,7 +9,8 @@ what prediction runs (``logits``). It also carries the regularisers that need th
   over the body (the MAP view of "stay near what pretraining learned"; Li et al. 2018);
 * discriminative learning rates (``layer_lr_decay``: each block below the top one learns
   that much slower, ULMFiT / ELECTRA) and gradual unfreezing (``unfreeze``: the head trains
-  alone first, then blocks join from the top down over that share of the run).
+  alone first, then blocks join from the top down over that share of the run);
+* ``tsa``: training-signal annealing (UDA), set by :mod:`warmstart.transfer.semisup`.
 """
 
 from __future__ import annotations
@@ -89,6 +90,11 @@ class TextClassifier(nn.Module):
                                            persistent=False)
         if self.reg.freeze_body:
             body.requires_grad_(False)
+        # Training-signal annealing (UDA, Xie et al. 2020): while training, single-label rows
+        # whose correct class already has a probability above ``tsa`` leave the supervised
+        # loss, so a few labels are not memorised before the unlabeled signal has grown.
+        # 1.0 keeps every row; semi-supervised training sets it each step.
+        self.tsa: float = 1.0
 
     def head(self, task: str) -> nn.Linear:
         """The linear head of ``task``: (B, C) -> (B, K)."""
@@ -127,7 +133,12 @@ class TextClassifier(nn.Module):
                 target = batch["y"][rows]
                 per_row = F.cross_entropy(logits, target, weight=weight, reduction="none")
                 correct = (logits.argmax(1) == target).float().sum()
-            loss = loss + per_row.sum() / norms["rows"]
+            trained = per_row
+            if not t.multi_label and self.tsa < 1.0 and self.training:
+                with torch.no_grad():
+                    p_true = logits.softmax(1).gather(1, target[:, None]).squeeze(1)  # (n,)
+                trained = per_row * (p_true <= self.tsa).to(per_row.dtype)
+            loss = loss + trained.sum() / norms["rows"]
             stats[f"{prefix}_correct"] = correct.detach()
             stats[f"{prefix}_total"] = torch.tensor(float(per_row.numel()))
             stats[f"{prefix}_loss"] = per_row.detach().sum()
