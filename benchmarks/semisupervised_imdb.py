@@ -1,0 +1,93 @@
+"""IMDB with 20 labels per class plus the 50,000 unlabeled reviews: does unlabeled text pay?
+
+    python benchmarks/semisupervised_imdb.py --vectors runs/bench-pays/vectors --out runs/bench-semi
+
+The same model three ways, each on the same 40 labels (20 per class, drawn with seeds
+``--seeds``; all 40 train, ``dev_fraction=0``):
+
+* ``labels``: the word-vector classifier (fastText-style trained word and bigram embeddings
+  beside a frozen, standardised channel of warmstart's IMDB vectors) on the 40 labels alone;
+* ``self_train``: the same, then ``--rounds`` rounds of self-training on all 50,000 unlabeled
+  reviews (``en/imdb/unsup.txt.gz``): pseudo-labels above ``--threshold``, as many per class;
+* ``uda``: the same model trained with UDA's consistency loss on the unlabeled reviews and
+  their EDA augmentations (synonyms from the same vectors), 3 unlabeled per labeled text,
+  400 steps of 16 labeled and 48 unlabeled texts.
+
+The vectors (``--vectors``) are skip-gram vectors warmstart trained on the same unlabeled
+reviews (``benchmarks/pretraining_pays.py --only vectors`` makes them). Test: the fixed
+5,000-review subsample of the IMDB test set (stratified, seed 0) of the other benchmarks.
+Results go to ``--out/results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    from warmstart.labeled import LabeledDataset
+    from warmstart.transfer.finetune import evaluate, finetune
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--vectors", default="runs/bench-pays/vectors")
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--threshold", type=float, default=0.9)
+    ap.add_argument("--methods", nargs="+", default=["labels", "self_train", "uda"])
+    ap.add_argument("--data", default=os.environ.get("WARMSTART_SHARED_DATA",
+                                                     str(ROOT.parent / "shared" / "data")))
+    ap.add_argument("--out", default="runs/bench-semi")
+    args = ap.parse_args()
+    d = Path(args.data) / "en" / "imdb"
+
+    def clean(ds: Any) -> Any:
+        return dataclasses.replace(ds, texts=[t.replace("<br />", " ") for t in ds.texts])
+
+    train = clean(LabeledDataset.read(d / "train.tsv.gz"))
+    test = clean(LabeledDataset.read(d / "test.tsv.gz", labels=train.labels)).sample_per_class(2500, seed=0)
+    unsup = str(d / "unsup.txt.gz")
+    options: dict[str, dict[str, Any]] = {
+        "labels": {},
+        "self_train": dict(unlabeled=unsup, self_train=args.rounds,
+                           pseudo_threshold=args.threshold),
+        "uda": dict(unlabeled=unsup, consistency=1.0, consistency_ratio=3,
+                    consistency_confidence=0.6, sharpen=0.4, augment_vectors=args.vectors,
+                    max_steps=400, batch_size=16),
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "results.json"
+    results: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    for seed in args.seeds:
+        few = train.sample_per_class(20, seed=seed)
+        for method in args.methods:
+            key = f"{seed}/{method}"
+            if key in results:
+                continue
+            start = time.perf_counter()
+            clf = finetune(few, init=args.vectors, dev_fraction=0, seed=seed, progress=False,
+                           **options[method]).classifier
+            acc = 100 * evaluate(clf, test)["accuracy"]
+            results[key] = {"accuracy": acc, "seconds": round(time.perf_counter() - start, 1)}
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(results, indent=1))
+            tmp.replace(path)
+            print(f"seed {seed} {method}: {acc:.1f} ({results[key]['seconds']:.0f} s)", flush=True)
+    for method in args.methods:
+        accs = [v["accuracy"] for k, v in results.items() if k.endswith(f"/{method}")]
+        if accs:
+            print(f"{method}: mean {statistics.mean(accs):.1f} over {len(accs)} seeds "
+                  f"({' '.join(f'{a:.1f}' for a in accs)})")
+
+
+if __name__ == "__main__":
+    main()
