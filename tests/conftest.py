@@ -7,6 +7,7 @@ import gzip
 import lzma
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,3 +37,13 @@ def write(path: Path, data: str | bytes) -> Path:
         with opener(path, "wb") as f:
             f.write(raw)
     return path
+
+
+def read_agnews(shared_data: Path) -> tuple[Any, Any]:
+    """AG News' training and test sets (headerless TSV: text, label), one label map."""
+    from warmstart.labeled import LabeledDataset
+
+    folder = shared_data / "en" / "agnews"
+    kw: dict[str, Any] = dict(text_field="0", label_field="1", has_header=False)
+    train = LabeledDataset.read(folder / "train.tsv", **kw)
+    return train, LabeledDataset.read(folder / "test.tsv", labels=train.labels, **kw)

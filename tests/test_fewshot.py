@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from conftest import read_agnews
 from torch import nn
 
 from warmstart.errors import WarmstartError
@@ -31,11 +32,7 @@ class IdsBody:
 
 @pytest.fixture(scope="module")
 def agnews(shared_data: Path) -> tuple[LabeledDataset, LabeledDataset]:
-    folder = shared_data / "en" / "agnews"
-    train = LabeledDataset.read(folder / "train.tsv", text_field="0", label_field="1",
-                                has_header=False)
-    test = LabeledDataset.read(folder / "test.tsv", text_field="0", label_field="1",
-                               has_header=False, labels=train.labels)
+    train, test = read_agnews(shared_data)
     return train, test.sample_per_class(50, seed=0)
 
 

@@ -476,13 +476,9 @@ def test_uda_trains_with_the_loop_on_sst2(shared_data: Path) -> None:
 
 
 def _agnews(shared_data: Path) -> tuple:
-    from warmstart.labeled import LabeledDataset
+    from conftest import read_agnews
 
-    folder = shared_data / "en" / "agnews"
-    train = LabeledDataset.read(folder / "train.tsv", text_field="0", label_field="1",
-                                has_header=False)
-    test = LabeledDataset.read(folder / "test.tsv", text_field="0", label_field="1",
-                               has_header=False, labels=train.labels)
+    train, test = read_agnews(shared_data)
     return train, test.sample_per_class(100, seed=0)
 
 
