@@ -618,10 +618,7 @@ def _prototype(
     model = TextClassifier(body, task_list, reg=Regularisation(dropout=0.0))
     for t in task_list:
         tr = splits[t.name][0]
-        weight, bias = prototype_head(features_of(body, tr.texts), tr.y, len(t.labels))
-        with torch.no_grad():
-            model.head(t.name).weight.copy_(torch.from_numpy(weight))
-            model.head(t.name).bias.copy_(torch.from_numpy(bias))
+        model.set_head(t.name, *prototype_head(features_of(body, tr.texts), tr.y, len(t.labels)))
     return Classifier(model.eval())
 
 
@@ -647,10 +644,7 @@ def _fit_heads(model: TextClassifier, splits: dict[str, tuple[LabeledDataset, La
         # Fold the standardisation in: w.(x - mu)/sigma + b = (w/sigma).x + (b - w.mu/sigma).
         w = coef / sigma
         b = bias - (coef * (mu / sigma)).sum(1)
-        head = model.head(t.name)
-        with torch.no_grad():
-            head.weight.copy_(torch.from_numpy(w.astype(np.float32)))
-            head.bias.copy_(torch.from_numpy(b.astype(np.float32)))
+        model.set_head(t.name, w, b)
     body.train()
 
 

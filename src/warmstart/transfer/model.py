@@ -102,6 +102,13 @@ class TextClassifier(nn.Module):
         assert isinstance(head, nn.Linear)
         return head
 
+    @torch.no_grad()
+    def set_head(self, task: str, weight: Any, bias: Any) -> None:
+        """Set ``task``'s head to a fitted linear map: (K, C) weight and (K,) bias arrays."""
+        head = self.head(task)
+        head.weight.copy_(torch.as_tensor(weight, dtype=head.weight.dtype))
+        head.bias.copy_(torch.as_tensor(bias, dtype=head.bias.dtype))
+
     # -- prediction ------------------------------------------------------------------------
     def logits(self, batch: dict[str, torch.Tensor], task: str | None = None) -> torch.Tensor:
         """(B, K) scores of ``task`` (the first task by default) for every row."""
