@@ -8,7 +8,8 @@ The same model three ways, each on the same 40 labels (20 per class, drawn with 
 * ``labels``: the word-vector classifier (fastText-style trained word and bigram embeddings
   beside a frozen, standardised channel of warmstart's IMDB vectors) on the 40 labels alone;
 * ``self_train``: the same, then ``--rounds`` rounds of self-training on all 50,000 unlabeled
-  reviews (``en/imdb/unsup.txt.gz``): pseudo-labels above ``--threshold``, as many per class;
+  reviews (``en/imdb/unsup.txt.gz``): each round pseudo-labels them all and keeps the
+  ``--per-class`` most confident of each class (above ``--threshold``);
 * ``uda``: the same model trained with UDA's consistency loss on the unlabeled reviews and
   their EDA augmentations (synonyms from the same vectors), 3 unlabeled per labeled text,
   400 steps of 16 labeled and 48 unlabeled texts.
@@ -41,7 +42,8 @@ def main() -> None:
     ap.add_argument("--vectors", default="runs/bench-pays/vectors")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--threshold", type=float, default=0.9)
+    ap.add_argument("--threshold", type=float, default=0.5)
+    ap.add_argument("--per-class", type=int, default=5000)
     ap.add_argument("--methods", nargs="+", default=["labels", "self_train", "uda"])
     ap.add_argument("--data", default=os.environ.get("WARMSTART_SHARED_DATA",
                                                      str(ROOT.parent / "shared" / "data")))
@@ -58,7 +60,7 @@ def main() -> None:
     options: dict[str, dict[str, Any]] = {
         "labels": {},
         "self_train": dict(unlabeled=unsup, self_train=args.rounds,
-                           pseudo_threshold=args.threshold),
+                           pseudo_threshold=args.threshold, pseudo_per_class=args.per_class),
         "uda": dict(unlabeled=unsup, consistency=1.0, consistency_ratio=3,
                     consistency_confidence=0.6, sharpen=0.4, augment_vectors=args.vectors,
                     max_steps=400, batch_size=16),

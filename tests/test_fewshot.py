@@ -177,3 +177,36 @@ def test_dev_fraction_zero_trains_on_every_label(agnews: tuple) -> None:
     few = train.sample_per_class(3, seed=0)  # 12 examples, all of them train
     result = finetune(few, dev_fraction=0, method="prototype", progress=False, buckets=5_000)
     assert sum(result.dev["label"]["per_class"][k]["support"] for k in few.labels) == len(few)
+
+
+@pytest.mark.parametrize("standardize", [True, False])
+def test_probe_head_is_scikit_learns_regression_on_raw_or_standardised_features(
+    agnews: tuple, standardize: bool
+) -> None:
+    """``standardize=False`` is SetFit's head: a logistic regression on the raw features."""
+    from sklearn.linear_model import LogisticRegression
+
+    train, test = agnews
+    few = train.sample_per_class(8, seed=0)
+    clf = finetune(few, dev_fraction=0, method="probe", C=1.0, standardize=standardize,
+                   progress=False, buckets=5_000, seed=0).classifier
+    body = clf.model.body
+    x, xt = features_of(body, few.texts), features_of(body, test.texts[:40])
+    if standardize:
+        mu, sigma = x.mean(0), x.std(0) + 1e-6
+        x, xt = (x - mu) / sigma, (xt - mu) / sigma
+    expected = LogisticRegression(C=1.0, max_iter=3000).fit(x, few.y).predict_proba(xt)
+    np.testing.assert_allclose(clf.predict_proba(test.texts[:40]), expected, atol=1e-4)
+
+
+def test_pseudo_per_class_keeps_the_most_confident_few(agnews: tuple, tmp_path: Path) -> None:
+    import json
+
+    train, _ = agnews
+    unlabeled = tmp_path / "pool.txt"
+    unlabeled.write_text("\n".join(train.sample_per_class(40, seed=5).texts), encoding="utf-8")
+    finetune(train.sample_per_class(10, seed=0), out=tmp_path / "run", method="prototype",
+             unlabeled=str(unlabeled), self_train=1, pseudo_threshold=0.2, pseudo_per_class=7,
+             progress=False, buckets=5_000, seed=0)
+    rounds = json.loads((tmp_path / "run" / "warmstart.json").read_text())["data"]["self_training"]
+    assert rounds[0]["per_class"] == {label: 7 for label in train.labels}

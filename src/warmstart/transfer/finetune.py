@@ -93,6 +93,9 @@ class FinetuneConfig:
     penalty: str = opt("l2", "probe: l2, l1 or elasticnet")
     C: float = opt(0.0, "probe: inverse regularisation strength (0: chosen by 5-fold CV)")
     l1_ratio: float = opt(0.5, "probe: share of L1 in the elastic net")
+    standardize: bool = opt(True, "probe: standardise the features with the training texts' "
+                                  "mean and spread (off: raw features, as SetFit; steadier "
+                                  "with a handful of labels)")
     dim: int = opt(100, "word-vector model: embedding size without --init")
     ngrams: int = opt(2, "word-vector model: word n-grams up to this length (1: words only)")
     buckets: int = opt(200_000, "word-vector model: hash buckets for the n-grams")
@@ -150,6 +153,8 @@ class FewLabelsConfig:
                              "retrain on the labels and the pseudo-labels (0: off)")
     pseudo_threshold: float = opt(0.9, "self-training: lowest confidence of a pseudo-label")
     pseudo_balance: bool = opt(True, "self-training: keep as many pseudo-labels of each class")
+    pseudo_per_class: int = opt(0, "self-training: keep at most this many pseudo-labels of each "
+                                   "class, the most confident (0: all above the threshold)")
     consistency: float = opt(0.0, "UDA: weight of the consistency loss between --unlabeled "
                                   "texts and their augmentations (0: off)")
     consistency_ratio: int = opt(3, "UDA: unlabeled texts per labeled text in a batch")
@@ -160,7 +165,7 @@ class FewLabelsConfig:
 
     def __post_init__(self) -> None:
         for name in ("contrastive", "augment", "unlabeled_max", "self_train",
-                     "consistency_ratio", "contrastive_batch"):
+                     "consistency_ratio", "contrastive_batch", "pseudo_per_class"):
             if getattr(self, name) < 0:
                 raise WarmstartError(f"--{name.replace('_', '-')} {getattr(self, name)}: "
                                      "must not be negative")
@@ -475,7 +480,8 @@ def _pseudo_labels(classifier: Classifier, unlabeled: list[str], few: FewLabelsC
     from warmstart.transfer.semisup import select_pseudo_labels
 
     probs = classifier.predict_proba(unlabeled)
-    idx, y = select_pseudo_labels(probs, few.pseudo_threshold, balance=few.pseudo_balance)
+    idx, y = select_pseudo_labels(probs, few.pseudo_threshold, balance=few.pseudo_balance,
+                                  max_per_class=few.pseudo_per_class)
     if not len(idx):
         confident = np.bincount(probs.argmax(1)[probs.max(1) >= few.pseudo_threshold],
                                 minlength=probs.shape[1])
@@ -629,7 +635,10 @@ def _fit_heads(model: TextClassifier, splits: dict[str, tuple[LabeledDataset, La
     for t in model.tasks:
         tr = splits[t.name][0]
         x = features_of(body, tr.texts)
-        mu, sigma = x.mean(0), x.std(0) + 1e-6
+        if cfg.standardize:
+            mu, sigma = x.mean(0), x.std(0) + 1e-6
+        else:
+            mu, sigma = np.zeros(x.shape[1], x.dtype), np.ones(x.shape[1], x.dtype)
         z = (x - mu) / sigma
         k = len(t.labels)
         if t.multi_label:  # one regression per label
