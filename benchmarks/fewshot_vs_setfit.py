@@ -205,6 +205,7 @@ def main() -> None:
                     tmp.replace(results_path)
                     print(f"   {key}: {acc:.1f} ({results[key]['seconds']:.0f} s)", flush=True)
             summary(results, name, shots, args.methods)
+            print(table(results, name, shots, args.methods), flush=True)
 
 
 def summary(results: dict[str, Any], name: str, shots: int, methods: list[str]) -> None:
@@ -217,6 +218,23 @@ def summary(results: dict[str, Any], name: str, shots: int, methods: list[str]) 
             secs = statistics.median(r["seconds"] for r in runs)
             line.append(f"{method} {mean:.1f} ({len(runs)} seeds, {secs:.0f} s)")
     print(f"-- {name} {shots}/class: " + "; ".join(line), flush=True)
+
+
+def table(results: dict[str, Any], name: str, shots: int, methods: list[str]) -> str:
+    """The markdown table of docs/benchmarks.md: per-seed accuracy, mean, median time."""
+    seeds = sorted({int(k.split("/")[2]) for k in results if k.startswith(f"{name}/{shots}/")})
+    rows = [f"| {name}, {shots}/class | " + " | ".join(f"seed {s}" for s in seeds)
+            + " | mean | median time |", "|---" * (len(seeds) + 3) + "|"]
+    for method in methods:
+        runs = {s: results.get(f"{name}/{shots}/{s}/{method}") for s in seeds}
+        done = [r for r in runs.values() if r]
+        if not done:
+            continue
+        cells = [f"{r['accuracy']:.1f}" if r else "-" for r in runs.values()]
+        mean = statistics.mean(r["accuracy"] for r in done)
+        secs = statistics.median(r["seconds"] for r in done)
+        rows.append(f"| {method} | " + " | ".join(cells) + f" | {mean:.1f} | {secs:.0f} s |")
+    return "\n".join(rows)
 
 
 if __name__ == "__main__":

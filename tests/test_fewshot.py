@@ -210,3 +210,17 @@ def test_pseudo_per_class_keeps_the_most_confident_few(agnews: tuple, tmp_path: 
              progress=False, buckets=5_000, seed=0)
     rounds = json.loads((tmp_path / "run" / "warmstart.json").read_text())["data"]["self_training"]
     assert rounds[0]["per_class"] == {label: 7 for label in train.labels}
+
+
+def test_dev_scores_on_training_texts_do_not_pick_an_early_epoch(agnews: tuple) -> None:
+    """With --dev-fraction 0 the first epoch that fits the labels would win; the last is kept."""
+    train, _ = agnews
+    few = train.sample_per_class(4, seed=0)
+    result = finetune(few, dev_fraction=0, epochs=12, progress=False, buckets=5_000, seed=0)
+    assert result.training is not None
+    valid = [r for r in result.training.history if "valid_loss" in r]
+    first_fit = next(i for i, r in enumerate(valid) if r["valid_label_accuracy"] == 1.0)
+    assert first_fit < len(valid) - 1 and valid[-1]["valid_loss"] < valid[first_fit]["valid_loss"]
+    probs = result.classifier.predict_proba(few.texts)
+    loss = -np.log(probs[np.arange(len(few)), few.y]).mean()
+    assert loss == pytest.approx(valid[-1]["valid_loss"], rel=1e-3)

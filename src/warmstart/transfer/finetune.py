@@ -535,11 +535,16 @@ def _train(
     seconds = parse_duration(tcfg.time_budget) if tcfg.time_budget else 0.0
     max_steps = tcfg.max_steps or math.ceil((tcfg.epochs or 1.0) * per_epoch)
     budget = Budget(max_steps=max_steps, max_tokens=tcfg.max_tokens, seconds=seconds)
-    # Several tasks: the mean of their dev accuracies picks the best weights.
+    # Several tasks: the mean of their dev accuracies picks the best weights. Dev texts that
+    # are all training texts (--dev-fraction 0, and self-training rounds after it) select
+    # nothing: the first epoch that fits them would win, so the last weights are kept.
     accuracies = tuple(f"valid_{t.name}_accuracy" for t in task_list)
-    monitor = Monitor(key=(accuracies[0] if len(accuracies) == 1 else accuracies)
-                      if cfg.monitor == "accuracy" else "valid_loss",
-                      mode="max" if cfg.monitor == "accuracy" else "min", patience=cfg.patience)
+    monitor: Monitor | None = Monitor(key=(accuracies[0] if len(accuracies) == 1 else accuracies)
+                                      if cfg.monitor == "accuracy" else "valid_loss",
+                                      mode="max" if cfg.monitor == "accuracy" else "min",
+                                      patience=cfg.patience)
+    if all(set(dv.texts) <= set(tr.texts) for tr, dv in splits.values()):
+        monitor = None
     fingerprint = {
         "finetune": dataclasses.asdict(cfg),
         "train": {k: v for k, v in dataclasses.asdict(tcfg).items()
