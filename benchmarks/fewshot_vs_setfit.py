@@ -204,20 +204,7 @@ def main() -> None:
                     tmp.write_text(json.dumps(results, indent=1))
                     tmp.replace(results_path)
                     print(f"   {key}: {acc:.1f} ({results[key]['seconds']:.0f} s)", flush=True)
-            summary(results, name, shots, args.methods)
             print(table(results, name, shots, args.methods), flush=True)
-
-
-def summary(results: dict[str, Any], name: str, shots: int, methods: list[str]) -> None:
-    line = []
-    for method in methods:
-        runs = [v for k, v in results.items() if k.startswith(f"{name}/{shots}/")
-                and k.endswith(f"/{method}")]
-        if runs:
-            mean = statistics.mean(r["accuracy"] for r in runs)
-            secs = statistics.median(r["seconds"] for r in runs)
-            line.append(f"{method} {mean:.1f} ({len(runs)} seeds, {secs:.0f} s)")
-    print(f"-- {name} {shots}/class: " + "; ".join(line), flush=True)
 
 
 def table(results: dict[str, Any], name: str, shots: int, methods: list[str]) -> str:

@@ -539,12 +539,11 @@ def _train(
     # are all training texts (--dev-fraction 0, and self-training rounds after it) select
     # nothing: the first epoch that fits them would win, so the last weights are kept.
     accuracies = tuple(f"valid_{t.name}_accuracy" for t in task_list)
-    monitor: Monitor | None = Monitor(key=(accuracies[0] if len(accuracies) == 1 else accuracies)
-                                      if cfg.monitor == "accuracy" else "valid_loss",
-                                      mode="max" if cfg.monitor == "accuracy" else "min",
-                                      patience=cfg.patience)
-    if all(set(dv.texts) <= set(tr.texts) for tr, dv in splits.values()):
-        monitor = None
+    dev_is_training = all(set(dv.texts) <= set(tr.texts) for tr, dv in splits.values())
+    monitor = None if dev_is_training else Monitor(
+        key=(accuracies[0] if len(accuracies) == 1 else accuracies)
+        if cfg.monitor == "accuracy" else "valid_loss",
+        mode="max" if cfg.monitor == "accuracy" else "min", patience=cfg.patience)
     fingerprint = {
         "finetune": dataclasses.asdict(cfg),
         "train": {k: v for k, v in dataclasses.asdict(tcfg).items()
