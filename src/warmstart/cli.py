@@ -478,6 +478,57 @@ def evaluate_command(model: str, test: str, task: str | None, text_field: str, l
         click.echo(format_report(report))
 
 
+def _tune_settings() -> type:
+    from warmstart.tune.study import TuneConfig
+
+    return TuneConfig
+
+
+@cli.command("tune")
+@click.argument("data", nargs=-1, required=True)
+@click.option("--space", "space_file", required=True, type=click.Path(),
+              help="TOML file: [space.OPTION] tables, the [finetune] or [vectors] options "
+                   "every trial shares, and [tune] settings")
+@click.option("--out", required=True, type=click.Path(),
+              help="folder for the study database, best.toml, trials.csv and plots")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+@click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
+@_ordered_options(_tune_settings())
+@click.pass_context
+def tune_command(ctx: click.Context, data: tuple[str, ...], space_file: str, out: str,
+                 quiet: bool, as_json: bool, **_: Any) -> None:
+    """Search the options of finetune (DATA: a labeled file) or vectors (DATA: corpus files).
+
+    Each trial is a real run scored on dev; the study is kept in a database (--storage,
+    SQLite in --out by default) and the same command resumes it.
+    """
+    from warmstart.tune.study import TuneConfig, tune
+
+    settings = _settings(TuneConfig, ctx, None, "tune")
+    target = settings.get("target") or _space_target(space_file)
+    if target == "finetune" and len(data) != 1:
+        raise WarmstartError(f"tune finetune takes one labeled file, got {len(data)}: "
+                             f"{' '.join(data)}")
+    result = tune(data[0] if len(data) == 1 else list(data), space_file=space_file, out=out,
+                  progress=not quiet, **{**settings, "target": target})
+    if as_json:
+        _emit(result.summary)
+        return
+    click.echo(result.table)
+    click.echo(f"best config: {Path(out) / 'best.toml'}" if result.best_trial is not None
+               else "no trial completed; see the error column of trials.csv")
+
+
+def _space_target(space_file: str) -> str:
+    """The target a space file's [tune] table names (finetune when it names none)."""
+    from warmstart.config import read_toml
+
+    try:
+        return str(read_toml(space_file, section="tune").get("target", "finetune"))
+    except WarmstartError:
+        return "finetune"  # tune() reports the file's problem with its own name
+
+
 @cli.command("info")
 @click.argument("artifact", type=click.Path())
 def info(artifact: str) -> None:

@@ -17,7 +17,7 @@ import math
 import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -201,6 +201,7 @@ def train(
     fingerprint: dict[str, Any] | None = None,
     progress: bool = True,
     monitor: Monitor | None = None,
+    on_validate: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> TrainResult:
     """Train ``module`` on ``batches`` until ``budget`` runs out; checkpoint into ``out``.
 
@@ -211,7 +212,9 @@ def train(
     A module may also define ``optimizer_groups(weight_decay)`` (AdamW groups, each with an
     optional ``lr_scale``: discriminative learning rates) and ``on_step(progress)`` (called
     before every step with the share of the budget used: gradual unfreezing). With
-    ``monitor``, the module ends with the weights of its best validation.
+    ``monitor``, the module ends with the weights of its best validation. ``on_validate(n,
+    record)`` is called after the ``n``-th validation (1, 2, ...; not the one at step 0) with
+    its logged record; an exception it raises (a tuner pruning the run) ends training.
     """
     # Denormal floats (tiny Adam moments late in a run) are 10x slower on x86 CPUs. The flag
     # is process-wide: set it for the run only, so that the caller's numpy/torch arithmetic
@@ -219,7 +222,7 @@ def train(
     flushing = torch.set_flush_denormal(True)
     try:
         return _run(module, batches, config, budget=budget, out=out, fingerprint=fingerprint,
-                    progress=progress, monitor=monitor)
+                    progress=progress, monitor=monitor, on_validate=on_validate)
     finally:
         if flushing:
             torch.set_flush_denormal(False)
@@ -235,6 +238,7 @@ def _run(
     fingerprint: dict[str, Any] | None,
     progress: bool,
     monitor: Monitor | None,
+    on_validate: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> TrainResult:
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -283,10 +287,15 @@ def _run(
     window_tokens = window_steps = 0
     run_start = time.perf_counter() - state.elapsed
 
+    validations = [0]  # after step 0, in this process (what on_validate numbers)
+
     def validate() -> bool:
         """Validate and log; with a monitor, keep the best weights. True: stop early."""
         record = _validate(model, module, batches, config, dist, device, autocast, state)
         state.history.append(record)
+        if on_validate is not None and state.step > 0:
+            validations[0] += 1
+            on_validate(validations[0], record)
         # Step 0 is where the curve starts, not a candidate; a tie goes to the later step.
         if monitor is None or state.step == 0:
             return False

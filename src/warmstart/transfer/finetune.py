@@ -30,6 +30,7 @@ import math
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -295,6 +296,7 @@ def finetune(
     out: str | os.PathLike[str] | None = None,
     tasks: dict[str, Any] | None = None,
     progress: bool = True,
+    on_validate: Callable[[int, dict[str, Any]], None] | None = None,
     **options: Any,
 ) -> FinetuneResult:
     """Train a classifier on ``train_data`` (a file or a :class:`LabeledDataset`).
@@ -303,6 +305,8 @@ def finetune(
     :class:`~warmstart.train.loop.TrainConfig`, the names of the CLI's options. ``tasks``
     adds more labeled datasets by task name (multi-task; each split into train/dev like the
     first). Re-running with the same settings continues an interrupted run.
+    ``on_validate(n, record)`` sees each dev evaluation of end-to-end training (of the last
+    self-training round): what a tuner prunes by.
     """
     data_values, ft_values, train_values, few_values = split_settings(SETTINGS, options,
                                                                       where="options")
@@ -361,7 +365,7 @@ def finetune(
         # The checkpoints of earlier phases sit beside the run's own, in checkpoint-<phase>/.
         work = out_dir if last or out_dir is None else out_dir / f"checkpoint-round-{r + 1}"
         classifier, result = _transfer(body, cfg, few, splits, task_list, tcfg, train_values,
-                                       extra, work, progress)
+                                       extra, work, progress, on_validate if last else None)
         if not last:
             pseudo = _pseudo_labels(classifier, unlabeled, few, train_set, r)
             rounds.append({"round": r + 1, "pseudo_labels": len(pseudo),
@@ -423,6 +427,7 @@ def _transfer(
     splits: dict[str, tuple[LabeledDataset, LabeledDataset]], task_list: list[Task],
     tcfg: TrainConfig, train_values: dict[str, Any], extra: dict[str, list[str]],
     out: Path | None, progress: bool,
+    on_validate: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> tuple[Classifier, TrainResult | None]:
     """A classifier on ``body`` by ``cfg.method``: probe, prototype or fine-tuning."""
     if cfg.method == "probe":
@@ -430,7 +435,7 @@ def _transfer(
     if cfg.method == "prototype":
         return _prototype(body, task_list, splits), None
     return _train(body, task_list, splits, cfg, tcfg, out, progress, chosen=set(train_values),
-                  few=few, extra=extra)
+                  few=few, extra=extra, on_validate=on_validate)
 
 
 def _read_unlabeled(few: FewLabelsConfig, seed: int) -> list[str]:
@@ -508,6 +513,7 @@ def _train(
     splits: dict[str, tuple[LabeledDataset, LabeledDataset]], cfg: FinetuneConfig,
     tcfg: TrainConfig, out: Path | None, progress: bool, *, chosen: set[str],
     few: FewLabelsConfig | None = None, extra: dict[str, list[str]] | None = None,
+    on_validate: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> tuple[Classifier, TrainResult]:
     reg = Regularisation(dropout=cfg.dropout, l1=cfg.l1, l2=cfg.l2, l2sp=cfg.l2sp,
                          layer_lr_decay=cfg.layer_lr_decay, unfreeze=cfg.unfreeze,
@@ -566,10 +572,11 @@ def _train(
         loop_cfg = dataclasses.replace(tcfg, batch_size=mixed.rows_per_step)
         fingerprint["few_labels"] = dataclasses.asdict(few)
         result = train(trained, mixed, loop_cfg, budget=budget, out=out,
-                       fingerprint=fingerprint, progress=progress, monitor=monitor)
+                       fingerprint=fingerprint, progress=progress, monitor=monitor,
+                       on_validate=on_validate)
     else:
         result = train(model, batches, tcfg, budget=budget, out=out, fingerprint=fingerprint,
-                       progress=progress, monitor=monitor)
+                       progress=progress, monitor=monitor, on_validate=on_validate)
     model.tsa = 1.0
     model.cpu().eval()
     return Classifier(model), result
