@@ -16,9 +16,9 @@ from pathlib import Path
 
 import optuna
 import pytest
+from conftest import read_agnews
+from test_cli import ok, run, user_error
 
-from tests.conftest import read_agnews
-from tests.test_cli import ok, run, user_error
 from warmstart.config import read_toml
 from warmstart.errors import WarmstartError
 from warmstart.transfer.finetune import finetune
@@ -198,6 +198,44 @@ def test_median_pruning_stops_trials_that_fall_behind(headlines: Path, tmp_path:
         assert t.intermediate_values[last] < earlier[len(earlier) // 2]
 
 
+def test_vectors_study_scores_word_pairs_and_its_best_config_reruns(shared_data: Path,
+                                                                   tmp_path: Path) -> None:
+    corpus = shared_data / "en" / "tiny" / "lee_background.cor"
+    pairs = shared_data / "en" / "wordsim" / "wordsim353.tsv"
+    space = space_file(tmp_path, """
+[tune]
+target = "vectors"
+metric = "similarity"
+
+[vectors]
+dim = 32
+workers = 1
+min_count = 2
+
+[space.epochs]
+type = "int"
+low = 1
+high = 30
+log = true
+
+[space.model]
+type = "categorical"
+choices = ["skipgram", "cbow"]
+""")
+    result = tune(str(corpus), space_file=space, out=tmp_path / "out", target="vectors",
+                  eval=str(pairs), sampler="random", n_trials=5, progress=False)
+    study = study_of(tmp_path / "out")
+    values = [t.value for t in study.trials]
+    assert result.counts == {"complete": 5} and max(values) - min(values) >= 0.05
+    best = read_toml(tmp_path / "out" / "best.toml", section="vectors")
+    assert best["epochs"] == result.best_params["epochs"] and best["dim"] == 32
+    from warmstart.evaluate.intrinsic import evaluate_word_pairs
+    from warmstart.vectors.train import train_vectors
+
+    kv = train_vectors(str(corpus), progress=False, **best)
+    assert evaluate_word_pairs(kv, pairs)["spearman"] == pytest.approx(result.best_value, abs=1e-6)
+
+
 def test_ctrl_c_keeps_the_study_and_the_next_run_finishes_it(headlines: Path,
                                                              tmp_path: Path) -> None:
     space = space_file(tmp_path, SPACE.replace("epochs = 6", "epochs = 60"))
@@ -211,12 +249,13 @@ def test_ctrl_c_keeps_the_study_and_the_next_run_finishes_it(headlines: Path,
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:  # interrupt once the first trial is training
             time.sleep(0.5)
-            if (out / "study.db").exists():
-                running = [t for t in study_of(out).trials
-                           if t.state == optuna.trial.TrialState.RUNNING]
-                if running:
-                    time.sleep(2.0)
-                    break
+            try:
+                now = study_of(out).trials if (out / "study.db").exists() else []
+            except KeyError:  # the database is there, the study not yet
+                continue
+            if any(t.state == optuna.trial.TrialState.RUNNING for t in now):
+                time.sleep(2.0)
+                break
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:

@@ -287,15 +287,16 @@ def _run(
     window_tokens = window_steps = 0
     run_start = time.perf_counter() - state.elapsed
 
-    validations = [0]  # after step 0, in this process (what on_validate numbers)
+    n_validations = 0  # after step 0, in this process: what on_validate numbers
 
     def validate() -> bool:
         """Validate and log; with a monitor, keep the best weights. True: stop early."""
+        nonlocal n_validations
         record = _validate(model, module, batches, config, dist, device, autocast, state)
         state.history.append(record)
         if on_validate is not None and state.step > 0:
-            validations[0] += 1
-            on_validate(validations[0], record)
+            n_validations += 1
+            on_validate(n_validations, record)
         # Step 0 is where the curve starts, not a candidate; a tie goes to the later step.
         if monitor is None or state.step == 0:
             return False

