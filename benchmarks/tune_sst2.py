@@ -132,6 +132,7 @@ def run_study(space: str, train: Path, test: Any, out: Path, **options: Any) -> 
     from warmstart.transfer.finetune import evaluate, finetune
     from warmstart.tune.study import tune
 
+    out.mkdir(parents=True, exist_ok=True)
     (out / "space.toml").write_text(space, encoding="utf-8")
     start = time.perf_counter()
     result = tune(str(train), space_file=out / "space.toml", out=out, progress=False, **options)
