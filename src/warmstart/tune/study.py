@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from warmstart.config import opt, read_toml
+from warmstart.config import load_toml, opt, read_toml
 from warmstart.errors import RunInterrupted, WarmstartError
 from warmstart.tune.objectives import (
     TARGETS,
@@ -124,15 +124,8 @@ class TrialFailed(Exception):
 def read_space_file(path: str | Path, target: str) -> tuple[dict[str, Any], dict[str, Any],
                                                               dict[str, Any]]:
     """(space tables, the target's fixed options, [tune] settings) of a space file."""
-    import tomllib
-
     p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise WarmstartError(f"--space {p}: no such file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise WarmstartError(f"--space {p}: not valid TOML ({e})") from None
+    data = load_toml(p, option="--space")
     unknown = set(data) - {"space", "tune", *TARGETS}
     if unknown:
         raise WarmstartError(f"--space {p}: unknown table(s) {', '.join(sorted(unknown))}; "
