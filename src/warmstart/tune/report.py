@@ -80,11 +80,11 @@ def write_results(study: Any, cfg: Any, fixed: dict[str, Any], out: Path, *,
     return TuneResult(best_value=None if best is None else float(best.value),
                       best_params={} if best is None else dict(best.params),
                       best_trial=None if best is None else best.number, counts=counts, out=out,
-                      table=format_trials(study), interrupted=interrupted)
+                      table=format_trials(study, counts), interrupted=interrupted)
 
 
-def format_trials(study: Any, *, top: int = 10) -> str:
-    """A table of the ``top`` trials by score, then a line of counts by state."""
+def format_trials(study: Any, counts: dict[str, int], *, top: int = 10) -> str:
+    """A table of the ``top`` trials by score, then a line of the trial ``counts`` by state."""
     import optuna
 
     trials = study.get_trials(deepcopy=False)
@@ -97,10 +97,7 @@ def format_trials(study: Any, *, top: int = 10) -> str:
                      *(_short(t.params.get(n, "")) for n in names)])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    by_state: dict[str, int] = {}
-    for t in trials:
-        by_state[t.state.name.lower()] = by_state.get(t.state.name.lower(), 0) + 1
-    lines.append("trials: " + ", ".join(f"{n} {s}" for s, n in sorted(by_state.items())))
+    lines.append("trials: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     return "\n".join(lines)
 
 
