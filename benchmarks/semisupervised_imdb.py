@@ -14,6 +14,16 @@ The same model three ways, each on the same 40 labels (20 per class, drawn with 
   their EDA augmentations (synonyms from the same vectors), 3 unlabeled per labeled text,
   400 steps of 16 labeled and 48 unlabeled texts.
 
+And a teacher and a student of different kinds:
+
+* ``probe``: logistic regression on the standardised averages of the same vectors
+  (``--method probe``), on the 40 labels: the teacher;
+* ``tfidf``: TF-IDF of words and bigrams + logistic regression (``--body tfidf --method
+  probe``) on the 40 labels alone: the student without the unlabeled reviews;
+* ``teacher``: the same TF-IDF model trained on the 40 labels and the ``--teacher-per-class``
+  reviews of each class the teacher is most sure of (``--teacher``, ``--self-train 1``),
+  its TF-IDF weights fitted on all 50,000 unlabeled reviews.
+
 The vectors (``--vectors``) are skip-gram vectors warmstart trained on the same unlabeled
 reviews (``benchmarks/pretraining_pays.py --only vectors`` makes them). Test: the fixed
 5,000-review subsample of the IMDB test set (stratified, seed 0) of the other benchmarks.
@@ -44,7 +54,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--threshold", type=float, default=0.5)
     ap.add_argument("--per-class", type=int, default=5000)
-    ap.add_argument("--methods", nargs="+", default=["labels", "self_train", "uda"])
+    ap.add_argument("--teacher-per-class", type=int, default=2500)
+    ap.add_argument("--methods", nargs="+",
+                    default=["labels", "self_train", "uda", "probe", "tfidf", "teacher"])
     ap.add_argument("--data", default=os.environ.get("WARMSTART_SHARED_DATA",
                                                      str(ROOT.parent / "shared" / "data")))
     ap.add_argument("--out", default="runs/bench-semi")
@@ -57,15 +69,20 @@ def main() -> None:
     train = clean(LabeledDataset.read(d / "train.tsv.gz"))
     test = clean(LabeledDataset.read(d / "test.tsv.gz", labels=train.labels)).sample_per_class(2500, seed=0)
     unsup = str(d / "unsup.txt.gz")
+    out = Path(args.out)
+    vectors = {"init": args.vectors}
     options: dict[str, dict[str, Any]] = {
-        "labels": {},
-        "self_train": dict(unlabeled=unsup, self_train=args.rounds,
+        "labels": vectors,
+        "self_train": dict(**vectors, unlabeled=unsup, self_train=args.rounds,
                            pseudo_threshold=args.threshold, pseudo_per_class=args.per_class),
         "uda": dict(unlabeled=unsup, consistency=1.0, consistency_ratio=3,
                     consistency_confidence=0.6, sharpen=0.4, augment_vectors=args.vectors,
-                    max_steps=400, batch_size=16),
+                    max_steps=400, batch_size=16, **vectors),
+        "probe": dict(**vectors, method="probe"),
+        "tfidf": dict(body="tfidf", method="probe"),
+        "teacher": dict(body="tfidf", method="probe", unlabeled=unsup, self_train=1,
+                        pseudo_threshold=0.5, pseudo_per_class=args.teacher_per_class),
     }
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "results.json"
     results: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
@@ -76,7 +93,12 @@ def main() -> None:
             if key in results:
                 continue
             start = time.perf_counter()
-            clf = finetune(few, init=args.vectors, dev_fraction=0, seed=seed, progress=False,
+            teacher = out / f"probe-{seed}"  # the probe is kept: the teacher of "teacher"
+            if method == "teacher" and not teacher.exists():
+                raise SystemExit(f"run --methods probe first (for {teacher})")
+            clf = finetune(few, dev_fraction=0, seed=seed, progress=False,
+                           out=teacher if method == "probe" else None,
+                           **(dict(teacher=str(teacher)) if method == "teacher" else {}),
                            **options[method]).classifier
             acc = 100 * evaluate(clf, test)["accuracy"]
             results[key] = {"accuracy": acc, "seconds": round(time.perf_counter() - start, 1)}

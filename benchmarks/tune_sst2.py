@@ -140,8 +140,8 @@ def fasttext_autotune(train: Path, dev: Path, test: Any, seconds: int) -> dict[s
     model = fasttext.train_supervised(input=str(train), autotuneValidationFile=str(dev),
                                       autotuneDuration=seconds, verbose=0, thread=2)
     took = time.perf_counter() - start
-    pred = [model.predict(" ".join(t.lower().split()))[0][0].removeprefix("__label__")
-            for t in test.texts]
+    labels, _ = model.predict([" ".join(t.lower().split()) for t in test.texts])
+    pred = [ls[0].removeprefix("__label__") for ls in labels]
     acc = statistics.fmean(p == test.labels[int(y)] for p, y in zip(pred, test.y, strict=True))
     _, dev_p, _ = model.test(str(dev))
     return {"dev": 100 * dev_p, "test": 100 * acc, "seconds": round(took, 1),
@@ -209,11 +209,31 @@ def main() -> None:
             save("words/tpe", run_study(WORDS_SPACE.format(dev=dev_tsv), train_tsv, test,
                                         out / "words-tpe", sampler="tpe", n_trials=1000,
                                         timeout=f"{budget}s"))
-    for sampler in args.samplers:
-        runs = [v for k, v in results.items() if k.startswith(f"minilm/{sampler}/none/")]
-        if runs:
-            print(f"{sampler}: best dev after 20 trials {statistics.fmean(r['dev'] for r in runs):.1f}, "
-                  f"test {statistics.fmean(r['test'] for r in runs):.1f} over {len(runs)} studies")
+    print(markdown(results))
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The results as the tables of docs/benchmarks.md: one row per study, then the means."""
+    rows = ["| study (sampler, pruner, seed) | best dev after 5 / 10 / 20 trials | test of the "
+            "best | wall time | trials |", "|---|---|---|---|---|"]
+    for key, r in sorted(results.items()):
+        after = " / ".join(f"{r['dev_after'][n]:.1f}" for n in ("5", "10", "20")) \
+            if key.startswith("minilm/") else f"{r['dev']:.1f} (best of all)"
+        counts = ", ".join(f"{v} {k}" for k, v in r.get("trials", {}).items())
+        rows.append(f"| {key} | {after} | {r['test']:.1f} | {r['seconds']:,.0f} s | {counts} |")
+    rows += ["", "| sampler, pruner | studies | mean best dev after 5 / 10 / 20 | mean test | "
+                 "mean wall time |", "|---|---|---|---|---|"]
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for key, r in results.items():
+        if key.startswith("minilm/"):
+            groups.setdefault(key.rsplit("/", 1)[0], []).append(r)
+    for group, runs in sorted(groups.items()):
+        after = " / ".join(f"{statistics.fmean(r['dev_after'][n] for r in runs):.1f}"
+                           for n in ("5", "10", "20"))
+        rows.append(f"| {group.removeprefix('minilm/')} | {len(runs)} | {after} | "
+                    f"{statistics.fmean(r['test'] for r in runs):.1f} | "
+                    f"{statistics.fmean(r['seconds'] for r in runs):,.0f} s |")
+    return "\n".join(rows)
 
 
 if __name__ == "__main__":

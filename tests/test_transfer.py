@@ -357,6 +357,70 @@ def test_export_refuses_mean_pooling(sst2: tuple, minilm: str, tmp_path: Path) -
         clf.export_hf(tmp_path / "hf")
 
 
+def test_tfidf_body_matches_scikit_learn(sst2: tuple) -> None:
+    """Rows of TfidfBody (dense forward and sparse) are TfidfVectorizer's with the same terms."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from warmstart.tokenize import make_tokenizer
+    from warmstart.transfer.bodies import TfidfBody
+
+    texts = sst2[0].texts[:300]
+    tokenizer = make_tokenizer("words", lowercase=True)
+    body = TfidfBody.from_texts(texts, tokenizer=tokenizer, ngrams=2, min_df=2)
+    vec = TfidfVectorizer(analyzer=body._terms, sublinear_tf=True, min_df=2)
+    expected = vec.fit_transform(texts)
+    assert sorted(body.words) == sorted(vec.vocabulary_)
+    order = [vec.vocabulary_[t] for t in body.words]  # sklearn's columns in our order
+    expected = expected[:, order].toarray()
+    sparse = body.sparse_features(texts).toarray()
+    np.testing.assert_allclose(sparse, expected, atol=1e-6)
+    with torch.no_grad():
+        dense = torch.cat([body(b) for _, b in sorted_batches(body, body.encode(texts), 64)])
+    rows = np.concatenate([r for r, _ in sorted_batches(body, body.encode(texts), 64)])
+    np.testing.assert_allclose(dense.numpy(), expected[rows], atol=1e-6)
+    assert any(" " in t for t in body.words)  # bigrams are terms too
+    with pytest.raises(WarmstartError, match="no term is in 5 or more"):
+        TfidfBody.from_texts(["one text", "another"], tokenizer=tokenizer, min_df=5)
+
+
+def test_tfidf_probe_is_the_classic_baseline(agnews: tuple, tmp_path: Path) -> None:
+    """--body tfidf --method probe scores as scikit-learn's TF-IDF + logistic regression."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    train, test = agnews
+    result = finetune(train, body="tfidf", method="probe", C=10.0, dev_fraction=0,
+                      out=tmp_path / "tfidf", progress=False)
+    acc = evaluate(result.classifier, test)["accuracy"]
+    body = result.classifier.model.body
+    vec = TfidfVectorizer(analyzer=body._terms, sublinear_tf=True)
+    lr = LogisticRegression(C=10.0, max_iter=3000).fit(vec.fit_transform(train.texts), train.y)
+    anchor = lr.score(vec.transform(test.texts), test.y)
+    # 1,200 headlines, 4 classes: measured 0.801 for both.
+    assert acc > majority(test) + 0.4, acc
+    assert abs(acc - anchor) < 0.01, (acc, anchor)
+    loaded = Classifier.load(tmp_path / "tfidf")
+    np.testing.assert_allclose(loaded.predict_proba(test.texts[:50]),
+                               result.classifier.predict_proba(test.texts[:50]), atol=1e-6)
+    with pytest.raises(WarmstartError, match="drop --init"):
+        finetune(train, body="tfidf", init="runs/vectors", progress=False)
+    with pytest.raises(WarmstartError, match="--body tfidf has nothing to tune"):
+        finetune(train, body="tfidf", contrastive=4, progress=False)
+    with pytest.raises(WarmstartError, match="--body magic"):
+        finetune(train, body="magic", progress=False)
+
+
+def test_tfidf_reads_chinese_with_a_chinese_tokenizer() -> None:
+    texts = ["这部电影非常好看", "演员的表演很精彩", "剧情太无聊了", "浪费时间的烂片"] * 5
+    labels = ["pos", "pos", "neg", "neg"] * 5
+    ds = LabeledDataset(texts=texts, y=np.array([0 if x == "pos" else 1 for x in labels]),
+                        labels=["pos", "neg"], multi_label=False, source="zh")
+    clf = finetune(ds, body="tfidf", method="probe", tokenizer="chars", C=10.0,
+                   dev_fraction=0, progress=False).classifier
+    assert "好 看" in clf.model.body.words  # character bigrams
+    assert clf.predict(["非常精彩的电影", "无聊的烂片"]) == ["pos", "neg"]
+
+
 def test_bad_inputs_are_named(tmp_path: Path) -> None:
     train = tmp_path / "train.tsv"
     train.write_text("text\tlabel\ngood film\tpos\nbad film\tneg\n" * 10, encoding="utf-8")

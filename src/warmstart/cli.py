@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from warmstart.config import FIELD_TYPES, field_kind
 from warmstart.errors import RunInterrupted, WarmstartError
 
 # --------------------------------------------------------------------------------------------
@@ -29,7 +30,7 @@ def _dataclass_options(cls: type) -> Callable[[Callable[..., Any]], Callable[...
         for f in reversed(dataclasses.fields(cls)):
             flag = "--" + f.name.replace("_", "-")
             help_ = f.metadata.get("help", "")
-            kind = str(f.type)
+            kind = field_kind(f)
             if kind == "bool" and f.name.startswith("no_"):  # --no-header: a plain flag
                 fn = click.option(flag, f.name, is_flag=True, default=f.default, help=help_)(fn)
                 continue
@@ -37,8 +38,7 @@ def _dataclass_options(cls: type) -> Callable[[Callable[..., Any]], Callable[...
                 fn = click.option(f"{flag}/--no-{flag[2:]}", f.name, default=f.default,
                                   show_default=True, help=help_)(fn)
                 continue
-            base = {"int": int, "float": float, "str": str}[kind.split("|")[0].strip()]
-            fn = click.option(flag, f.name, type=base, default=f.default, show_default=True,
+            fn = click.option(flag, f.name, type=FIELD_TYPES[kind], default=f.default, show_default=True,
                               help=help_)(fn)
         return fn
 

@@ -49,6 +49,16 @@ def read_toml(path: str | Path, *, section: str | None = None) -> dict[str, Any]
     return {k.replace("-", "_"): v for k, v in data.items() if not isinstance(v, dict)}
 
 
+#: The Python type of each kind of settings field (its annotation without "| None").
+FIELD_TYPES: dict[str, type] = {"bool": bool, "int": int, "float": float, "str": str}
+
+
+def field_kind(f: dataclasses.Field[Any]) -> str:
+    """A settings field's kind: "bool", "int", "float" or "str" (its annotation, as a string
+    under ``from __future__ import annotations``, without "| None")."""
+    return str(f.type).split("|")[0].strip()
+
+
 _KINDS: dict[str, tuple[tuple[type, ...], str]] = {
     "bool": ((bool,), "true or false"),
     "int": ((int,), "an integer"),
@@ -70,10 +80,9 @@ def check_settings(cls: type, values: dict[str, Any], *, where: str) -> None:
             f"{where}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(by_name))}"
         )
     for name, v in values.items():
-        annotation = str(by_name[name].type)
-        if v is None and "None" in annotation:
+        if v is None and "None" in str(by_name[name].type):
             continue
-        kind = annotation.split("|")[0].strip()
+        kind = field_kind(by_name[name])
         types, what = _KINDS[kind]
         if isinstance(v, bool) != (kind == "bool") or not isinstance(v, types):
             raise WarmstartError(f"{where}: {name} must be {what}, got {v!r}")

@@ -1,4 +1,4 @@
-"""What a classifier reads texts with: a pretrained encoder, or (pretrained) word vectors.
+"""What a classifier reads texts with: a pretrained encoder, (pretrained) word vectors, or TF-IDF.
 
 A body turns a batch of token ids into one vector per text, ``(B, T) -> (B, C)``, and knows
 how to turn raw texts into those ids (``encode``). Both bodies take padded id tensors, so the
@@ -9,10 +9,14 @@ training loop can slice any batch into micro-batches.
 * :class:`WordVectorBody`: fastText's supervised model: the mean of word embeddings and of
   hashed word-n-gram embeddings, optionally followed by a small MLP. Its word embeddings can
   start from warmstart's vectors (frozen or trained).
+* :class:`TfidfBody`: TF-IDF of words and word n-grams, fitted on the texts, nothing trained:
+  with a logistic regression on top, the classic baseline, and a student that reads texts
+  differently from a pretrained teacher (self-training with ``--teacher``).
 """
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -305,3 +309,112 @@ class WordVectorBody(nn.Module):
     @staticmethod
     def tokenizer_from(config: dict[str, Any]) -> Tokenizer:
         return make_tokenizer(config.get("name", "words"), lowercase=config.get("lowercase", False))
+
+
+class TfidfBody(nn.Module):
+    """TF-IDF of words and word n-grams: the classic sparse text features, nothing trained.
+
+    A text's features are its term counts (``1 + log(count)`` with ``sublinear``) times each
+    term's smoothed inverse document frequency, ``ln((1 + n) / (1 + df)) + 1`` as in
+    scikit-learn, scaled to unit length. Terms are the tokenizer's words and their runs of up
+    to ``ngrams`` words (joined by a space), so Chinese text works with a Chinese tokenizer.
+    ``forward`` gives dense (B, V) rows for a batch; :meth:`sparse_features` gives the same
+    rows as a sparse matrix, for fitting a logistic regression on many texts.
+    """
+
+    kind = "tfidf"
+
+    def __init__(
+        self, terms: Sequence[str], *, tokenizer: Tokenizer, ngrams: int = 2,
+        sublinear: bool = True, max_len: int = 4096,
+    ) -> None:
+        super().__init__()
+        self.words = list(terms)  # saved as the classifier's vocabulary, like a word model's
+        self.index = {t: i + 1 for i, t in enumerate(self.words)}  # 0 is padding
+        self.tokenizer = tokenizer
+        self.ngrams = ngrams
+        self.sublinear = sublinear
+        self.max_len = max_len
+        self.idf: torch.Tensor
+        self.register_buffer("idf", torch.ones(len(self.words) + 1))
+
+    @classmethod
+    def from_texts(
+        cls, texts: Iterable[str], *, tokenizer: Tokenizer, ngrams: int = 2, min_df: int = 2,
+        max_terms: int = 200_000, **kw: Any,
+    ) -> TfidfBody:
+        """A body whose terms are those in at least ``min_df`` of ``texts`` (the ``max_terms``
+        most frequent), with their inverse document frequencies over ``texts``."""
+        body = cls([], tokenizer=tokenizer, ngrams=ngrams, **kw)
+        df: Counter[str] = Counter()
+        n = 0
+        for text in texts:
+            df.update(set(body._terms(text)))
+            n += 1
+        kept = [t for t, c in sorted(df.items(), key=lambda x: (-x[1], x[0])) if c >= min_df]
+        if not kept:
+            raise WarmstartError(f"TF-IDF: no term is in {min_df} or more of the {n} texts; "
+                                 "lower --min-count")
+        kept = kept[:max_terms]
+        body = cls(kept, tokenizer=tokenizer, ngrams=ngrams, **kw)
+        idf = [0.0] + [math.log((1 + n) / (1 + df[t])) + 1.0 for t in kept]
+        body.idf.copy_(torch.tensor(idf))
+        return body
+
+    def _terms(self, text: str) -> list[str]:
+        words = self.tokenizer.tokenize(text)[: self.max_len]
+        terms = list(words)
+        for k in range(2, self.ngrams + 1):
+            terms += [" ".join(words[i:i + k]) for i in range(len(words) - k + 1)]
+        return terms
+
+    @property
+    def dim(self) -> int:
+        return len(self.words)
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """The term ids of each text, once per occurrence; unknown terms are dropped."""
+        index = self.index
+        return [[i for i in (index.get(t, 0) for t in self._terms(text)) if i] for text in texts]
+
+    def batch(self, encoded: Sequence[Any]) -> dict[str, torch.Tensor]:
+        return {"ids": _pad(encoded, 0)}
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        ids = batch["ids"]
+        counts = torch.zeros(ids.shape[0], len(self.words) + 1, dtype=self.idf.dtype,
+                             device=ids.device)
+        counts.scatter_add_(1, ids, torch.ones_like(ids, dtype=counts.dtype))
+        if self.sublinear:  # 1 + log(count) where the term occurs, as scikit-learn
+            counts = torch.where(counts > 0, 1.0 + counts.clamp_min(1.0).log(), counts)
+        tf = counts
+        x = (tf * self.idf)[:, 1:]  # the padding column's idf is 0
+        return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+    def sparse_features(self, texts: Sequence[str]) -> Any:
+        """(N, V) scipy CSR matrix of the texts' TF-IDF rows (the rows ``forward`` computes)."""
+        from scipy import sparse
+
+        encoded = self.encode(texts)
+        rows = np.repeat(np.arange(len(encoded)), [len(e) for e in encoded])
+        cols = np.fromiter((i - 1 for e in encoded for i in e), dtype=np.int64, count=len(rows))
+        x = sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)),
+                              shape=(len(encoded), self.dim))  # duplicates are summed
+        x.sum_duplicates()
+        if self.sublinear:
+            x.data = 1.0 + np.log(x.data)
+        x = x.multiply(self.idf[1:].numpy()[None, :]).tocsr()
+        norms = np.sqrt(np.asarray(x.multiply(x).sum(1)).ravel())
+        return sparse.diags(1.0 / np.maximum(norms, 1e-12)).astype(np.float32) @ x
+
+    def blocks(self) -> list[list[nn.Module]]:
+        return []  # nothing to train or thaw: only the head learns
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "ngrams": self.ngrams, "sublinear": self.sublinear,
+                "max_len": self.max_len, "terms": len(self.words),
+                "tokenizer": self.tokenizer.config()}
+
+
+#: What a classifier may read texts with.
+Body = EncoderBody | WordVectorBody | TfidfBody

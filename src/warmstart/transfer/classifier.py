@@ -5,7 +5,7 @@
     ['pos', 'neg']
 
 A classifier folder holds ``model.safetensors`` (body and heads), the body's tokenizer
-(``tokenizer.json`` for an encoder, ``vocab.json`` for a word-vector model), and in
+(``tokenizer.json`` for an encoder, ``vocab.json`` for a word-vector model or TF-IDF's terms), and in
 ``warmstart.json`` the body's shape, the tasks with their label maps, the decision thresholds
 of multi-label tasks, and the settings it was trained with.
 """
@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save_file
 from warmstart.artifact import read_meta, write_meta
 from warmstart.errors import WarmstartError
 from warmstart.models.transformer import Encoder, TransformerConfig
-from warmstart.transfer.bodies import EncoderBody, WordVectorBody, sorted_batches
+from warmstart.transfer.bodies import Body, EncoderBody, TfidfBody, WordVectorBody, sorted_batches
 from warmstart.transfer.model import Task, TextClassifier
 
 WEIGHTS_FILE = "model.safetensors"
@@ -114,8 +114,8 @@ class Classifier:
 
         body = self.model.body
         if not isinstance(body, EncoderBody):
-            raise WarmstartError("only encoder classifiers export to Hugging Face; this one is "
-                                 "a word-vector model")
+            raise WarmstartError("only encoder classifiers export to Hugging Face; this one "
+                                 f"reads texts with a {body.kind} body")
         if body.pooling != "pooler":
             raise WarmstartError(
                 f"this classifier pools by {body.pooling!r}, but BertForSequenceClassification "
@@ -152,7 +152,7 @@ class Classifier:
         meta = read_meta(folder, kind="classifier")
         config = meta["config"]
         spec = config["body"]
-        body: EncoderBody | WordVectorBody
+        body: Body
         if spec["kind"] == "encoder":
             tok_path = folder / TOKENIZER_FILE
             if not tok_path.exists():
@@ -166,10 +166,15 @@ class Classifier:
                 words = json.loads((folder / VOCAB_FILE).read_text(encoding="utf-8"))
             except (OSError, ValueError) as e:
                 raise WarmstartError(f"{folder / VOCAB_FILE}: cannot read the vocabulary ({e})") from None
+            tokenizer = WordVectorBody.tokenizer_from(spec["tokenizer"])
+        if spec["kind"] == "tfidf":
+            body = TfidfBody(words, tokenizer=tokenizer, ngrams=spec["ngrams"],
+                             sublinear=spec["sublinear"], max_len=spec["max_len"])
+        elif spec["kind"] == "words":
             body = WordVectorBody(words, dim=spec["dim"], ngrams=spec["ngrams"],
                                   buckets=spec["buckets"] or 1, hidden=spec["hidden"],
                                   max_len=spec["max_len"], static_dim=spec.get("static_dim", 0),
-                                  tokenizer=WordVectorBody.tokenizer_from(spec["tokenizer"]))
+                                  tokenizer=tokenizer)
         tasks = [Task(**t) for t in config["tasks"]]
         model = TextClassifier(body, tasks)
         try:

@@ -17,6 +17,8 @@ One entry point, three ways to transfer, chosen by ``init`` and ``method``:
 * ``method="probe"``: frozen features (pooled encoder states or averaged word vectors) into a
   logistic regression with an L1, L2 or elastic-net penalty (scikit-learn); the fitted
   regression becomes the classifier's head, so the artifact predicts like any other.
+  ``body="tfidf"`` reads texts as TF-IDF of words and word n-grams instead (sparse): the
+  classic TF-IDF + logistic regression, as a warmstart classifier.
 
 Several labeled datasets (``tasks={"topic": "agnews.tsv", ...}``) train one shared body with a
 head per task (multi-task), mixing batches by size (``task_temperature``).
@@ -45,11 +47,12 @@ from warmstart.labeled import LabeledDataset, ReadConfig
 from warmstart.train.budget import Budget, parse_duration
 from warmstart.train.loop import Monitor, TrainConfig, TrainResult, train
 from warmstart.transfer.batches import ClassificationBatches, encode
-from warmstart.transfer.bodies import EncoderBody, WordVectorBody, sorted_batches
+from warmstart.transfer.bodies import Body, EncoderBody, TfidfBody, WordVectorBody, sorted_batches
 from warmstart.transfer.classifier import Classifier
 from warmstart.transfer.model import Regularisation, Task, TextClassifier
 
 METHODS = ("finetune", "probe", "prototype")
+BODIES = ("auto", "tfidf")
 PENALTIES = ("l2", "l1", "elasticnet")
 CHANNELS = ("trained", "static", "both")
 
@@ -72,6 +75,10 @@ class FinetuneConfig:
                         "(none: a word-vector classifier from random embeddings)")
     method: str = opt("finetune", "finetune (train end to end), probe (frozen features + "
                                   "logistic regression) or prototype (nearest class centroid)")
+    body: str = opt("auto", "what reads the texts: auto (--init's encoder or vectors; without "
+                            "--init a word-vector model) or tfidf (TF-IDF of words and word "
+                            "n-grams up to --ngrams, fitted on the texts; nothing to pretrain: "
+                            "with --method probe, the classic TF-IDF + logistic regression)")
     random_init: bool = opt(False, "the architecture of --init with fresh random weights "
                                    "(the baseline pretraining must beat)")
     pooling: str = opt("mean", "encoder pooling: mean, cls or pooler (BERT's; exportable)")
@@ -98,20 +105,30 @@ class FinetuneConfig:
                                   "mean and spread (off: raw features, as SetFit; steadier "
                                   "with a handful of labels)")
     dim: int = opt(100, "word-vector model: embedding size without --init")
-    ngrams: int = opt(2, "word-vector model: word n-grams up to this length (1: words only)")
+    ngrams: int = opt(2, "word-vector model and TF-IDF: word n-grams up to this length "
+                         "(1: words only)")
     buckets: int = opt(200_000, "word-vector model: hash buckets for the n-grams")
     hidden: int = opt(0, "word-vector model: a hidden layer of this size (0: linear)")
-    min_count: int = opt(1, "word-vector model: words seen fewer times are dropped")
-    max_vocab: int = opt(200_000, "word-vector model: most words taken from --init's vectors")
+    min_count: int = opt(1, "word-vector model: words seen fewer times are dropped; TF-IDF: "
+                            "terms in fewer texts are dropped")
+    max_vocab: int = opt(200_000, "word-vector model: most words taken from --init's vectors; "
+                                  "TF-IDF: most terms kept (the most frequent)")
     channels: str = opt("static", "word-vector model: where --init's vectors go: static (a "
                         "frozen, standardised channel beside trained embeddings that start "
                         "random), trained (the trained embeddings start from them, as fastText's "
                         "-pretrainedVectors) or both (Kim 2014)")
-    lowercase: bool = opt(True, "word-vector model: lowercase words (without --init)")
+    lowercase: bool = opt(True, "word-vector model and TF-IDF: lowercase words (without --init)")
+    tokenizer: str = opt("words", "word-vector model and TF-IDF without --init: how texts split "
+                                  "into words: words, whitespace, jieba or chars (Chinese)")
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise WarmstartError(f"--method {self.method}: use one of {', '.join(METHODS)}")
+        if self.body not in BODIES:
+            raise WarmstartError(f"--body {self.body}: use one of {', '.join(BODIES)}")
+        if self.body == "tfidf" and self.init:
+            raise WarmstartError(f"--body tfidf reads texts without a pretrained model; drop "
+                                 f"--init {self.init} (or --body)")
         if self.penalty not in PENALTIES:
             raise WarmstartError(f"--penalty {self.penalty}: use one of {', '.join(PENALTIES)}")
         if self.channels not in CHANNELS:
@@ -150,6 +167,10 @@ class FewLabelsConfig:
                              "--consistency")
     unlabeled_field: str = opt("text", "--unlabeled: the text column or JSON key")
     unlabeled_max: int = opt(0, "use at most this many unlabeled texts, a seeded sample (0: all)")
+    teacher: str = opt("", "self-training: a trained classifier (folder) whose confident "
+                           "predictions on --unlabeled are the first round's pseudo-labels, "
+                           "instead of this model's own; best of another kind than the "
+                           "student (e.g. a probe on pretrained vectors teaching --body tfidf)")
     self_train: int = opt(0, "self-training rounds: pseudo-label --unlabeled with the classifier, "
                              "retrain on the labels and the pseudo-labels (0: off)")
     pseudo_threshold: float = opt(0.9, "self-training: lowest confidence of a pseudo-label")
@@ -179,6 +200,9 @@ class FewLabelsConfig:
             raise WarmstartError(f"--sharpen {self.sharpen}: must be positive")
         if self.tsa not in ("none", "linear", "log", "exp"):
             raise WarmstartError(f"--tsa {self.tsa}: use none, linear, log or exp")
+        if self.teacher and not self.self_train:
+            raise WarmstartError(f"--teacher {self.teacher} labels --unlabeled text for "
+                                 "self-training: give --self-train 1 (or more rounds)")
         if (self.self_train or self.consistency) and not self.unlabeled:
             which = "--self-train" if self.self_train else "--consistency"
             raise WarmstartError(f"{which} learns from unlabeled text: give --unlabeled FILE")
@@ -231,10 +255,14 @@ def _split(train_set: LabeledDataset, data: DataConfig, seed: int) -> tuple[Labe
     return train_set.split(data.dev_fraction, seed=seed)
 
 
-def make_body(cfg: FinetuneConfig, texts: list[str]) -> tuple[EncoderBody | WordVectorBody, str | None]:
+def make_body(cfg: FinetuneConfig, texts: list[str]) -> tuple[Body, str | None]:
     """The body to start from, and what it was made from (for provenance)."""
     from warmstart.tokenize import make_tokenizer
 
+    if cfg.body == "tfidf":
+        return TfidfBody.from_texts(
+            texts, tokenizer=make_tokenizer(cfg.tokenizer, lowercase=cfg.lowercase),
+            ngrams=cfg.ngrams, min_df=cfg.min_count, max_terms=cfg.max_vocab), None
     if cfg.init:
         meta_kind = _kind_of(cfg.init)
         if meta_kind == "vectors":
@@ -276,7 +304,7 @@ def make_body(cfg: FinetuneConfig, texts: list[str]) -> tuple[EncoderBody | Word
             raise WarmstartError(f"--init {cfg.init}: the encoder has no tokenizer")
         return EncoderBody(encoder, pretrained.tokenizer, pooling=cfg.pooling,  # type: ignore[arg-type]
                            max_len=cfg.max_len, truncation=cfg.truncation), cfg.init
-    tokenizer = make_tokenizer("words", lowercase=cfg.lowercase)
+    tokenizer = make_tokenizer(cfg.tokenizer, lowercase=cfg.lowercase)
     return WordVectorBody.from_texts(texts, tokenizer=tokenizer, min_count=cfg.min_count,
                                      dim=cfg.dim, ngrams=cfg.ngrams, buckets=cfg.buckets,
                                      hidden=cfg.hidden), None
@@ -320,6 +348,9 @@ def finetune(
     if few.any and len(named) > 1:
         raise WarmstartError("--contrastive, --augment, --self-train and --consistency train "
                              "one task; drop --task or these options")
+    if few.contrastive and cfg.body == "tfidf":
+        raise WarmstartError("--contrastive tunes a body on pairs, but --body tfidf has nothing "
+                             "to tune; drop one of them")
     if few.consistency and cfg.method != "finetune":
         raise WarmstartError(f"--consistency trains end to end; it needs --method finetune, "
                              f"not {cfg.method}")
@@ -339,6 +370,7 @@ def finetune(
               for name, ds in read.items()}
 
     unlabeled = _read_unlabeled(few, seed)
+    teacher = _load_teacher(few.teacher) if few.teacher else None
     augmenter = _augmenter(few) if few.augment or few.consistency else None
     labeled, dev_set = splits["label"]
     if few.augment and augmenter is not None:
@@ -356,7 +388,10 @@ def finetune(
              if few.self_train else None)
     pseudo: LabeledDataset | None = None
     rounds: list[dict[str, Any]] = []
-    for r in range(1 + few.self_train):
+    if teacher is not None:  # the first round's pseudo-labels are the teacher's
+        pseudo = _pseudo_labels(teacher, unlabeled, few, labeled, 0)
+        rounds.append(_round_record(pseudo, 0, few, len(unlabeled), progress))
+    for r in range(1 if few.teacher else 0, 1 + few.self_train):
         if start is not None:
             body.load_state_dict(start)
         train_set = labeled if pseudo is None else _concat(labeled, pseudo)
@@ -368,12 +403,7 @@ def finetune(
                                        extra, work, progress, on_validate if last else None)
         if not last:
             pseudo = _pseudo_labels(classifier, unlabeled, few, train_set, r)
-            rounds.append({"round": r + 1, "pseudo_labels": len(pseudo),
-                           "per_class": pseudo.class_counts()})
-            if progress:
-                print(f"self-training round {r + 1}/{few.self_train}: {len(pseudo):,} "
-                      f"pseudo-labels of {len(unlabeled):,} unlabeled texts "
-                      f"({pseudo.class_counts()})", file=sys.stderr)
+            rounds.append(_round_record(pseudo, r, few, len(unlabeled), progress))
     for t in task_list:  # multi-label: the decision threshold that does best on dev
         if t.multi_label:
             from warmstart.evaluate.classification import tune_thresholds
@@ -400,7 +430,7 @@ def _start(
     cfg: FinetuneConfig, few: FewLabelsConfig,
     splits: dict[str, tuple[LabeledDataset, LabeledDataset]], train_values: dict[str, Any],
     extra: dict[str, list[str]], seed: int, progress: bool, pairs_out: Path | None,
-) -> tuple[EncoderBody | WordVectorBody, str | None, TrainConfig]:
+) -> tuple[Body, str | None, TrainConfig]:
     """The body to transfer from, after SetFit's pair phase if asked, and the loop's settings."""
     texts = [t for tr, _ in splits.values() for t in tr.texts]
     if few.consistency or few.self_train:  # words only unlabeled text has get embeddings too
@@ -423,7 +453,7 @@ def _start(
 
 
 def _transfer(
-    body: EncoderBody | WordVectorBody, cfg: FinetuneConfig, few: FewLabelsConfig,
+    body: Body, cfg: FinetuneConfig, few: FewLabelsConfig,
     splits: dict[str, tuple[LabeledDataset, LabeledDataset]], task_list: list[Task],
     tcfg: TrainConfig, train_values: dict[str, Any], extra: dict[str, list[str]],
     out: Path | None, progress: bool,
@@ -479,12 +509,42 @@ def _concat(a: LabeledDataset, b: LabeledDataset) -> LabeledDataset:
                                doc_files=None)
 
 
+def _load_teacher(path: str) -> Classifier:
+    from warmstart.artifact import META_FILE
+
+    if not (Path(path) / META_FILE).exists():
+        raise WarmstartError(f"--teacher {path}: not a classifier folder (no {META_FILE}); "
+                             "give a folder `warmstart finetune --out` wrote")
+    teacher = Classifier.load(path)
+    if teacher.task().multi_label:
+        raise WarmstartError(f"--teacher {path}: a multi-label classifier; self-training "
+                             "needs one label per text")
+    return teacher
+
+
+def _round_record(pseudo: LabeledDataset, round_: int, few: FewLabelsConfig, pool: int,
+                  progress: bool) -> dict[str, Any]:
+    """What a self-training round's pseudo-labels were (for provenance), told on stderr."""
+    by = "the teacher" if few.teacher and round_ == 0 else "the model"
+    if progress:
+        print(f"self-training round {round_ + 1}/{few.self_train}: {len(pseudo):,} "
+              f"pseudo-labels by {by} of {pool:,} unlabeled texts ({pseudo.class_counts()})",
+              file=sys.stderr)
+    return {"round": round_ + 1, "by": by, "pseudo_labels": len(pseudo),
+            "per_class": pseudo.class_counts()}
+
+
 def _pseudo_labels(classifier: Classifier, unlabeled: list[str], few: FewLabelsConfig,
                    like: LabeledDataset, round_: int) -> LabeledDataset:
     """The unlabeled texts the classifier is confident about, with its predictions."""
     from warmstart.transfer.semisup import select_pseudo_labels
 
     probs = classifier.predict_proba(unlabeled)
+    if classifier.labels != list(like.labels):  # a teacher's labels, in ours
+        if sorted(classifier.labels) != sorted(like.labels):
+            raise WarmstartError(f"--teacher {few.teacher}: its labels {classifier.labels} "
+                                 f"are not those of the training data, {list(like.labels)}")
+        probs = probs[:, [classifier.labels.index(label) for label in like.labels]]
     idx, y = select_pseudo_labels(probs, few.pseudo_threshold, balance=few.pseudo_balance,
                                   max_per_class=few.pseudo_per_class)
     if not len(idx):
@@ -509,7 +569,7 @@ def _class_weights(task: Task, y: np.ndarray) -> torch.Tensor:
 
 
 def _train(
-    body: EncoderBody | WordVectorBody, task_list: list[Task],
+    body: Body, task_list: list[Task],
     splits: dict[str, tuple[LabeledDataset, LabeledDataset]], cfg: FinetuneConfig,
     tcfg: TrainConfig, out: Path | None, progress: bool, *, chosen: set[str],
     few: FewLabelsConfig | None = None, extra: dict[str, list[str]] | None = None,
@@ -583,8 +643,11 @@ def _train(
 
 
 @torch.inference_mode()
-def features_of(body: EncoderBody | WordVectorBody, texts: list[str], *, batch_size: int = 64) -> np.ndarray:
-    """(N, C) features of ``texts`` from a frozen body, in length-sorted batches."""
+def features_of(body: Body, texts: list[str], *, batch_size: int = 64, sparse: bool = False) -> Any:
+    """(N, C) features of ``texts`` from a frozen body, in length-sorted batches; with
+    ``sparse``, a TF-IDF body's come as a scipy sparse matrix (too wide to hold dense)."""
+    if sparse and isinstance(body, TfidfBody):
+        return body.sparse_features(texts)
     body.eval()
     out = np.zeros((len(texts), body.dim), dtype=np.float32)
     for rows, batch in sorted_batches(body, body.encode(texts), batch_size):
@@ -616,7 +679,7 @@ def _logistic_regression(
 
 
 def _probe(
-    body: EncoderBody | WordVectorBody, task_list: list[Task],
+    body: Body, task_list: list[Task],
     splits: dict[str, tuple[LabeledDataset, LabeledDataset]], cfg: FinetuneConfig,
 ) -> Classifier:
     """Logistic regression on frozen features, folded into a linear head of the classifier."""
@@ -626,7 +689,7 @@ def _probe(
 
 
 def _prototype(
-    body: EncoderBody | WordVectorBody, task_list: list[Task],
+    body: Body, task_list: list[Task],
     splits: dict[str, tuple[LabeledDataset, LabeledDataset]],
 ) -> Classifier:
     """Nearest class centroid of the frozen features, as a linear head (see fewshot.py)."""
@@ -645,12 +708,12 @@ def _fit_heads(model: TextClassifier, splits: dict[str, tuple[LabeledDataset, La
     body = model.body
     for t in model.tasks:
         tr = splits[t.name][0]
-        x = features_of(body, tr.texts)
-        if cfg.standardize:
+        x = features_of(body, tr.texts, sparse=True)
+        if cfg.standardize and isinstance(x, np.ndarray):  # TF-IDF rows are already scaled
             mu, sigma = x.mean(0), x.std(0) + 1e-6
         else:
             mu, sigma = np.zeros(x.shape[1], x.dtype), np.ones(x.shape[1], x.dtype)
-        z = (x - mu) / sigma
+        z = (x - mu) / sigma if isinstance(x, np.ndarray) else x
         k = len(t.labels)
         if t.multi_label:  # one regression per label
             fits = [_logistic_regression(z, tr.y[:, j], cfg, task=t.name) for j in range(k)]

@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from warmstart.errors import WarmstartError
-from warmstart.transfer.bodies import EncoderBody, WordVectorBody
+from warmstart.transfer.bodies import Body
 
 
 @dataclass
@@ -62,7 +62,7 @@ class TextClassifier(nn.Module):
 
     def __init__(
         self,
-        body: EncoderBody | WordVectorBody,
+        body: Body,
         tasks: list[Task],
         *,
         reg: Regularisation | None = None,

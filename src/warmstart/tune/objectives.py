@@ -29,8 +29,9 @@ def option_types(target: str) -> dict[str, type]:
     """The options of ``target`` a search space may vary, with their Python types."""
     import dataclasses
 
-    kinds = {"int": int, "float": float, "str": str, "bool": bool}
-    return {f.name: kinds[str(f.type).split("|")[0].strip()]
+    from warmstart.config import FIELD_TYPES, field_kind
+
+    return {f.name: FIELD_TYPES[field_kind(f)]
             for cls in _settings_classes(target) for f in dataclasses.fields(cls)}
 
 
