@@ -24,6 +24,9 @@ And a teacher and a student of different kinds:
   reviews of each class the teacher is most sure of (``--teacher``, ``--self-train 1``),
   its TF-IDF weights fitted on all 50,000 unlabeled reviews.
 
+``probe_c1`` and ``teacher_c1`` are the same with the teacher's C fixed at 1 instead of chosen
+by 5-fold cross-validation on the 40 labels.
+
 The vectors (``--vectors``) are skip-gram vectors warmstart trained on the same unlabeled
 reviews (``benchmarks/pretraining_pays.py --only vectors`` makes them). Test: the fixed
 5,000-review subsample of the IMDB test set (stratified, seed 0) of the other benchmarks.
@@ -56,7 +59,8 @@ def main() -> None:
     ap.add_argument("--per-class", type=int, default=5000)
     ap.add_argument("--teacher-per-class", type=int, default=2500)
     ap.add_argument("--methods", nargs="+",
-                    default=["labels", "self_train", "uda", "probe", "tfidf", "teacher"])
+                    default=["labels", "self_train", "uda", "probe", "tfidf", "teacher",
+                             "probe_c1", "teacher_c1"])
     ap.add_argument("--data", default=os.environ.get("WARMSTART_SHARED_DATA",
                                                      str(ROOT.parent / "shared" / "data")))
     ap.add_argument("--out", default="runs/bench-semi")
@@ -79,10 +83,12 @@ def main() -> None:
                     consistency_confidence=0.6, sharpen=0.4, augment_vectors=args.vectors,
                     max_steps=400, batch_size=16, **vectors),
         "probe": dict(**vectors, method="probe"),
+        "probe_c1": dict(**vectors, method="probe", C=1.0),
         "tfidf": dict(body="tfidf", method="probe"),
         "teacher": dict(body="tfidf", method="probe", unlabeled=unsup, self_train=1,
                         pseudo_threshold=0.5, pseudo_per_class=args.teacher_per_class),
     }
+    options["teacher_c1"] = options["teacher"]
     out.mkdir(parents=True, exist_ok=True)
     path = out / "results.json"
     results: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
@@ -93,12 +99,14 @@ def main() -> None:
             if key in results:
                 continue
             start = time.perf_counter()
-            teacher = out / f"probe-{seed}"  # the probe is kept: the teacher of "teacher"
-            if method == "teacher" and not teacher.exists():
-                raise SystemExit(f"run --methods probe first (for {teacher})")
+            # The probes are kept: the teachers of "teacher" and "teacher_c1".
+            teacher = out / f"{method.replace('teacher', 'probe')}-{seed}"
+            is_teacher = method.startswith("teacher")
+            if is_teacher and not teacher.exists():
+                raise SystemExit(f"run the probe first (for {teacher})")
             clf = finetune(few, dev_fraction=0, seed=seed, progress=False,
-                           out=teacher if method == "probe" else None,
-                           **(dict(teacher=str(teacher)) if method == "teacher" else {}),
+                           out=teacher if method.startswith("probe") else None,
+                           **(dict(teacher=str(teacher)) if is_teacher else {}),
                            **options[method]).classifier
             acc = 100 * evaluate(clf, test)["accuracy"]
             results[key] = {"accuracy": acc, "seconds": round(time.perf_counter() - start, 1)}
