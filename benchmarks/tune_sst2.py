@@ -129,7 +129,7 @@ def run_study(space: str, train: Path, test: Any, out: Path, **options: Any) -> 
     clf = finetune(str(train), progress=False, **best).classifier
     return {"dev": 100 * result.best_value, "test": 100 * evaluate(clf, test)["accuracy"],
             "seconds": round(seconds, 1), "trials": result.counts,
-            "dev_after": {n: best_after(out / "study.db", n) for n in (5, 10, 20)},
+            "dev_after": {str(n): best_after(out / "study.db", n) for n in (5, 10, 20)},
             "best": result.best_params}
 
 
