@@ -387,8 +387,7 @@ class TfidfBody(nn.Module):
         counts.scatter_add_(1, ids, torch.ones_like(ids, dtype=counts.dtype))
         if self.sublinear:  # 1 + log(count) where the term occurs, as scikit-learn
             counts = torch.where(counts > 0, 1.0 + counts.clamp_min(1.0).log(), counts)
-        tf = counts
-        x = (tf * self.idf)[:, 1:]  # the padding column's idf is 0
+        x = (counts * self.idf)[:, 1:]  # the padding column's idf is 0
         return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
     def sparse_features(self, texts: Sequence[str]) -> Any:

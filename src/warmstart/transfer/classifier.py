@@ -170,7 +170,7 @@ class Classifier:
         if spec["kind"] == "tfidf":
             body = TfidfBody(words, tokenizer=tokenizer, ngrams=spec["ngrams"],
                              sublinear=spec["sublinear"], max_len=spec["max_len"])
-        elif spec["kind"] == "words":
+        elif spec["kind"] != "encoder":
             body = WordVectorBody(words, dim=spec["dim"], ngrams=spec["ngrams"],
                                   buckets=spec["buckets"] or 1, hidden=spec["hidden"],
                                   max_len=spec["max_len"], static_dim=spec.get("static_dim", 0),
