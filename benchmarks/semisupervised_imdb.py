@@ -25,7 +25,8 @@ And a teacher and a student of different kinds:
   its TF-IDF weights fitted on all 50,000 unlabeled reviews.
 
 ``probe_c1`` and ``teacher_c1`` are the same with the teacher's C fixed at 1 instead of chosen
-by 5-fold cross-validation on the 40 labels.
+by 5-fold cross-validation on the 40 labels; ``teacher_c1_r2`` adds a second round in which
+the student pseudo-labels the reviews itself (``--self-train 2``).
 
 The vectors (``--vectors``) are skip-gram vectors warmstart trained on the same unlabeled
 reviews (``benchmarks/pretraining_pays.py --only vectors`` makes them). Test: the fixed
@@ -60,7 +61,7 @@ def main() -> None:
     ap.add_argument("--teacher-per-class", type=int, default=2500)
     ap.add_argument("--methods", nargs="+",
                     default=["labels", "self_train", "uda", "probe", "tfidf", "teacher",
-                             "probe_c1", "teacher_c1"])
+                             "probe_c1", "teacher_c1", "teacher_c1_r2"])
     ap.add_argument("--data", default=os.environ.get("WARMSTART_SHARED_DATA",
                                                      str(ROOT.parent / "shared" / "data")))
     ap.add_argument("--out", default="runs/bench-semi")
@@ -89,6 +90,7 @@ def main() -> None:
                         pseudo_threshold=0.5, pseudo_per_class=args.teacher_per_class),
     }
     options["teacher_c1"] = options["teacher"]
+    options["teacher_c1_r2"] = {**options["teacher"], "self_train": 2}
     out.mkdir(parents=True, exist_ok=True)
     path = out / "results.json"
     results: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
@@ -100,7 +102,7 @@ def main() -> None:
                 continue
             start = time.perf_counter()
             # The probes are kept: the teachers of "teacher" and "teacher_c1".
-            teacher = out / f"{method.replace('teacher', 'probe')}-{seed}"
+            teacher = out / f"probe{'_c1' if '_c1' in method else ''}-{seed}"
             is_teacher = method.startswith("teacher")
             if is_teacher and not teacher.exists():
                 raise SystemExit(f"run the probe first (for {teacher})")

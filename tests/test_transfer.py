@@ -315,6 +315,7 @@ def test_hf_export_predicts_the_same(sst2: tuple, minilm: str, tmp_path: Path) -
                    pooling="pooler", max_len=32).classifier
     clf.export_hf(tmp_path / "hf")
     hf = transformers.AutoModelForSequenceClassification.from_pretrained(tmp_path / "hf").eval()
+    clf.precision = "fp32"  # the export runs in fp32; ours would use bf16 where the CPU has it
     body = clf.model.body
     texts = dev.texts[:8]
     ids = body.batch(body.encode(texts))["ids"]
@@ -326,6 +327,29 @@ def test_hf_export_predicts_the_same(sst2: tuple, minilm: str, tmp_path: Path) -
     # The exported tokenizer makes the same ids as ours, without padding them.
     tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "hf")
     assert tok(texts[0])["input_ids"] == body.encode(texts[:1])[0]
+
+
+def test_bf16_prediction_is_close_to_fp32(sst2: tuple, minilm: str) -> None:
+    """--precision bf16 runs the encoder under bf16 autocast: not the same numbers as fp32,
+    but the same predictions up to rounding; the features for a probe follow it too."""
+    from warmstart.transfer.finetune import features_of
+
+    train, dev = sst2
+    clf = finetune(train.sample_per_class(16, seed=0), init=minilm, method="probe", C=1.0,
+                   progress=False, max_len=32).classifier
+    texts = dev.texts[:16]
+    probs = {}
+    for precision in ("fp32", "bf16"):
+        clf.precision = precision
+        probs[precision] = clf.predict_proba(texts)
+    assert not np.array_equal(probs["fp32"], probs["bf16"])
+    np.testing.assert_allclose(probs["bf16"], probs["fp32"], atol=0.03)
+    x32, x16 = (features_of(clf.model.body, texts, precision=p) for p in ("fp32", "bf16"))
+    assert not np.array_equal(x32, x16)
+    cosine = (x32 * x16).sum(1) / np.linalg.norm(x32, axis=1) / np.linalg.norm(x16, axis=1)
+    assert cosine.min() > 0.99, cosine.min()
+    with pytest.raises(WarmstartError, match="precision 'fp16'"):
+        Classifier(clf.model, precision="fp16")
 
 
 def test_encoder_body_does_not_pad_to_the_tokenizer_files_length(minilm: str) -> None:

@@ -422,6 +422,11 @@ def augment_command(ctx: click.Context, train: str, out: str, config: str | None
     _print_summary(augment_dataset(train, out=out, progress=not quiet, **settings), as_json)
 
 
+PRECISION = click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]), default="auto",
+                         show_default=True,
+                         help="an encoder's forward pass in bf16 (auto: where the hardware has it)")
+
+
 @cli.command("predict")
 @click.argument("model", type=click.Path())
 @click.argument("source", default="-")
@@ -429,13 +434,14 @@ def augment_command(ctx: click.Context, train: str, out: str, config: str | None
 @click.option("--task", default=None, help="which head of a multi-task classifier")
 @click.option("--text-field", default="text", show_default=True, help="JSONL/CSV field with the text")
 @click.option("--jsonl", is_flag=True, help="one JSON object per text: label(s) and probabilities")
+@PRECISION
 def predict_command(model: str, source: str, top_k: int, task: str | None, text_field: str,
-                    jsonl: bool) -> None:
+                    jsonl: bool, precision: str) -> None:
     """Label the texts of SOURCE (a file, or - for one text per line on standard input)."""
     from warmstart.corpus import Corpus
     from warmstart.transfer.classifier import Classifier
 
-    clf = Classifier.load(model)
+    clf = Classifier.load(model, precision=precision)
     texts = ([line.rstrip("\n") for line in sys.stdin if line.strip()] if source == "-"
              else list(Corpus([source], text_field=text_field)))
     if jsonl or top_k > 1:
@@ -456,15 +462,17 @@ def predict_command(model: str, source: str, top_k: int, task: str | None, text_
 @click.option("--label-sep", default="", help="split label cells on this (multi-label)")
 @click.option("--out", type=click.Path(), help="folder for metrics.json and confusion.png")
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+@PRECISION
 def evaluate_command(model: str, test: str, task: str | None, text_field: str, label_field: str,
-                     no_header: bool, label_sep: str, out: str | None, as_json: bool) -> None:
+                     no_header: bool, label_sep: str, out: str | None, as_json: bool,
+                     precision: str) -> None:
     """Score a classifier on the labeled file TEST: accuracy, macro-F1, per class, confusion."""
     from warmstart.evaluate.classification import format_report, write_report
     from warmstart.labeled import LabeledDataset
     from warmstart.transfer.classifier import Classifier
     from warmstart.transfer.finetune import evaluate
 
-    clf = Classifier.load(model)
+    clf = Classifier.load(model, precision=precision)
     head = clf.task(task)
     data = LabeledDataset.read(test, text_field=text_field, label_field=label_field,
                                has_header=not no_header, label_sep=label_sep or None,

@@ -13,6 +13,7 @@ an uninterrupted one does, and a run split over processes sees the same batches 
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import signal
 import sys
@@ -151,11 +152,22 @@ def fast_bf16(device: torch.device) -> bool:
     """
     if device.type == "cuda":
         return bool(torch.cuda.is_bf16_supported())
+    return _cpu_has_bf16()
+
+
+@functools.cache
+def _cpu_has_bf16() -> bool:
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
         return False
     return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def bf16_autocast(device: torch.device, precision: str) -> torch.autocast:
+    """bf16 autocast on ``device`` where ``precision`` (bf16, fp32, auto) asks for it."""
+    enabled = precision == "bf16" or (precision == "auto" and fast_bf16(device))
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
 def learning_rate(config: TrainConfig, progress: float) -> float:
@@ -252,7 +264,6 @@ def _run(
             f"--batch-size {config.batch_size} does not split over {dist.world} processes; "
             "use a multiple of the number of processes"
         )
-    use_bf16 = config.precision == "bf16" or (config.precision == "auto" and fast_bf16(device))
     torch.manual_seed(config.seed)
     module.to(device)
     groups_of = getattr(module, "optimizer_groups", None)
@@ -277,7 +288,7 @@ def _run(
     if config.compile:
         model = torch.compile(model)
 
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16)
+    autocast = bf16_autocast(device, config.precision)
     share = config.batch_size // dist.world
     micro = config.micro_batch_size or share
     bar = _progress_bar(progress and dist.main, state)

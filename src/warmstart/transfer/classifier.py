@@ -27,6 +27,7 @@ from safetensors.torch import load_file, save_file
 from warmstart.artifact import read_meta, write_meta
 from warmstart.errors import WarmstartError
 from warmstart.models.transformer import Encoder, TransformerConfig
+from warmstart.train.loop import bf16_autocast
 from warmstart.transfer.bodies import Body, EncoderBody, TfidfBody, WordVectorBody, sorted_batches
 from warmstart.transfer.model import Task, TextClassifier
 
@@ -40,12 +41,17 @@ class Classifier:
 
     def __init__(
         self, model: TextClassifier, *, thresholds: dict[str, float] | None = None,
-        batch_size: int = 64,
+        batch_size: int = 64, precision: str = "auto",
     ) -> None:
         self.model = model.eval()
         self.tasks = {t.name: t for t in model.tasks}
         self.thresholds = thresholds or {}
         self.batch_size = batch_size
+        # bf16, fp32 or auto: an encoder's forward pass in bf16 where the hardware has it
+        # (a GPU, or a CPU with AMX or AVX-512 BF16); heads and other bodies stay fp32.
+        if precision not in ("auto", "bf16", "fp32"):
+            raise WarmstartError(f"precision {precision!r}: use bf16, fp32 or auto")
+        self.precision = precision
 
     @property
     def labels(self) -> list[str]:
@@ -67,8 +73,12 @@ class Classifier:
         encoded = body.encode(list(texts))
         out = np.zeros((len(encoded), len(t.labels)), dtype=np.float32)
         device = next(self.model.parameters()).device
+        autocast = bf16_autocast(device, self.precision if isinstance(body, EncoderBody) else "fp32")
+        head = self.model.head(t.name)
         for rows, batch in sorted_batches(body, encoded, self.batch_size):
-            logits = self.model.logits({k: v.to(device) for k, v in batch.items()}, t.name).float()
+            with autocast:
+                features = body({k: v.to(device) for k, v in batch.items()})
+            logits = head(features.float())
             probs = torch.sigmoid(logits) if t.multi_label else logits.softmax(-1)
             out[rows] = probs.cpu().numpy()
         return out
@@ -147,7 +157,8 @@ class Classifier:
         )
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Classifier:
+    def load(cls, path: str | os.PathLike[str], *, precision: str = "auto") -> Classifier:
+        """The classifier saved in folder ``path``; ``precision`` as for prediction above."""
         folder = Path(path)
         meta = read_meta(folder, kind="classifier")
         config = meta["config"]
@@ -185,4 +196,4 @@ class Classifier:
             model.load_state_dict(state, strict=True)
         except RuntimeError as e:
             raise WarmstartError(f"{folder}: the weights do not fit the model ({e})") from None
-        return cls(model, thresholds=config.get("thresholds") or {})
+        return cls(model, thresholds=config.get("thresholds") or {}, precision=precision)

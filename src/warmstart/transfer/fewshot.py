@@ -181,6 +181,7 @@ def contrastive_tune(
     body: nn.Module, ids: list[Any], y: np.ndarray, *, pairs: int, batch_pairs: int, lr: float,
     epochs: float, seed: int, dev_ids: list[Any] | None = None, dev_y: np.ndarray | None = None,
     out: Any = None, progress: bool = True, threads: int = 0, device: str = "auto",
+    precision: str = "auto",
 ) -> Any:
     """SetFit's first phase: tune ``body`` on pairs of the encoded labeled texts, in place.
 
@@ -197,7 +198,7 @@ def contrastive_tune(
     config = TrainConfig(batch_size=2 * batch_pairs, lr=lr, warmup=0.1, seed=seed,
                          eval_every=batches.steps_per_epoch, eval_batches=4,
                          checkpoint_every=min(200, steps), log_every=max(1, min(10, steps // 4)),
-                         threads=threads, device=device)
+                         threads=threads, device=device, precision=precision)
     fingerprint = {"contrastive": {"pairs": pairs, "batch_pairs": batch_pairs, "lr": lr,
                                    "seed": seed, "n": len(ids)}}
     return train(ContrastiveModel(body), batches, config, budget=Budget(max_steps=steps),

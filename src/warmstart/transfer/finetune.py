@@ -45,7 +45,7 @@ from warmstart.config import opt, split_settings
 from warmstart.errors import WarmstartError
 from warmstart.labeled import LabeledDataset, ReadConfig
 from warmstart.train.budget import Budget, parse_duration
-from warmstart.train.loop import Monitor, TrainConfig, TrainResult, train
+from warmstart.train.loop import Monitor, TrainConfig, TrainResult, bf16_autocast, train
 from warmstart.transfer.batches import ClassificationBatches, encode
 from warmstart.transfer.bodies import Body, EncoderBody, TfidfBody, WordVectorBody, sorted_batches
 from warmstart.transfer.classifier import Classifier
@@ -389,6 +389,7 @@ def finetune(
     pseudo: LabeledDataset | None = None
     rounds: list[dict[str, Any]] = []
     if teacher is not None:  # the first round's pseudo-labels are the teacher's
+        teacher.precision = tcfg.precision
         pseudo = _pseudo_labels(teacher, unlabeled, few, labeled, 0)
         rounds.append(_round_record(pseudo, 0, few, len(unlabeled), progress))
     for r in range(1 if few.teacher else 0, 1 + few.self_train):
@@ -447,7 +448,8 @@ def _start(
                          batch_pairs=few.contrastive_batch, lr=few.contrastive_lr,
                          epochs=few.contrastive_epochs, seed=seed,
                          dev_ids=body.encode(dv.texts), dev_y=dv.y, out=pairs_out,
-                         progress=progress, threads=tcfg.threads, device=tcfg.device)
+                         progress=progress, threads=tcfg.threads, device=tcfg.device,
+                         precision=tcfg.precision)
         body.cpu()
     return body, parent, tcfg
 
@@ -461,9 +463,9 @@ def _transfer(
 ) -> tuple[Classifier, TrainResult | None]:
     """A classifier on ``body`` by ``cfg.method``: probe, prototype or fine-tuning."""
     if cfg.method == "probe":
-        return _probe(body, task_list, splits, cfg), None
+        return _probe(body, task_list, splits, cfg, tcfg.precision), None
     if cfg.method == "prototype":
-        return _prototype(body, task_list, splits), None
+        return _prototype(body, task_list, splits, tcfg.precision), None
     return _train(body, task_list, splits, cfg, tcfg, out, progress, chosen=set(train_values),
                   few=few, extra=extra, on_validate=on_validate)
 
@@ -582,7 +584,7 @@ def _train(
                if cfg.class_weights == "balanced" else None)
     model = TextClassifier(body, task_list, reg=reg, class_weights=weights)
     if cfg.head_init == "probe":  # LP-FT: a fitted head first, so fine-tuning starts aligned
-        _fit_heads(model, splits, cfg)
+        _fit_heads(model, splits, cfg, tcfg.precision)
     n_labels = max(len(t.labels) for t in task_list)
     train_enc = [encode(body, i, tr.texts, tr.y) for i, (tr, _) in enumerate(splits.values())]
     dev_enc = [encode(body, i, dv.texts, dv.y) for i, (_, dv) in enumerate(splits.values())]
@@ -639,19 +641,26 @@ def _train(
                        progress=progress, monitor=monitor, on_validate=on_validate)
     model.tsa = 1.0
     model.cpu().eval()
-    return Classifier(model), result
+    return Classifier(model, precision=tcfg.precision), result
 
 
 @torch.inference_mode()
-def features_of(body: Body, texts: list[str], *, batch_size: int = 64, sparse: bool = False) -> Any:
+def features_of(
+    body: Body, texts: list[str], *, batch_size: int = 64, sparse: bool = False,
+    precision: str = "auto",
+) -> Any:
     """(N, C) features of ``texts`` from a frozen body, in length-sorted batches; with
-    ``sparse``, a TF-IDF body's come as a scipy sparse matrix (too wide to hold dense)."""
+    ``sparse``, a TF-IDF body's come as a scipy sparse matrix (too wide to hold dense).
+    An encoder runs in bf16 where ``precision`` says so (as :class:`Classifier` predicts)."""
     if sparse and isinstance(body, TfidfBody):
         return body.sparse_features(texts)
     body.eval()
+    autocast = bf16_autocast(torch.device("cpu"),
+                             precision if isinstance(body, EncoderBody) else "fp32")
     out = np.zeros((len(texts), body.dim), dtype=np.float32)
     for rows, batch in sorted_batches(body, body.encode(texts), batch_size):
-        out[rows] = body(batch).float().numpy()
+        with autocast:
+            out[rows] = body(batch).float().numpy()
     return out
 
 
@@ -681,34 +690,35 @@ def _logistic_regression(
 def _probe(
     body: Body, task_list: list[Task],
     splits: dict[str, tuple[LabeledDataset, LabeledDataset]], cfg: FinetuneConfig,
+    precision: str,
 ) -> Classifier:
     """Logistic regression on frozen features, folded into a linear head of the classifier."""
     model = TextClassifier(body, task_list, reg=Regularisation(dropout=0.0))
-    _fit_heads(model, splits, cfg)
-    return Classifier(model.eval())
+    _fit_heads(model, splits, cfg, precision)
+    return Classifier(model.eval(), precision=precision)
 
 
 def _prototype(
     body: Body, task_list: list[Task],
-    splits: dict[str, tuple[LabeledDataset, LabeledDataset]],
+    splits: dict[str, tuple[LabeledDataset, LabeledDataset]], precision: str,
 ) -> Classifier:
     """Nearest class centroid of the frozen features, as a linear head (see fewshot.py)."""
     from warmstart.transfer.fewshot import prototype_head
 
     model = TextClassifier(body, task_list, reg=Regularisation(dropout=0.0))
     for t in task_list:
-        tr = splits[t.name][0]
-        model.set_head(t.name, *prototype_head(features_of(body, tr.texts), tr.y, len(t.labels)))
-    return Classifier(model.eval())
+        x = features_of(body, splits[t.name][0].texts, precision=precision)
+        model.set_head(t.name, *prototype_head(x, splits[t.name][0].y, len(t.labels)))
+    return Classifier(model.eval(), precision=precision)
 
 
 def _fit_heads(model: TextClassifier, splits: dict[str, tuple[LabeledDataset, LabeledDataset]],
-               cfg: FinetuneConfig) -> None:
+               cfg: FinetuneConfig, precision: str) -> None:
     """Set each task's head to a logistic regression fitted on the body's current features."""
     body = model.body
     for t in model.tasks:
         tr = splits[t.name][0]
-        x = features_of(body, tr.texts, sparse=True)
+        x = features_of(body, tr.texts, sparse=True, precision=precision)
         if cfg.standardize and isinstance(x, np.ndarray):  # TF-IDF rows are already scaled
             mu, sigma = x.mean(0), x.std(0) + 1e-6
         else:
