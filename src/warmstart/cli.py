@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from warmstart.config import FIELD_TYPES, field_kind
+from warmstart.config import FIELD_TYPES, PRECISIONS, field_kind
 from warmstart.errors import RunInterrupted, WarmstartError
 
 # --------------------------------------------------------------------------------------------
@@ -422,7 +422,7 @@ def augment_command(ctx: click.Context, train: str, out: str, config: str | None
     _print_summary(augment_dataset(train, out=out, progress=not quiet, **settings), as_json)
 
 
-PRECISION = click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]), default="auto",
+PRECISION = click.option("--precision", type=click.Choice(PRECISIONS), default="auto",
                          show_default=True,
                          help="an encoder's forward pass in bf16 (auto: where the hardware has it)")
 

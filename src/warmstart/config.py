@@ -50,6 +50,9 @@ def read_toml(path: str | Path, *, section: str | None = None) -> dict[str, Any]
 
 
 #: The Python type of each kind of settings field (its annotation without "| None").
+# --precision: bf16 autocast always, never, or where the hardware has native bf16 (auto).
+PRECISIONS = ("auto", "bf16", "fp32")
+
 FIELD_TYPES: dict[str, type] = {"bool": bool, "int": int, "float": float, "str": str}
 
 

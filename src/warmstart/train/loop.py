@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from warmstart.config import opt
+from warmstart.config import PRECISIONS, opt
 from warmstart.errors import RunInterrupted, WarmstartError
 from warmstart.models.transformer import param_groups
 from warmstart.objectives.base import Prepared
@@ -63,8 +63,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.schedule not in ("linear", "cosine", "constant"):
             raise WarmstartError(f"--schedule {self.schedule}: use linear, cosine or constant")
-        if self.precision not in ("auto", "bf16", "fp32"):
-            raise WarmstartError(f"--precision {self.precision}: use bf16, fp32 or auto")
+        check_precision(self.precision, "--precision")
         for name in ("batch_size", "eval_batches", "log_every"):
             if getattr(self, name) < 1:
                 raise WarmstartError(f"--{name.replace('_', '-')}: must be at least 1")
@@ -162,6 +161,12 @@ def _cpu_has_bf16() -> bool:
     except OSError:
         return False
     return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def check_precision(precision: str, name: str) -> None:
+    """An error naming ``name`` unless ``precision`` is one of :data:`PRECISIONS`."""
+    if precision not in PRECISIONS:
+        raise WarmstartError(f"{name} {precision!r}: use bf16, fp32 or auto")
 
 
 def bf16_autocast(device: torch.device, precision: str) -> torch.autocast:

@@ -27,13 +27,19 @@ from safetensors.torch import load_file, save_file
 from warmstart.artifact import read_meta, write_meta
 from warmstart.errors import WarmstartError
 from warmstart.models.transformer import Encoder, TransformerConfig
-from warmstart.train.loop import bf16_autocast
+from warmstart.train.loop import bf16_autocast, check_precision
 from warmstart.transfer.bodies import Body, EncoderBody, TfidfBody, WordVectorBody, sorted_batches
 from warmstart.transfer.model import Task, TextClassifier
 
 WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_FILE = "tokenizer.json"
 VOCAB_FILE = "vocab.json"
+
+
+def body_autocast(body: Body, device: torch.device, precision: str) -> torch.autocast:
+    """bf16 autocast for a forward pass of ``body`` as ``precision`` says, for an encoder only:
+    word-vector and TF-IDF bodies are cheap and stay fp32."""
+    return bf16_autocast(device, precision if isinstance(body, EncoderBody) else "fp32")
 
 
 class Classifier:
@@ -49,8 +55,7 @@ class Classifier:
         self.batch_size = batch_size
         # bf16, fp32 or auto: an encoder's forward pass in bf16 where the hardware has it
         # (a GPU, or a CPU with AMX or AVX-512 BF16); heads and other bodies stay fp32.
-        if precision not in ("auto", "bf16", "fp32"):
-            raise WarmstartError(f"precision {precision!r}: use bf16, fp32 or auto")
+        check_precision(precision, "precision")
         self.precision = precision
 
     @property
@@ -73,7 +78,7 @@ class Classifier:
         encoded = body.encode(list(texts))
         out = np.zeros((len(encoded), len(t.labels)), dtype=np.float32)
         device = next(self.model.parameters()).device
-        autocast = bf16_autocast(device, self.precision if isinstance(body, EncoderBody) else "fp32")
+        autocast = body_autocast(body, device, self.precision)
         head = self.model.head(t.name)
         for rows, batch in sorted_batches(body, encoded, self.batch_size):
             with autocast:

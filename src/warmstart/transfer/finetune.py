@@ -45,10 +45,10 @@ from warmstart.config import opt, split_settings
 from warmstart.errors import WarmstartError
 from warmstart.labeled import LabeledDataset, ReadConfig
 from warmstart.train.budget import Budget, parse_duration
-from warmstart.train.loop import Monitor, TrainConfig, TrainResult, bf16_autocast, train
+from warmstart.train.loop import Monitor, TrainConfig, TrainResult, train
 from warmstart.transfer.batches import ClassificationBatches, encode
 from warmstart.transfer.bodies import Body, EncoderBody, TfidfBody, WordVectorBody, sorted_batches
-from warmstart.transfer.classifier import Classifier
+from warmstart.transfer.classifier import Classifier, body_autocast
 from warmstart.transfer.model import Regularisation, Task, TextClassifier
 
 METHODS = ("finetune", "probe", "prototype")
@@ -655,8 +655,7 @@ def features_of(
     if sparse and isinstance(body, TfidfBody):
         return body.sparse_features(texts)
     body.eval()
-    autocast = bf16_autocast(torch.device("cpu"),
-                             precision if isinstance(body, EncoderBody) else "fp32")
+    autocast = body_autocast(body, torch.device("cpu"), precision)
     out = np.zeros((len(texts), body.dim), dtype=np.float32)
     for rows, batch in sorted_batches(body, body.encode(texts), batch_size):
         with autocast:
@@ -707,8 +706,9 @@ def _prototype(
 
     model = TextClassifier(body, task_list, reg=Regularisation(dropout=0.0))
     for t in task_list:
-        x = features_of(body, splits[t.name][0].texts, precision=precision)
-        model.set_head(t.name, *prototype_head(x, splits[t.name][0].y, len(t.labels)))
+        tr = splits[t.name][0]
+        x = features_of(body, tr.texts, precision=precision)
+        model.set_head(t.name, *prototype_head(x, tr.y, len(t.labels)))
     return Classifier(model.eval(), precision=precision)
 
 
