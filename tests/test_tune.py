@@ -25,7 +25,7 @@ from warmstart.transfer.finetune import finetune
 from warmstart.tune.objectives import option_types
 from warmstart.tune.report import best_config_text
 from warmstart.tune.space import SearchSpace
-from warmstart.tune.study import tune
+from warmstart.tune.study import retry_schema_race, tune
 
 FINETUNE = option_types("finetune")
 SPACE = """
@@ -250,7 +250,8 @@ def test_ctrl_c_keeps_the_study_and_the_next_run_finishes_it(headlines: Path,
         while time.monotonic() < deadline:  # interrupt once the first trial is training
             time.sleep(0.5)
             try:
-                now = study_of(out).trials if (out / "study.db").exists() else []
+                now = (retry_schema_race(lambda: study_of(out)).trials
+                       if (out / "study.db").exists() else [])
             except KeyError:  # the database is there, the study not yet
                 continue
             if any(t.state == optuna.trial.TrialState.RUNNING for t in now):
@@ -271,6 +272,30 @@ def test_ctrl_c_keeps_the_study_and_the_next_run_finishes_it(headlines: Path,
     assert result.counts == {"complete": 2, "fail": 1}
     # The interrupted trial's parameters were run again, first.
     assert study_of(out).trials[1].params == first[0].params
+
+
+def test_a_second_process_creating_the_same_new_database_retries() -> None:
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    calls = []
+
+    def racing() -> str:  # loses the schema race once, as Optuna's RDBStorage does
+        calls.append(1)
+        if len(calls) == 1:
+            raise IntegrityError("INSERT INTO alembic_version", {},
+                                 Exception("UNIQUE constraint failed: alembic_version.version_num"))
+        return "storage"
+
+    assert retry_schema_race(racing) == "storage" and len(calls) == 2
+
+    def down() -> str:  # any other failure is not retried
+        calls.append(1)
+        raise OperationalError("connect", {}, Exception("connection refused"))
+
+    calls.clear()
+    with pytest.raises(OperationalError):
+        retry_schema_race(down)
+    assert len(calls) == 1
 
 
 def test_cli_tune_prints_the_best_trials_and_rejects_bad_spaces(headlines: Path,

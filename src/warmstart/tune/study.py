@@ -33,9 +33,10 @@ import statistics
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from warmstart.config import load_toml, opt, read_toml
 from warmstart.errors import RunInterrupted, WarmstartError
@@ -253,23 +254,48 @@ def _seconds(timeout: str) -> float:
     return parse_duration(timeout, option="--timeout")
 
 
+T = TypeVar("T")
+
+
 def _storage(cfg: TuneConfig, out_dir: Path) -> Any:
     import optuna
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
     url = cfg.storage or f"sqlite:///{(out_dir / 'study.db').resolve()}"
-    try:
+
+    def open_storage() -> Any:
         with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.9
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return RDBStorage(
                 url, heartbeat_interval=cfg.heartbeat, grace_period=4 * cfg.heartbeat,
                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3))
+
+    try:
+        return retry_schema_race(open_storage)
     except ImportError as e:
         raise WarmstartError(f"--storage {url}: the database driver is missing ({e}); for "
                              "PostgreSQL: pip install psycopg2-binary") from None
     except Exception as e:  # noqa: BLE001  (bad URL, server down, no permission...)
         raise WarmstartError(f"--storage {url}: cannot open the database "
                              f"({type(e).__name__}: {str(e).splitlines()[0][:300]})") from None
+
+
+def retry_schema_race(open_storage: Callable[[], T], attempts: int = 5) -> T:
+    """``open_storage()``, tried again when another process was creating the same new database.
+
+    Workers started together on a fresh database (or a run and a reader of its ``study.db``)
+    each create Optuna's tables; the loser of that race gets a unique-constraint or
+    "already exists" error from the database, and the tables are there a moment later.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return open_storage()
+        except Exception as e:  # noqa: BLE001  (sqlalchemy's errors, whatever the driver)
+            race = type(e).__name__ == "IntegrityError" or "already exists" in str(e)
+            if not race or attempt == attempts:
+                raise
+            time.sleep(0.2 * attempt)
+    raise AssertionError("unreachable")
 
 
 def _sampler(cfg: TuneConfig) -> Any:
