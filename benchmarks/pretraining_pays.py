@@ -8,10 +8,11 @@ Two questions, each against the same model from random initialisation:
 * **Transformers** (``--only transformers``): a ``tiny`` encoder (2 layers, hidden 128) is
   pretrained from scratch by warmstart on ``en/imdb/unsup.txt.gz`` (50,000 reviews) for a
   fixed wall-clock budget (``--minutes``, on this CPU), once with MLM and once with ELECTRA
-  (equal time), with its own lowercased WordPiece vocabulary of 16,000 pieces, sequences of
-  128, batch 32, lr 1e-3, no dropout. Each is then fine-tuned on IMDB with 1,000 labels (500 per
-  class, drawn with seeds ``--seeds``), and so is the same architecture with random weights
-  (``random_init=True``), with the same fine-tuning settings (below).
+  (equal time; ELECTRA's generator half the model's width), with its own lowercased WordPiece
+  vocabulary of 16,000 pieces, sequences of 128, batch 32, lr 1e-3, no dropout. Each is then
+  fine-tuned on IMDB with 1,000 labels (500 per class, drawn with seeds ``--seeds``), and so
+  is the same architecture with random weights (``random_init=True``), with the same
+  fine-tuning settings (below).
 * **Word vectors** (``--only vectors``): skip-gram vectors (dim 100, 5 epochs) trained by
   warmstart on the same unlabeled reviews go into the word-vector classifier (fastText-style:
   the mean of trained word and word-bigram embeddings) as its static channel (the default
