@@ -49,10 +49,10 @@ def read_toml(path: str | Path, *, section: str | None = None) -> dict[str, Any]
     return {k.replace("-", "_"): v for k, v in data.items() if not isinstance(v, dict)}
 
 
-#: The Python type of each kind of settings field (its annotation without "| None").
-# --precision: bf16 autocast always, never, or where the hardware has native bf16 (auto).
+#: --precision: bf16 autocast always, never, or where the hardware has native bf16 (auto).
 PRECISIONS = ("auto", "bf16", "fp32")
 
+#: The Python type of each kind of settings field (its annotation without "| None").
 FIELD_TYPES: dict[str, type] = {"bool": bool, "int": int, "float": float, "str": str}
 
 
