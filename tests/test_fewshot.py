@@ -212,6 +212,28 @@ def test_pseudo_per_class_keeps_the_most_confident_few(agnews: tuple, tmp_path: 
     assert rounds[0]["per_class"] == {label: 7 for label in train.labels}
 
 
+def test_pseudo_pairs_tunes_the_body_again_on_labels_and_pseudo_labels(
+        agnews: tuple, tmp_path: Path) -> None:
+    """Without --pseudo-pairs the self-trained model keeps the body the labels' pair phase
+    made; with it the body moves again, on pairs that include the pseudo-labeled texts."""
+    train, test = agnews
+    unlabeled = tmp_path / "pool.txt"
+    unlabeled.write_text("\n".join(train.sample_per_class(40, seed=5).texts), encoding="utf-8")
+    common = dict(method="prototype", contrastive=2, contrastive_lr=5e-3, unlabeled=str(unlabeled),
+                  self_train=1, pseudo_threshold=0.2, pseudo_per_class=10, dev_fraction=0,
+                  progress=False, buckets=5_000, seed=0)
+    few = train.sample_per_class(10, seed=0)
+    once = finetune(few, **common).classifier
+    again = finetune(few, pseudo_pairs=2, out=tmp_path / "run", **common).classifier
+    w_once = once.model.body.word_emb.weight
+    w_again = again.model.body.word_emb.weight
+    assert not torch.equal(w_once, w_again)
+    accuracy = evaluate(again, test)["accuracy"]
+    assert accuracy > 0.25 + 0.15, accuracy  # four classes: well over the majority class
+    with pytest.raises(WarmstartError, match="--pseudo-pairs 2 .* --contrastive and --self-train"):
+        finetune(few, pseudo_pairs=2, self_train=1, unlabeled=str(unlabeled), progress=False)
+
+
 def test_dev_scores_on_training_texts_do_not_pick_an_early_epoch(agnews: tuple) -> None:
     """With --dev-fraction 0 the first epoch that fits the labels would win; the last is kept."""
     train, _ = agnews

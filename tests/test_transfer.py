@@ -381,6 +381,52 @@ def test_export_refuses_mean_pooling(sst2: tuple, minilm: str, tmp_path: Path) -
         clf.export_hf(tmp_path / "hf")
 
 
+def test_a_probe_on_a_sentence_transformers_model_normalises_as_the_model_does(
+        sst2: tuple, minilm: str, tmp_path: Path) -> None:
+    """all-MiniLM-L6-v2's modules.json ends in Normalize: its frozen features have length 1
+    (saved and loaded so), unless --normalize no; fine-tuning keeps raw pooled vectors."""
+    from warmstart.transfer.finetune import features_of
+
+    few, texts = sst2[0].sample_per_class(8, seed=0), sst2[1].texts[:40]
+    clf = finetune(few, init=minilm, method="probe", C=1.0, max_len=32, progress=False,
+                   out=tmp_path / "probe").classifier
+    norms = np.linalg.norm(features_of(clf.model.body, texts), axis=1)
+    np.testing.assert_allclose(norms, 1.0, atol=1e-3)
+    loaded = Classifier.load(tmp_path / "probe")
+    assert loaded.model.body.normalize
+    np.testing.assert_allclose(loaded.predict_proba(texts), clf.predict_proba(texts), atol=1e-5)
+
+    raw = finetune(few, init=minilm, method="probe", C=1.0, max_len=32, normalize="no",
+                   progress=False).classifier
+    raw_norms = np.linalg.norm(features_of(raw.model.body, texts), axis=1)
+    assert raw_norms.min() > 1.5, raw_norms.min()  # mean-pooled MiniLM states: length 2-4
+    tuned = finetune(few, init=minilm, max_steps=1, max_len=16, pooling="pooler",
+                     progress=False).classifier
+    assert not tuned.model.body.normalize
+    forced = finetune(few, init=minilm, max_steps=1, max_len=16, pooling="pooler",
+                      normalize="yes", progress=False).classifier
+    with pytest.raises(WarmstartError, match="--normalize no"):
+        forced.export_hf(tmp_path / "hf")
+    with pytest.raises(WarmstartError, match="--normalize maybe: use auto, yes or no"):
+        finetune(few, init=minilm, normalize="maybe", progress=False)
+
+
+def test_normalizes_embeddings_reads_modules_json(tmp_path: Path) -> None:
+    from warmstart.models.hf import normalizes_embeddings
+
+    assert not normalizes_embeddings(tmp_path)  # a plain Hugging Face folder
+    modules = tmp_path / "modules.json"
+    modules.write_text(json.dumps([{"type": "sentence_transformers.models.Transformer"},
+                                   {"type": "sentence_transformers.models.Pooling"}]))
+    assert not normalizes_embeddings(tmp_path)
+    modules.write_text(json.dumps([{"type": "sentence_transformers.models.Pooling"},
+                                   {"type": "sentence_transformers.models.Normalize"}]))
+    assert normalizes_embeddings(tmp_path)
+    modules.write_text("[{")
+    with pytest.raises(WarmstartError, match="modules.json: not valid JSON"):
+        normalizes_embeddings(tmp_path)
+
+
 def test_tfidf_body_matches_scikit_learn(sst2: tuple) -> None:
     """Rows of TfidfBody (dense forward and sparse) are TfidfVectorizer's with the same terms."""
     from sklearn.feature_extraction.text import TfidfVectorizer

@@ -37,6 +37,7 @@ WEIGHTS_FILE = "model.safetensors"
 WEIGHTS_INDEX_FILE = "model.safetensors.index.json"
 TOKENIZER_FILE = "tokenizer.json"
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
+MODULES_FILE = "modules.json"  # sentence-transformers: the pipeline after the transformer
 
 #: model_type -> (our kind, the prefix a task-head checkpoint puts before the base model's names)
 MODEL_TYPES: dict[str, tuple[str, str]] = {
@@ -157,6 +158,21 @@ def read_hf_folder(path: str | os.PathLike[str]) -> HFModel:
     }
     state_dict = _to_ours(tensors, kind=kind, prefix=prefix, config=config, folder=folder, source=source)
     return HFModel(kind=kind, config=config, state_dict=state_dict, tokenizer=_read_tokenizer(folder, kind), source=source)
+
+
+def normalizes_embeddings(path: str | os.PathLike[str]) -> bool:
+    """Whether a sentence-transformers folder scales its embeddings to length 1 (its
+    ``modules.json`` ends in a ``Normalize`` module); False for a plain model folder."""
+    modules = Path(path) / MODULES_FILE
+    if not modules.is_file():
+        return False
+    try:
+        listed = json.loads(modules.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise WarmstartError(f"{modules}: not valid JSON ({e})") from None
+    if not isinstance(listed, list):
+        raise WarmstartError(f"{modules}: expected a list of modules")
+    return any(str(m.get("type", "")).endswith(".Normalize") for m in listed if isinstance(m, dict))
 
 
 def _bert_config(hf: dict[str, Any], where: Path) -> TransformerConfig:

@@ -5,7 +5,8 @@ how to turn raw texts into those ids (``encode``). Both bodies take padded id te
 training loop can slice any batch into micro-batches.
 
 * :class:`EncoderBody`: a BERT-family encoder (ours, or imported from Hugging Face) with its
-  subword tokenizer; pooling by mean of the tokens, the [CLS] state, or BERT's pooler.
+  subword tokenizer; pooling by mean of the tokens, the [CLS] state, or BERT's pooler, then
+  optionally scaled to length 1 (as sentence-transformers models that end in ``Normalize``).
 * :class:`WordVectorBody`: fastText's supervised model: the mean of word embeddings and of
   hashed word-n-gram embeddings, optionally followed by a small MLP. Its word embeddings can
   start from warmstart's vectors (frozen or trained).
@@ -80,7 +81,7 @@ class EncoderBody(nn.Module):
 
     def __init__(
         self, encoder: Encoder, tokenizer: tokenizers.Tokenizer, *, pooling: str = "mean",
-        max_len: int = 256, truncation: str = "head",
+        max_len: int = 256, truncation: str = "head", normalize: bool = False,
     ) -> None:
         super().__init__()
         if pooling not in POOLINGS:
@@ -97,6 +98,7 @@ class EncoderBody(nn.Module):
         tokenizer.no_truncation()
         self.tokenizer = tokenizer
         self.pooling = pooling
+        self.normalize = normalize
         self.max_len = min(max_len, encoder.config.max_positions)
 
         def find(*names: str) -> int | None:
@@ -123,7 +125,13 @@ class EncoderBody(nn.Module):
         return {"ids": _pad(encoded, self.pad_id)}
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        ids = batch["ids"]
+        pooled = self._pool(batch["ids"])
+        if self.normalize:  # in fp32: a bf16 norm is off by up to 0.4%
+            pooled = pooled.float()
+            return pooled / pooled.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        return pooled
+
+    def _pool(self, ids: torch.Tensor) -> torch.Tensor:
         mask = ids != self.pad_id
         hidden = self.encoder(ids, attention_mask=mask)  # (B, T, C)
         if self.pooling == "pooler":
@@ -142,8 +150,9 @@ class EncoderBody(nn.Module):
         return [embeddings, *layers]
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "pooling": self.pooling, "max_len": self.max_len,
-                "truncation": self.truncation, "model": self.encoder.config.to_dict()}
+        return {"kind": self.kind, "pooling": self.pooling, "normalize": self.normalize,
+                "max_len": self.max_len, "truncation": self.truncation,
+                "model": self.encoder.config.to_dict()}
 
 
 _MASK64 = (1 << 64) - 1

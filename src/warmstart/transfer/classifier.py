@@ -135,6 +135,10 @@ class Classifier:
             raise WarmstartError(
                 f"this classifier pools by {body.pooling!r}, but BertForSequenceClassification "
                 "reads BERT's pooler: fine-tune with --pooling pooler to export it")
+        if body.normalize:
+            raise WarmstartError(
+                "this classifier scales its pooled vector to length 1, which "
+                "BertForSequenceClassification does not: train with --normalize no to export it")
         if len(self.model.tasks) > 1:
             raise WarmstartError("a multi-task classifier has several heads; Hugging Face's "
                                  "BertForSequenceClassification has one")
@@ -176,7 +180,8 @@ class Classifier:
             encoder = Encoder(TransformerConfig.from_dict(spec["model"]))
             body = EncoderBody(encoder, tokenizers.Tokenizer.from_file(str(tok_path)),
                                pooling=spec["pooling"], max_len=spec["max_len"],
-                               truncation=spec.get("truncation", "head"))
+                               truncation=spec.get("truncation", "head"),
+                               normalize=bool(spec.get("normalize", False)))
         else:
             try:
                 words = json.loads((folder / VOCAB_FILE).read_text(encoding="utf-8"))

@@ -82,6 +82,9 @@ class FinetuneConfig:
     random_init: bool = opt(False, "the architecture of --init with fresh random weights "
                                    "(the baseline pretraining must beat)")
     pooling: str = opt("mean", "encoder pooling: mean, cls or pooler (BERT's; exportable)")
+    normalize: str = opt("auto", "encoder: scale each pooled vector to length 1: yes, no or "
+                                 "auto (yes for a probe or prototype on a sentence-transformers "
+                                 "model that normalises its embeddings, as all-MiniLM-L6-v2)")
     max_len: int = opt(256, "tokens per text (longer texts are cut)")
     truncation: str = opt("head", "encoder: what a long text keeps: head, tail or head+tail "
                           "(a quarter from the start, the rest from the end)")
@@ -133,6 +136,8 @@ class FinetuneConfig:
             raise WarmstartError(f"--penalty {self.penalty}: use one of {', '.join(PENALTIES)}")
         if self.channels not in CHANNELS:
             raise WarmstartError(f"--channels {self.channels}: use one of {', '.join(CHANNELS)}")
+        if self.normalize not in ("auto", "yes", "no"):
+            raise WarmstartError(f"--normalize {self.normalize}: use auto, yes or no")
         if self.head_init not in ("random", "probe"):
             raise WarmstartError(f"--head-init {self.head_init}: use random or probe")
         if self.class_weights not in ("none", "balanced"):
@@ -177,6 +182,10 @@ class FewLabelsConfig:
     pseudo_balance: bool = opt(True, "self-training: keep as many pseudo-labels of each class")
     pseudo_per_class: int = opt(0, "self-training: keep at most this many pseudo-labels of each "
                                    "class, the most confident (0: all above the threshold)")
+    pseudo_pairs: int = opt(0, "self-training with --contrastive: each round after the first "
+                               "tunes the body on pairs again, of the labels and the "
+                               "pseudo-labels, this many pairs per example (0: the pair phase "
+                               "sees the labels only)")
     consistency: float = opt(0.0, "UDA: weight of the consistency loss between --unlabeled "
                                   "texts and their augmentations (0: off)")
     consistency_ratio: int = opt(3, "UDA: unlabeled texts per labeled text in a batch")
@@ -187,7 +196,8 @@ class FewLabelsConfig:
 
     def __post_init__(self) -> None:
         for name in ("contrastive", "augment", "unlabeled_max", "self_train",
-                     "consistency_ratio", "contrastive_batch", "pseudo_per_class"):
+                     "consistency_ratio", "contrastive_batch", "pseudo_per_class",
+                     "pseudo_pairs"):
             if getattr(self, name) < 0:
                 raise WarmstartError(f"--{name.replace('_', '-')} {getattr(self, name)}: "
                                      "must not be negative")
@@ -206,6 +216,9 @@ class FewLabelsConfig:
         if (self.self_train or self.consistency) and not self.unlabeled:
             which = "--self-train" if self.self_train else "--consistency"
             raise WarmstartError(f"{which} learns from unlabeled text: give --unlabeled FILE")
+        if self.pseudo_pairs and not (self.contrastive and self.self_train):
+            raise WarmstartError(f"--pseudo-pairs {self.pseudo_pairs} repeats the pair phase in "
+                                 "self-training: give --contrastive and --self-train too")
         if self.consistency and not self.consistency_ratio:
             raise WarmstartError("--consistency needs --consistency-ratio of at least 1")
 
@@ -303,11 +316,22 @@ def make_body(cfg: FinetuneConfig, texts: list[str]) -> tuple[Body, str | None]:
         if pretrained.tokenizer is None:
             raise WarmstartError(f"--init {cfg.init}: the encoder has no tokenizer")
         return EncoderBody(encoder, pretrained.tokenizer, pooling=cfg.pooling,  # type: ignore[arg-type]
-                           max_len=cfg.max_len, truncation=cfg.truncation), cfg.init
+                           max_len=cfg.max_len, truncation=cfg.truncation,
+                           normalize=_normalize(cfg)), cfg.init
     tokenizer = make_tokenizer(cfg.tokenizer, lowercase=cfg.lowercase)
     return WordVectorBody.from_texts(texts, tokenizer=tokenizer, min_count=cfg.min_count,
                                      dim=cfg.dim, ngrams=cfg.ngrams, buckets=cfg.buckets,
                                      hidden=cfg.hidden), None
+
+
+def _normalize(cfg: FinetuneConfig) -> bool:
+    """--normalize resolved: auto follows a sentence-transformers model's own pipeline for
+    frozen features (a probe or prototype), where the embedding is the model's output."""
+    if cfg.normalize != "auto":
+        return cfg.normalize == "yes"
+    from warmstart.models.hf import normalizes_embeddings
+
+    return cfg.method in ("probe", "prototype") and normalizes_embeddings(cfg.init)
 
 
 def _kind_of(path: str) -> str:
@@ -380,7 +404,8 @@ def finetune(
     extra = {"unlabeled": unlabeled, "unlabeled_aug": unlabeled_aug}
 
     # The body (and SetFit's pair phase, on the labels only) once; every self-training round
-    # starts again from it, with the labels and the previous round's pseudo-labels.
+    # starts again from it, with the labels and the previous round's pseudo-labels (and with
+    # --pseudo-pairs, a pair phase on both first).
     body, parent, tcfg = _start(cfg, few, splits, train_values, extra, seed, progress,
                                 out_dir / "checkpoint-contrastive"
                                 if out_dir is not None and few.contrastive else None)
@@ -400,6 +425,10 @@ def finetune(
         last = r == few.self_train
         # The checkpoints of earlier phases sit beside the run's own, in checkpoint-<phase>/.
         work = out_dir if last or out_dir is None else out_dir / f"checkpoint-round-{r + 1}"
+        if pseudo is not None and few.pseudo_pairs:
+            _pair_phase(body, few, few.pseudo_pairs, train_set, dev_set, seed + r, tcfg, progress,
+                        out_dir / f"checkpoint-contrastive-round-{r + 1}"
+                        if out_dir is not None else None)
         classifier, result = _transfer(body, cfg, few, splits, task_list, tcfg, train_values,
                                        extra, work, progress, on_validate if last else None)
         if not last:
@@ -441,17 +470,23 @@ def _start(
     kind = "encoder" if isinstance(body, EncoderBody) else "words"
     tcfg = TrainConfig(**{**_DEFAULTS[kind], **train_values})
     if few.contrastive:
-        from warmstart.transfer.fewshot import contrastive_tune
-
-        tr, dv = splits["label"]
-        contrastive_tune(body, body.encode(tr.texts), tr.y, pairs=few.contrastive,
-                         batch_pairs=few.contrastive_batch, lr=few.contrastive_lr,
-                         epochs=few.contrastive_epochs, seed=seed,
-                         dev_ids=body.encode(dv.texts), dev_y=dv.y, out=pairs_out,
-                         progress=progress, threads=tcfg.threads, device=tcfg.device,
-                         precision=tcfg.precision)
-        body.cpu()
+        _pair_phase(body, few, few.contrastive, *splits["label"], seed, tcfg, progress, pairs_out)
     return body, parent, tcfg
+
+
+def _pair_phase(body: Body, few: FewLabelsConfig, pairs: int, train_set: LabeledDataset,
+                dev_set: LabeledDataset, seed: int, tcfg: TrainConfig, progress: bool,
+                out: Path | None) -> None:
+    """SetFit's pair phase on ``train_set``: ``body`` is tuned in place (and left on the CPU)."""
+    from warmstart.transfer.fewshot import contrastive_tune
+
+    contrastive_tune(body, body.encode(train_set.texts), train_set.y, pairs=pairs,
+                     batch_pairs=few.contrastive_batch, lr=few.contrastive_lr,
+                     epochs=few.contrastive_epochs, seed=seed,
+                     dev_ids=body.encode(dev_set.texts), dev_y=dev_set.y, out=out,
+                     progress=progress, threads=tcfg.threads, device=tcfg.device,
+                     precision=tcfg.precision)
+    body.cpu()
 
 
 def _transfer(
