@@ -27,6 +27,7 @@ import numpy as np
 import tokenizers
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from warmstart.errors import WarmstartError
 from warmstart.models.transformer import Encoder
@@ -127,8 +128,7 @@ class EncoderBody(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         pooled = self._pool(batch["ids"])
         if self.normalize:  # in fp32: a bf16 norm is off by up to 0.4%
-            pooled = pooled.float()
-            return pooled / pooled.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            return F.normalize(pooled.float(), dim=1)
         return pooled
 
     def _pool(self, ids: torch.Tensor) -> torch.Tensor:
@@ -397,7 +397,7 @@ class TfidfBody(nn.Module):
         if self.sublinear:  # 1 + log(count) where the term occurs, as scikit-learn
             counts = torch.where(counts > 0, 1.0 + counts.clamp_min(1.0).log(), counts)
         x = (counts * self.idf)[:, 1:]  # the padding column's idf is 0
-        return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        return F.normalize(x, dim=1)
 
     def sparse_features(self, texts: Sequence[str]) -> Any:
         """(N, V) scipy CSR matrix of the texts' TF-IDF rows (the rows ``forward`` computes)."""
