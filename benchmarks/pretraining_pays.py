@@ -88,6 +88,8 @@ def main() -> None:
     ap.add_argument("--out", default="runs/bench-pays")
     ap.add_argument("--only", choices=["vectors", "transformers"])
     ap.add_argument("--minutes", type=float, default=20.0, help="pretraining budget per objective")
+    ap.add_argument("--objectives", nargs="+", choices=list(OBJECTIVE), default=list(OBJECTIVE),
+                    help="which pretraining objectives to run (--only transformers)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = ap.parse_args()
     out = Path(args.out)
@@ -116,7 +118,7 @@ def main() -> None:
     if args.only in (None, "transformers"):
         from warmstart.pretrain import pretrain
 
-        for objective in ("mlm", "electra"):
+        for objective in args.objectives:
             folder = out / objective
             if not (folder / "warmstart.json").exists():
                 print(f"== pretraining {objective} for {args.minutes:g} minutes", flush=True)

@@ -560,3 +560,32 @@ def test_objective_config_rejects_bad_values(field: str, value: float, message: 
 def test_objective_config_accepts_edges() -> None:
     s = ObjectiveConfig(mask_prob=0.5, delete_prob=0.1, generator_scale=1.0, decoder_layers=1)
     assert (s.mask_prob, s.generator_scale) == (0.5, 1.0)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_explicit_cpu_attention_matches_torch_sdpa(causal: bool) -> None:
+    """The CPU path (two matmuls and a softmax) computes what scaled_dot_product_attention does."""
+    from warmstart.models.transformer import _explicit_attention
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(3, 2, 17, 8, generator=g) for _ in range(3))
+    lengths = torch.tensor([17, 9, 1])
+    keys = torch.arange(17)[None, :] < lengths[:, None]  # (B, T) padding mask
+    mask = None if causal else keys[:, None, None, :]
+    got = _explicit_attention(q, k, v, mask, dropout=0.0, causal=causal)
+    want = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(got, v)  # the weights did mix the values
+
+
+def test_accuracy_stats_counts_the_rows_whose_target_scores_highest() -> None:
+    from warmstart.objectives.base import accuracy_stats
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(500, 300, generator=g).to(torch.bfloat16)
+    targets = torch.randint(0, 300, (500,), generator=g)
+    targets[:100] = logits[:100].float().argmax(-1)  # 100 rows right, plus chance hits
+    stats = accuracy_stats("mlm", logits, targets, torch.tensor(1.0))
+    want = (logits.float().argmax(-1) == targets).sum().item()
+    assert stats["mlm_correct"].item() == want >= 100
+    assert stats["mlm_total"].item() == 500
