@@ -258,7 +258,7 @@ def heap_kept() -> Iterator[None]:
 
     glibc serves every allocation over 32 MB (a batch's logits over the vocabulary) with a
     fresh ``mmap`` and returns it on free, so each step pays page faults on its largest
-    tensors: a third of an MLM step on two cores. PyTorch's CPU tuning guide swaps in jemalloc
+    tensors: over a quarter of an MLM step on two cores. PyTorch's CPU tuning guide swaps in jemalloc
     or tcmalloc for this; telling glibc not to map or trim does the same in-process. Restored
     (to glibc's defaults) after the run.
     """
@@ -266,13 +266,14 @@ def heap_kept() -> Iterator[None]:
         import ctypes
 
         libc = ctypes.CDLL("libc.so.6")
-        kept = bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2**30))
-    except (OSError, AttributeError):
-        kept, libc = False, None
+        libc.mallopt(_M_MMAP_MAX, 0)
+        libc.mallopt(_M_TRIM_THRESHOLD, 2**30)
+    except (OSError, AttributeError):  # not glibc
+        libc = None
     try:
         yield
     finally:
-        if kept and libc is not None:
+        if libc is not None:
             libc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
             libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
 
