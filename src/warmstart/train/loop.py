@@ -258,9 +258,9 @@ def heap_kept() -> Iterator[None]:
 
     glibc serves every allocation over 32 MB (a batch's logits over the vocabulary) with a
     fresh ``mmap`` and returns it on free, so each step pays page faults on its largest
-    tensors: over a quarter of an MLM step on two cores. PyTorch's CPU tuning guide swaps in jemalloc
-    or tcmalloc for this; telling glibc not to map or trim does the same in-process. Restored
-    (to glibc's defaults) after the run.
+    tensors: over a quarter of an MLM step on two cores. PyTorch's CPU tuning guide swaps in
+    jemalloc or tcmalloc for this; telling glibc not to map or trim does the same in-process.
+    Restored (to glibc's defaults) after the run.
     """
     try:
         import ctypes
