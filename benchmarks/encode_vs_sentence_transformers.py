@@ -59,7 +59,7 @@ def main() -> None:
     from warmstart.models.io import load_pretrained
     from warmstart.train.loop import fast_bf16
     from warmstart.transfer.bodies import EncoderBody
-    from warmstart.transfer.finetune import features_of
+    from warmstart.transfer.heads import features_of
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dataset", choices=["imdb", "agnews"], default="imdb")

@@ -132,7 +132,8 @@ def setfit(few: Any, test: Any, seed: int, max_len: int, folder: Path) -> float:
 
 def warmstart(few: Any, test: Any, seed: int, max_len: int, folder: Path, *,
               unlabeled: str | None, **options: Any) -> float:
-    from warmstart.transfer.finetune import evaluate, finetune
+    from warmstart.transfer.classifier import evaluate
+    from warmstart.transfer.finetune import finetune
 
     tsv = write_tsv(folder / "few.tsv", few)
     # The labeled examples are all training data; the dev file repeats them (a probe does not
@@ -148,7 +149,8 @@ def warmstart(few: Any, test: Any, seed: int, max_len: int, folder: Path, *,
 def domain_student(few: Any, test: Any, seed: int, folder: Path, *, vectors: str,
                    unlabeled: str) -> float:
     """In-domain vectors teach a TF-IDF student on the whole unlabeled corpus (see above)."""
-    from warmstart.transfer.finetune import evaluate, finetune
+    from warmstart.transfer.classifier import evaluate
+    from warmstart.transfer.finetune import finetune
 
     common: dict[str, Any] = dict(dev_fraction=0, seed=seed, progress=False)
     finetune(few, init=vectors, method="probe", C=1.0, out=folder / "teacher", **common)

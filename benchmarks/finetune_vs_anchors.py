@@ -137,7 +137,8 @@ def fasttext_supervised(train: Any, dev: Any, tests: dict[str, Any]) -> dict[str
 
 
 def warmstart_finetune(name: str, sets: dict[str, Any], out: Path) -> dict[str, Any]:
-    from warmstart.transfer.finetune import evaluate, finetune
+    from warmstart.transfer.classifier import evaluate
+    from warmstart.transfer.finetune import finetune
 
     settings = dict(SETTINGS[name])
     folder = out / name

@@ -49,7 +49,8 @@ def steps_for(n: int, batch: int) -> int:
 
 
 def main() -> None:
-    from warmstart.transfer.finetune import evaluate, finetune
+    from warmstart.transfer.classifier import evaluate
+    from warmstart.transfer.finetune import finetune
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))

@@ -55,7 +55,8 @@ def imdb(data: Path) -> tuple[Any, Any]:
 
 def score(init: str, train: Any, test: Any, seeds: list[int], *, random_init: bool,
           options: dict[str, Any]) -> dict[str, Any]:
-    from warmstart.transfer.finetune import evaluate, finetune
+    from warmstart.transfer.classifier import evaluate
+    from warmstart.transfer.finetune import finetune
 
     accs, secs = [], []
     for seed in seeds:

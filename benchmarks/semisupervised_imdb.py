@@ -50,7 +50,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main() -> None:
     from warmstart.labeled import LabeledDataset
-    from warmstart.transfer.finetune import evaluate, finetune
+    from warmstart.transfer.classifier import evaluate
+    from warmstart.transfer.finetune import finetune
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--vectors", default="runs/bench-pays/vectors")

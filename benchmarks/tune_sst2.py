@@ -117,7 +117,8 @@ def best_after(study_db: Path, n: int) -> float:
 
 def run_study(space: str, train: Path, test: Any, out: Path, **options: Any) -> dict[str, Any]:
     from warmstart.config import read_toml
-    from warmstart.transfer.finetune import evaluate, finetune
+    from warmstart.transfer.classifier import evaluate
+    from warmstart.transfer.finetune import finetune
     from warmstart.tune.study import tune
 
     out.mkdir(parents=True, exist_ok=True)

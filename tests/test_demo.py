@@ -19,13 +19,15 @@ def test_demo_pieces_at_a_tiny_size(tmp_path: Path) -> None:
     # 3 epochs of vectors: after 1 they are noise, and the classifier's static channel (frozen,
     # standardised vectors) would carry that noise into 108 training reviews.
     result = run_demo(out=str(tmp_path / "demo"), epochs=3, minutes=0.1, labels_per_class=60,
-                      test_per_class=150, echo=lines.append, progress=False)
+                      test_per_class=150, auto_minutes=0.5, echo=lines.append, progress=False)
     runs = result["runs"]
-    assert len(runs) == 5 and all(0.0 <= r["accuracy"] <= 1.0 for r in runs.values())
+    # auto, TF-IDF, and each of the two pretrained models beside its random twin
+    assert len(runs) == 6 and all(0.0 <= r["accuracy"] <= 1.0 for r in runs.values())
     # Sentiment is easy to start on: 120 labels put every classifier above chance (50%) on
     # 300 test reviews by more than 2.5 standard errors.
     assert all(r["accuracy"] > 0.58 for r in runs.values()), runs
     report = tmp_path / "demo" / "report"
-    assert "test accuracy" in (report / "README.md").read_text(encoding="utf-8")
+    text = (report / "README.md").read_text(encoding="utf-8")
+    assert "test accuracy" in text and "chose **" in text and "Cross-validation" in text
     assert (report / "accuracy.png").stat().st_size > 5000
     assert any("unique after removing repeats" in line for line in lines)

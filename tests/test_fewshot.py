@@ -18,9 +18,10 @@ from torch import nn
 
 from warmstart.errors import WarmstartError
 from warmstart.labeled import LabeledDataset
-from warmstart.transfer.classifier import Classifier
-from warmstart.transfer.fewshot import ContrastiveModel, PairBatches, prototype_head
-from warmstart.transfer.finetune import evaluate, features_of, finetune
+from warmstart.transfer.classifier import Classifier, evaluate
+from warmstart.transfer.fewshot import ContrastiveModel, PairBatches
+from warmstart.transfer.finetune import finetune
+from warmstart.transfer.heads import features_of, prototype_head
 
 
 class IdsBody:

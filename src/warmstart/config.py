@@ -85,6 +85,11 @@ def check_settings(cls: type, values: dict[str, Any], *, where: str) -> None:
     for name, v in values.items():
         if v is None and "None" in str(by_name[name].type):
             continue
+        if by_name[name].metadata.get("multiple") and isinstance(v, list | tuple):
+            if not all(isinstance(x, str) for x in v):
+                raise WarmstartError(f"{where}: {name} must be a string or a list of strings, "
+                                     f"got {v!r}")
+            v = values[name] = ",".join(v)  # several values, stored comma-separated
         kind = field_kind(by_name[name])
         types, what = _KINDS[kind]
         if isinstance(v, bool) != (kind == "bool") or not isinstance(v, types):

@@ -41,6 +41,9 @@ class Budget:
     max_steps: int = 0
     max_tokens: int = 0
     seconds: float = 0.0
+    #: a caller's deadline: the run stops after this many seconds, but unlike ``seconds`` it
+    #: does not stretch or shrink the schedule (which follows the other limits)
+    stop_after: float = 0.0
 
     def progress(self, *, step: int, tokens: int, elapsed: float) -> float:
         """The fraction of the budget used: the largest over the limits that are set."""
@@ -61,4 +64,6 @@ class Budget:
             return "max_tokens"
         if self.seconds and elapsed >= self.seconds:
             return "time_budget"
+        if self.stop_after and elapsed >= self.stop_after:
+            return "deadline"
         return None

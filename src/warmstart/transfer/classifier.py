@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from warmstart.artifact import read_meta, write_meta
 from warmstart.errors import WarmstartError
+from warmstart.labeled import LabeledDataset
 from warmstart.models.transformer import Encoder, TransformerConfig
 from warmstart.train.loop import bf16_autocast, check_precision
 from warmstart.transfer.bodies import Body, EncoderBody, TfidfBody, WordVectorBody, sorted_batches
@@ -171,6 +172,10 @@ class Classifier:
         folder = Path(path)
         meta = read_meta(folder, kind="classifier")
         config = meta["config"]
+        if "ensemble" in config:  # several classifiers in one folder (--recipe auto)
+            from warmstart.transfer.ensemble import Ensemble
+
+            return Ensemble.load(folder, precision=precision)
         spec = config["body"]
         body: Body
         if spec["kind"] == "encoder":
@@ -207,3 +212,16 @@ class Classifier:
         except RuntimeError as e:
             raise WarmstartError(f"{folder}: the weights do not fit the model ({e})") from None
         return cls(model, thresholds=config.get("thresholds") or {}, precision=precision)
+
+
+def evaluate(classifier: Classifier, dataset: LabeledDataset, *, task: str | None = None) -> dict[str, Any]:
+    """The classification report of ``classifier`` on ``dataset`` (labels in its label map)."""
+    from warmstart.evaluate.classification import classification_report, multilabel_report
+
+    t = classifier.task(task)
+    dataset = dataset.with_labels(t.labels)
+    probs = classifier.predict_proba(dataset.texts, task=t.name)
+    if t.multi_label:
+        cut = classifier.thresholds.get(t.name, 0.5)
+        return multilabel_report(dataset.y, (probs >= cut).astype(np.uint8), t.labels)
+    return classification_report(dataset.y, probs.argmax(1), t.labels)

@@ -1,23 +1,16 @@
-"""Few labels: SetFit's contrastive tuning of the body on pairs, and prototype heads.
+"""Few labels: SetFit's contrastive tuning of the body on pairs.
 
 SetFit (Tunstall et al. 2022) first tunes a sentence encoder on pairs of the labeled texts
 (same label: cosine similarity 1, different labels: 0, a squared-error loss), so that the
 classes pull apart in embedding space; a simple head is then fitted on the tuned features.
 Here the first phase is :func:`contrastive_tune` (``finetune(..., contrastive=20)``), and the
 head phase is any of ``finetune``'s methods: ``probe`` (SetFit's logistic regression),
-``finetune`` (end to end) or ``prototype``.
+``finetune`` (end to end) or ``prototype`` (:mod:`warmstart.transfer.heads`).
 
 Pairs are drawn per step, a pure function of (seed, step), so a step's batch costs the
 memory of that batch only: an epoch is ``pairs`` positive and ``pairs`` negative pairs per
 labeled example (SetFit's ``num_iterations``), linear in the number of examples. (SetFit's
 own all-pairs generation is quadratic and runs out of memory on larger sets.)
-
-A **prototype** classifier (``method="prototype"``, Snell et al. 2017) scores a text by its
-squared distance to each class's mean feature vector. That is a linear function of the
-features up to a term shared by all classes:
-``-|x - c_k|^2 = 2 c_k.x - |c_k|^2 - |x|^2``, so the head ``w_k = 2 c_k / T``,
-``b_k = -|c_k|^2 / T`` predicts the nearest centroid exactly and its softmax is the softmax of
-``-distance^2 / T``; the classifier saves, loads and exports like any other.
 """
 
 from __future__ import annotations
@@ -157,37 +150,18 @@ class ContrastiveModel(nn.Module):
         }
 
 
-def prototype_head(features: np.ndarray, y: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """(weight (K, C), bias (K,)) of the linear head that picks the nearest class centroid.
-
-    The temperature ``T`` is the mean squared distance of the examples to their own
-    centroid, so that logits are distances in units of a class's typical spread.
-    """
-    if np.asarray(y).ndim != 1:
-        raise WarmstartError("--method prototype: multi-label data is not supported")
-    counts = np.bincount(y, minlength=n_classes)
-    if (counts == 0).any():
-        missing = int(np.flatnonzero(counts == 0)[0])
-        raise WarmstartError(f"--method prototype: class {missing} has no training example")
-    x = features.astype(np.float64)
-    centroids = np.stack([x[y == k].mean(0) for k in range(n_classes)])
-    spread = float(((x - centroids[y]) ** 2).sum(1).mean()) or 1.0
-    weight = 2.0 * centroids / spread
-    bias = -(centroids ** 2).sum(1) / spread
-    return weight.astype(np.float32), bias.astype(np.float32)
-
-
 def contrastive_tune(
     body: nn.Module, ids: list[Any], y: np.ndarray, *, pairs: int, batch_pairs: int, lr: float,
     epochs: float, seed: int, dev_ids: list[Any] | None = None, dev_y: np.ndarray | None = None,
     out: Any = None, progress: bool = True, threads: int = 0, device: str = "auto",
-    precision: str = "auto",
+    precision: str = "auto", stop_after: float = 0.0,
 ) -> Any:
     """SetFit's first phase: tune ``body`` on pairs of the encoded labeled texts, in place.
 
     Runs the training loop (AdamW, 10% warmup then linear decay, checkpoints into ``out``
     and resumes from it) for ``epochs`` passes of ``pairs`` positive and ``pairs`` negative
-    pairs per example, ``batch_pairs`` pairs per step. Returns the loop's result.
+    pairs per example, ``batch_pairs`` pairs per step; ``stop_after`` seconds (0: no limit)
+    end it early, whatever the schedule. Returns the loop's result.
     """
     from warmstart.train.budget import Budget
     from warmstart.train.loop import TrainConfig, train
@@ -201,5 +175,6 @@ def contrastive_tune(
                          threads=threads, device=device, precision=precision)
     fingerprint = {"contrastive": {"pairs": pairs, "batch_pairs": batch_pairs, "lr": lr,
                                    "seed": seed, "n": len(ids)}}
-    return train(ContrastiveModel(body), batches, config, budget=Budget(max_steps=steps),
+    return train(ContrastiveModel(body), batches, config,
+                 budget=Budget(max_steps=steps, stop_after=stop_after),
                  out=out, fingerprint=fingerprint, progress=progress)

@@ -21,8 +21,12 @@ Two families, as pieces the training code composes:
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Sequence
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,10 +35,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from warmstart.errors import WarmstartError
+from warmstart.labeled import LabeledDataset
 from warmstart.objectives.base import Prepared
 from warmstart.transfer.batches import ClassificationBatches
 from warmstart.transfer.bodies import encoded_length
+from warmstart.transfer.classifier import Classifier
 from warmstart.transfer.model import TextClassifier
+from warmstart.transfer.settings import FewLabelsConfig
 
 #: Training-signal annealing schedules: how fast the threshold rises from 1/K to 1.
 TSA_SCHEDULES = ("none", "linear", "log", "exp")
@@ -80,6 +87,106 @@ def select_pseudo_labels(
         take = min(take, max_per_class)
     idx = np.sort(np.concatenate([r[:take] for r in per_class])).astype(np.int64)
     return idx, labels[idx].astype(np.int64)
+
+
+def read_unlabeled(few: FewLabelsConfig, seed: int) -> list[str]:
+    """The --unlabeled texts (a seeded sample of --unlabeled-max of them), or none."""
+    if not few.unlabeled:
+        return []
+    from warmstart.corpus import Corpus
+
+    texts = [t for t in Corpus(few.unlabeled, text_field=few.unlabeled_field) if t.strip()]
+    if not texts:
+        raise WarmstartError(f"--unlabeled {few.unlabeled}: no text found")
+    if few.unlabeled_max and len(texts) > few.unlabeled_max:
+        keep = np.sort(np.random.default_rng([seed, 4]).choice(len(texts), few.unlabeled_max,
+                                                                replace=False))
+        texts = [texts[i] for i in keep.tolist()]
+    return texts
+
+
+
+def concat(a: LabeledDataset, b: LabeledDataset) -> LabeledDataset:
+    return dataclasses.replace(a, texts=a.texts + b.texts, y=np.concatenate([a.y, b.y]),
+                               source=f"{a.source} + {b.source}", line_numbers=None,
+                               doc_files=None)
+
+
+def load_teacher(path: str) -> Classifier:
+    from warmstart.artifact import META_FILE
+
+    if not (Path(path) / META_FILE).exists():
+        raise WarmstartError(f"--teacher {path}: not a classifier folder (no {META_FILE}); "
+                             "give a folder `warmstart finetune --out` wrote")
+    teacher = Classifier.load(path)
+    if teacher.task().multi_label:
+        raise WarmstartError(f"--teacher {path}: a multi-label classifier; self-training "
+                             "needs one label per text")
+    return teacher
+
+
+def round_record(pseudo: LabeledDataset, round_: int, few: FewLabelsConfig, pool: int,
+                  progress: bool) -> dict[str, Any]:
+    """What a self-training round's pseudo-labels were (for provenance), told on stderr."""
+    by = "the teacher" if few.teacher and round_ == 0 else "the model"
+    if progress:
+        print(f"self-training round {round_ + 1}/{few.self_train}: {len(pseudo):,} "
+              f"pseudo-labels by {by} of {pool:,} unlabeled texts ({pseudo.class_counts()})",
+              file=sys.stderr)
+    return {"round": round_ + 1, "by": by, "pseudo_labels": len(pseudo),
+            "per_class": pseudo.class_counts()}
+
+
+def pseudo_labels(classifier: Classifier, unlabeled: list[str], few: FewLabelsConfig,
+                   like: LabeledDataset, round_: int) -> LabeledDataset:
+    """The unlabeled texts the classifier is confident about, with its predictions."""
+    probs = classifier.predict_proba(unlabeled)
+    if classifier.labels != list(like.labels):  # a teacher's labels, in ours
+        if sorted(classifier.labels) != sorted(like.labels):
+            raise WarmstartError(f"--teacher {few.teacher}: its labels {classifier.labels} "
+                                 f"are not those of the training data, {list(like.labels)}")
+        probs = probs[:, [classifier.labels.index(label) for label in like.labels]]
+    idx, y = select_pseudo_labels(probs, few.pseudo_threshold, balance=few.pseudo_balance,
+                                  max_per_class=few.pseudo_per_class)
+    if not len(idx):
+        confident = np.bincount(probs.argmax(1)[probs.max(1) >= few.pseudo_threshold],
+                                minlength=probs.shape[1])
+        warnings.warn(f"self-training round {round_ + 1}: no pseudo-labels; predictions above "
+                      f"--pseudo-threshold {few.pseudo_threshold} per class: "
+                      f"{dict(zip(like.labels, confident.tolist(), strict=True))} (with "
+                      "--pseudo-balance every class needs some); lower the threshold",
+                      stacklevel=2)
+    return LabeledDataset(texts=[unlabeled[i] for i in idx.tolist()], y=y.astype(np.int64),
+                          labels=list(like.labels), multi_label=False,
+                          source=f"{few.unlabeled} (pseudo-labels of round {round_ + 1})")
+
+
+def self_train(
+    fit_round: Callable[[LabeledDataset, int, LabeledDataset | None], Classifier],
+    labeled: LabeledDataset, unlabeled: list[str], few: FewLabelsConfig, *,
+    teacher: Classifier | None = None, progress: bool = True,
+) -> tuple[Classifier, list[dict[str, Any]]]:
+    """Self-training rounds: ``fit_round(train_set, round, pseudo)`` trains a classifier on the
+    labels and the previous round's pseudo-labels, which label ``unlabeled`` for the next.
+
+    ``few.self_train`` rounds follow the first fit (none: one plain fit); a ``teacher`` makes
+    the first round's pseudo-labels instead of a fit on the labels alone. Returns the last
+    round's classifier and what each round's pseudo-labels were (for provenance).
+    """
+    pseudo: LabeledDataset | None = None
+    rounds: list[dict[str, Any]] = []
+    if teacher is not None:  # the first round's pseudo-labels are the teacher's
+        pseudo = pseudo_labels(teacher, unlabeled, few, labeled, 0)
+        rounds.append(round_record(pseudo, 0, few, len(unlabeled), progress))
+    classifier: Classifier | None = None
+    for r in range(1 if teacher is not None else 0, 1 + few.self_train):
+        train_set = labeled if pseudo is None else concat(labeled, pseudo)
+        classifier = fit_round(train_set, r, pseudo)
+        if r < few.self_train:
+            pseudo = pseudo_labels(classifier, unlabeled, few, train_set, r)
+            rounds.append(round_record(pseudo, r, few, len(unlabeled), progress))
+    assert classifier is not None
+    return classifier, rounds
 
 
 # -- UDA: training-signal annealing and the consistency loss ----------------------------------

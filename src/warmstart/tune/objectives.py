@@ -37,7 +37,7 @@ def option_types(target: str) -> dict[str, type]:
 
 def _settings_classes(target: str) -> tuple[type, ...]:
     if target == "finetune":
-        from warmstart.transfer.finetune import SETTINGS
+        from warmstart.transfer.settings import SETTINGS
 
         return SETTINGS
     if target == "vectors":
@@ -65,6 +65,14 @@ def finetune_score(data: Any, options: dict[str, Any], metric: str, report: Repo
             report(n, float(value))
 
     result = finetune(data, progress=False, on_validate=on_validate, **options)
+    if not result.dev and result.auto is not None:
+        # --recipe without --dev: the chosen recipe's cross-validated accuracy on the labels
+        chosen = next((r for r in result.auto.get("cross_validation", []) if r["chosen"]), None)
+        if chosen is None or chosen["accuracy"] is None or metric != "accuracy":
+            raise WarmstartError("tuning --recipe without --dev scores trials by the chosen "
+                                 "recipe's cross-validated accuracy, which this trial has not "
+                                 "got: give --dev FILE (a labeled file to score trials on)")
+        return float(chosen["accuracy"]) / 100.0
     dev = next(iter(result.dev.values()))
     if metric not in dev:
         raise WarmstartError(f"--metric {metric}: the dev report has "

