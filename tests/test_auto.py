@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -81,12 +82,15 @@ class Memorise(Recipe):
         self.seen.append(set(labeled.texts) | set(unlabeled))
         known = dict(zip(labeled.texts, labeled.y.tolist(), strict=True))
         k = len(labeled.labels)
+        fit_number = len(self.seen)  # each fit guesses anew: independent guesses per repeat
 
         class Lookup(Fitted):
             def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
                 out = np.zeros((len(texts), k))
                 for i, t in enumerate(texts):
-                    guess = int(np.random.default_rng(abs(hash(t)) % 2**32).integers(k))
+                    # seeded by the text's bytes (str hash() changes from process to process)
+                    rng = np.random.default_rng([zlib.crc32(t.encode()), fit_number])
+                    guess = int(rng.integers(k))
                     out[i, known.get(t, guess)] = 1.0
                 return out
 
@@ -156,6 +160,30 @@ def test_the_choice_takes_the_default_only_where_cross_validation_cannot_decide(
     assert _choose([strong, twin], "best", fallback=None)[0] is twin
     # Nothing cross-validated and no default: TF-IDF, the cheapest, by name.
     assert _choose([], "ensembles", fallback=None)[0] == "tfidf"
+
+
+def test_a_weak_encoder_loses_the_default_only_where_the_folds_can_tell(tmp_path: Path) -> None:
+    from warmstart.transfer.auto import FineTune, Score, SelfTrain, _default  # noqa: PLC2701
+
+    fallback = SelfTrain(Probe("tfidf"), [FineTune(tiny_encoder(tmp_path / "enc"))],
+                         name="self-train-finetune")
+    rng = np.random.default_rng(0)
+
+    def scores(n: int) -> dict[str, Score]:
+        frozen = (rng.random((1, n)) < 0.6).astype(float)
+        tfidf = np.maximum(frozen, (rng.random((1, n)) < 0.5).astype(float))  # ~80%, paired
+        return {"frozen-probe": Score("frozen-probe", frozen, seconds=[1.0]),
+                "tfidf": Score("tfidf", tfidf, seconds=[1.0])}
+
+    many = LabeledDataset(texts=[f"{POS[i % 12]} {i}" for i in range(400)],
+                          y=np.arange(400) % 2, labels=["neg", "pos"], multi_label=False,
+                          source="many.tsv")
+    # 400 labels: the frozen probe is clearly below TF-IDF, so the folds decide.
+    assert _default(fallback, scores(400), many, Workspace(), None) is None
+    # 16 labels: the folds are too noisy to overrule the default.
+    assert _default(fallback, scores(16), toy(8), Workspace(), None) == "self-train-finetune"
+    # No time left for the default's final fit: the folds decide.
+    assert _default(fallback, scores(16), toy(8), Workspace(), time.monotonic() - 1) is None
 
 
 # -- recipes and the ensemble artifact ---------------------------------------------------------

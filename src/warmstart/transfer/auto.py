@@ -22,7 +22,8 @@
    cross-validation (with a handful of labels, always), the choice is the recipe found best
    on the development sets (``FIXED``; ``fixed`` takes it whatever the folds say), unless
    the encoder's frozen probe cross-validates clearly below the best candidate without an
-   encoder (a weak encoder) or its final fit would not fit in the time left.
+   encoder (a weak encoder: with 100 labels or more, by two paired standard errors) or its
+   final fit would not fit in the time left.
 4. The chosen recipe is fitted on all labels and the unlabeled texts (with an encoder, as many
    as the time left allows, at most ``pool_max``; without, up to ``static_pool_max``) and
    saved as one classifier folder, with the cross-validation table in its ``warmstart.json``.
@@ -548,14 +549,17 @@ def _default(fallback: Recipe, scores: dict[str, Score], labeled: LabeledDataset
     """The name of the recipe to take where cross-validation cannot decide (``fallback``, the
     one found best on the development sets), or None where it does not apply here: it reads
     the texts through an encoder whose frozen probe cross-validates clearly below the best
-    candidate without one (a weak encoder: self-training it spreads its errors), or its
+    candidate without one (a weak encoder: self-training it spreads its errors; judged with
+    100 labels or more, where the folds can tell), or its
     final fit would not end before ``deadline``."""
     if _encoders_in(fallback):
         frozen = [s for s in scores.values() if s.repeats_done and _is(s.name, ("frozen-probe",))]
         static = [s for s in scores.values() if s.repeats_done and not s.name.startswith("frozen")]
-        if frozen and static:
+        # Only where the folds can tell: at least 100 labels, and two paired standard errors
+        # (with a handful of labels the folds are too noisy, and pessimistic for the encoder).
+        if frozen and static and len(labeled) >= 100:
             best = max(static, key=lambda s: s.accuracy())
-            if _paired(max(frozen, key=lambda s: s.accuracy()), best) < 0:
+            if _paired(max(frozen, key=lambda s: s.accuracy()), best, z=2.0) < 0:
                 return None
     if deadline is not None:
         left = deadline - time.monotonic()
@@ -564,15 +568,15 @@ def _default(fallback: Recipe, scores: dict[str, Score], labeled: LabeledDataset
     return fallback.name
 
 
-def _paired(a: Score, b: Score) -> float:
-    """Whether ``a`` is above ``b`` (1), below (-1), or within one paired standard error (0),
-    on the examples both were evaluated on."""
+def _paired(a: Score, b: Score, *, z: float = 1.0) -> float:
+    """Whether ``a`` is above ``b`` (1), below (-1), or within ``z`` paired standard errors
+    (0), on the examples both were evaluated on."""
     both = np.isfinite(a.per_example()) & np.isfinite(b.per_example())
     d = a.per_example()[both] - b.per_example()[both]
     if len(d) < 2:
         return 0.0
     se = float(np.std(d) / math.sqrt(len(d)))
-    return 1.0 if d.mean() > se else -1.0 if d.mean() < -se else 0.0
+    return 1.0 if d.mean() > z * se else -1.0 if d.mean() < -z * se else 0.0
 
 
 def _choose(scores: list[Score], select: str, *,
