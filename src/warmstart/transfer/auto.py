@@ -57,8 +57,7 @@ from warmstart.transfer.recipes import (
     VectorsChannel,
     Workspace,
 )
-
-SELECTIONS = ("ensembles", "best", "fixed")
+from warmstart.transfer.settings import SELECTIONS
 
 
 @dataclass
@@ -95,9 +94,9 @@ def candidates(inits: Sequence[Init], *, unlabeled: bool, per_class: int = 0) ->
     views: list[Recipe] = [Probe("tfidf", C=10.0)]
     for v in vectors:
         views.append(_named(Probe("vectors", v.path), tag("vectors-probe", v, vectors)))
-    out: list[Recipe] = list(views)
-    for v in vectors:
-        out.append(_named(VectorsChannel(v.path), tag("vectors-channel", v, vectors)))
+    channels: list[Recipe] = [_named(VectorsChannel(v.path), tag("vectors-channel", v, vectors))
+                              for v in vectors]
+    out: list[Recipe] = [*views, *channels]
     tuned: list[Recipe] = []
     for e in encoders:
         out.append(_named(Probe("frozen", e.path), tag("frozen-probe", e, encoders)))
@@ -122,8 +121,6 @@ def candidates(inits: Sequence[Init], *, unlabeled: bool, per_class: int = 0) ->
             # Without the encoder (cheap, and the choice where the encoder is weak): the static
             # views teach themselves and the word-vector channel.
             static = Mean(views, name="mean-of-views") if len(views) > 1 else views[0]
-            channels = [_named(VectorsChannel(v.path), tag("vectors-channel", v, vectors))
-                        for v in vectors]
             out.append(SelfTrain(static, [*views, *channels], name="self-train-static"))
         # ... and the encoder fine-tuned end to end on labels + pseudo-labels, alone or
         # beside the other views' students.
@@ -401,9 +398,8 @@ def pool_that_fits(recipe: Recipe, labeled: LabeledDataset, pool: list[str], ws:
 
 
 def _encoders_in(recipe: Recipe) -> list[str]:
-    """The encoders ``recipe`` reads texts with (its parts' ``init`` of kind encoder)."""
-    inits = {str(getattr(r, "init", "")) for r in _parts(recipe)} - {""}
-    return sorted(i for i in inits if Init.read(i).kind == "encoder")
+    """The encoders ``recipe`` reads texts with (its parts' ``init``)."""
+    return sorted({str(getattr(r, "init", "")) for r in _parts(recipe) if r.reads_encoder})
 
 
 def _parts(recipe: Recipe) -> list[Recipe]:

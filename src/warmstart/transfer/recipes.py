@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.special import softmax
 
 from warmstart.errors import WarmstartError
 from warmstart.labeled import LabeledDataset
@@ -44,12 +45,6 @@ from warmstart.transfer.settings import FinetuneConfig
 
 #: The kinds of view a probe or prototype reads texts through.
 VIEWS = ("tfidf", "vectors", "frozen", "tuned")
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(1, keepdims=True)
 
 
 def task_of(labeled: LabeledDataset) -> Task:
@@ -210,7 +205,7 @@ class LinearFit(Fitted):
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         x = self.view.features(texts)
-        return softmax(np.asarray(x @ self.weight.T) + self.bias)
+        return softmax(np.asarray(x @ self.weight.T) + self.bias, axis=1)
 
     def to_classifier(self, task: Task) -> Classifier:
         model = TextClassifier(self.view.body, [task], reg=Regularisation(dropout=0.0))
@@ -278,6 +273,11 @@ class Recipe(ABC):
         """Whether it reads an encoder after the pair phase (which recipes of a fold share)."""
         return False
 
+    @property
+    def reads_encoder(self) -> bool:
+        """Whether it reads texts through its ``init`` encoder (as it is, or tuned)."""
+        return False
+
     @abstractmethod
     def fit(self, labeled: LabeledDataset, unlabeled: Sequence[str], ws: Workspace, *,
             seed: int, pseudo: LabeledDataset | None = None) -> Fitted: ...
@@ -327,6 +327,10 @@ class Probe(Recipe):
     @property
     def uses_tuned(self) -> bool:
         return self.view == "tuned"
+
+    @property
+    def reads_encoder(self) -> bool:
+        return self.view in ("frozen", "tuned")
 
     def make_view(self, labeled: LabeledDataset, unlabeled: Sequence[str], ws: Workspace,
                   seed: int) -> View:
@@ -383,6 +387,10 @@ class FineTune(Recipe):
     def uses_tuned(self) -> bool:
         return self.pairs
 
+    @property
+    def reads_encoder(self) -> bool:
+        return True
+
     def fit(self, labeled: LabeledDataset, unlabeled: Sequence[str], ws: Workspace, *,
             seed: int, pseudo: LabeledDataset | None = None) -> Fitted:
         from warmstart.train.loop import TrainConfig
@@ -423,6 +431,10 @@ class PairsAgain(Recipe):
 
     @property
     def uses_tuned(self) -> bool:
+        return True
+
+    @property
+    def reads_encoder(self) -> bool:
         return True
 
     def fit(self, labeled: LabeledDataset, unlabeled: Sequence[str], ws: Workspace, *,

@@ -18,6 +18,8 @@ METHODS = ("finetune", "probe", "prototype")
 BODIES = ("auto", "tfidf")
 PENALTIES = ("l2", "l1", "elasticnet")
 CHANNELS = ("trained", "static", "both")
+#: --auto-select: how --recipe auto chooses (see warmstart.transfer.auto).
+SELECTIONS = ("ensembles", "best", "fixed")
 
 
 @dataclass
@@ -193,7 +195,8 @@ class FewLabelsConfig:
 
 RECIPES_HELP = ("tfidf, vectors-probe, vectors-channel, frozen-probe, pairs-probe, "
                 "pairs-prototype, pairs-finetune, self-train, self-train-views, "
-                "self-train-finetune, self-train-finetune-views, pseudo-pairs")
+                "self-train-static, self-train-finetune, self-train-finetune-2, "
+                "self-train-finetune-views, pseudo-pairs")
 
 
 @dataclass
@@ -214,7 +217,7 @@ class RecipeConfig:
                              "other folds), as far as --time-budget allows")
 
     def __post_init__(self) -> None:
-        if self.auto_select not in ("ensembles", "best", "fixed"):
+        if self.auto_select not in SELECTIONS:
             raise WarmstartError(f"--auto-select {self.auto_select}: use ensembles, best or fixed")
         if self.cv_folds == 1 or self.cv_folds < 0:
             raise WarmstartError(f"--cv-folds {self.cv_folds}: at least 2 (0: automatic)")
