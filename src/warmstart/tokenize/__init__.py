@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any, Protocol, runtime_checkable
 
 from warmstart.errors import WarmstartError
-from warmstart.tokenize.words import TOKENIZERS
+from warmstart.tokenize.words import TOKENIZERS, looks_chinese
 
 #: Valid names for :func:`make_tokenizer` (and the CLI's ``--tokenizer``).
 TOKENIZER_NAMES: tuple[str, ...] = tuple(TOKENIZERS)
@@ -65,11 +65,3 @@ def make_tokenizer(name: str = "words", *, lowercase: bool = False) -> Tokenizer
             f"--tokenizer {name!r}: unknown tokenizer; choose one of {', '.join(TOKENIZER_NAMES)}"
         ) from None
     return cls(lowercase=lowercase)
-
-
-def looks_chinese(texts: list[str] | tuple[str, ...], *, sample: int = 500) -> bool:
-    """Whether the first ``sample`` texts are mostly Han characters (a fifth of their letters
-    or more): Chinese text, which the ``words`` tokenizer would keep in whole runs."""
-    chars = [c for t in texts[:sample] for c in t if not c.isspace()]
-    han = sum(1 for c in chars if "\u4e00" <= c <= "\u9fff" or "\u3400" <= c <= "\u4dbf")
-    return bool(chars) and han >= 0.2 * len(chars)

@@ -176,6 +176,14 @@ _HAN_RUN = re.compile(f"[{_HAN}]+")
 _HAN_WORD = re.compile(f"\\d*[{_HAN}]+\\d*")  # a whole segmented word: Han, maybe with digits
 
 
+def looks_chinese(texts: list[str] | tuple[str, ...], *, sample: int = 500) -> bool:
+    """Whether the first ``sample`` texts are mostly Han characters (a fifth of their letters
+    or more): Chinese text, which the ``words`` tokenizer would keep in whole runs."""
+    chars = sum(len(t) - sum(c.isspace() for c in t) for t in texts[:sample])
+    han = sum(len(run) for t in texts[:sample] for run in _HAN_RUN.findall(t))
+    return chars > 0 and han >= 0.2 * chars
+
+
 def _looks_segmented(parts: list[str], text: str) -> bool:
     """Whether Chinese ``text`` (split into ``parts`` on whitespace) is already segmented.
 

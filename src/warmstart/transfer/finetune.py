@@ -104,7 +104,6 @@ def _split(train_set: LabeledDataset, data: DataConfig, seed: int) -> tuple[Labe
     return train_set.split(data.dev_fraction, seed=seed)
 
 
-
 def finetune(
     train_data: Any,
     *,
@@ -340,7 +339,6 @@ def _transfer(
                             on_validate=on_validate)
 
 
-
 def _augmenter(few: FewLabelsConfig) -> Any:
     from warmstart.transfer.augment import AugmentConfig, make_augmenter
 
@@ -358,7 +356,6 @@ def _with_copies(ds: LabeledDataset, augmenter: Any, copies: int, seed: int) -> 
     texts = ds.texts + [c for i in range(copies) for c in (m[i] for m in made)]
     return dataclasses.replace(ds, texts=texts, y=np.concatenate([ds.y] * (1 + copies)),
                                line_numbers=None, doc_files=None)
-
 
 
 def _save(

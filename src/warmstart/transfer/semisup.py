@@ -105,7 +105,6 @@ def read_unlabeled(few: FewLabelsConfig, seed: int) -> list[str]:
     return texts
 
 
-
 def concat(a: LabeledDataset, b: LabeledDataset) -> LabeledDataset:
     return dataclasses.replace(a, texts=a.texts + b.texts, y=np.concatenate([a.y, b.y]),
                                source=f"{a.source} + {b.source}", line_numbers=None,
