@@ -268,9 +268,7 @@ def _tokenizer(
             train_subword_tokenizer(corpus, out=folder, model="wordpiece",
                                     vocab_size=pcfg.vocab_size, lowercase=pcfg.lowercase,
                                     show_progress=progress)
-        dist.barrier()
-        if not dist.main:
-            dist.barrier()
+        dist.barrier()  # the others wait here until the main process has saved it
     return tokenizers.Tokenizer.from_file(str(folder / "tokenizer.json"))
 
 

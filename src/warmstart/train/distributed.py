@@ -60,4 +60,6 @@ class Distributed:
 
     def close(self) -> None:
         if self.world > 1 and dist.is_initialized():
+            # leave together: a process that tears down gloo while another still saves can abort
+            dist.barrier()
             dist.destroy_process_group()
