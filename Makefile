@@ -29,9 +29,15 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 # The tuning tests share a study through a real PostgreSQL server, started here on localhost
-# (tests/postgres_server.sh) and removed afterwards. Without one the test is skipped, except
-# under CI, where it must run.
+# (tests/postgres_server.sh) and removed afterwards. The explorer page's test drives Debian's
+# chromium (never a browser download), installed here when missing and we are root. Without
+# either, its test is skipped, except under CI, where it must run.
 test: lint
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& echo "installing chromium from Debian's packages" >&2 \
+		&& { DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >&2 \
+		     || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >&2; }; }; } \
+		|| echo "warning: no chromium (apt-get install chromium); the browser test will be skipped" >&2
 	@pg=$$(mktemp -d /tmp/warmstart-pg.XXXXXX); \
 	if url=$$(tests/postgres_server.sh start $$pg); then export WARMSTART_TEST_POSTGRES=$$url; \
 	else echo "warning: no PostgreSQL server; its test will be skipped" >&2; fi; \

@@ -10,6 +10,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+#: Hypothesis profiles for the fuzz tests (tests/fuzz). "short" is the default, what `make test`
+#: runs: the fuzz tests take well under a minute together. "long" is the fuzzing campaign,
+#: `pytest tests/fuzz --hypothesis-profile=long`: a hundred times the examples, no deadline.
+#: Tests scale their own example counts from the profile's (tests/fuzz/fuzzkit.py).
+#: Examples that failed once are kept in .hypothesis/ and tried first on every run.
+SHORT_EXAMPLES = 20
+for _name, _n in (("short", SHORT_EXAMPLES), ("long", 100 * SHORT_EXAMPLES)):
+    settings.register_profile(
+        _name, max_examples=_n, deadline=None, print_blob=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+settings.load_profile("short")
 
 #: ../shared/data beside the project root: real datasets, read-only (see its README.md).
 #: WARMSTART_SHARED_DATA points elsewhere, e.g. for a clone made outside the project folder.

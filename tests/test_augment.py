@@ -436,7 +436,7 @@ def test_cli_writes_originals_and_copies(vectors_dir: Path, sentences: list[str]
     (["--copies", "-1", "--sr", "0", "--ri", "0"], "--copies -1"),
     (["--sr", "1.5", "--vectors", "V"], "--sr 1.5: must be between 0 and 1"),
     (["--rd", "-0.1", "--sr", "0", "--ri", "0"], "--rd -0.1: must be between 0 and 1"),
-    (["--mlm-rate", "2", "--sr", "0", "--ri", "0"], "--mlm-rate 2.0"),
+    (["--mlm-rate", "2", "--sr", "0", "--ri", "0"], "--mlm-rate 2: must be > 0 and <= 1"),
     (["--join", "tabs", "--sr", "0", "--ri", "0"], "--join 'tabs'"),
     ([], "--vectors"),  # --sr and --ri need synonyms
     (["--mlm", "no/such/mlm", "--sr", "0", "--ri", "0"], "--mlm no/such/mlm"),

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
+import itertools
 import json
 import re
+import tracemalloc
 import warnings
 from pathlib import Path
 from typing import Any
@@ -12,7 +15,15 @@ import pytest
 from conftest import write
 
 from warmstart import artifact
-from warmstart.corpus import Corpus, InvalidUTF8Warning
+from warmstart import corpus as corpus_mod
+from warmstart.corpus import (
+    MAX_DOC_CHARS,
+    Corpus,
+    InvalidUTF8Warning,
+    LongLineWarning,
+    split_long,
+    text_batches,
+)
 from warmstart.errors import WarmstartError
 
 DOCS = ["first document here", "second one, with ünïcödé", "third 第三"]
@@ -69,7 +80,10 @@ def test_headerless_tsv_by_index(tmp_path: Path) -> None:
 def test_long_csv_field(tmp_path: Path) -> None:
     long = "word " * 100_000  # beyond the csv module's default 128 KiB field limit
     path = write(tmp_path / "a.csv", f"text\n{long}\n")
-    assert list(Corpus(path)) == [long]
+    with pytest.warns(LongLineWarning, match=r"a\.csv \(1\)"):
+        pieces = list(Corpus(path))
+    assert "".join(pieces) == long  # read whole, then cut into documents
+    assert len(pieces) == 5 and all(len(p) <= MAX_DOC_CHARS for p in pieces)
 
 
 # -- folders, globs, restartability, provenance --------------------------------------------
@@ -230,3 +244,131 @@ def test_invalid_utf8_strict(tmp_path: Path) -> None:
     path = write(tmp_path / "a.csv", b"text\nok\nbad \xff\n")
     with raises_user_error(re.escape(f"{path}:3: invalid UTF-8")):
         list(Corpus(path, strict=True))
+
+
+# -- long lines: memory bounded by MAX_DOC_CHARS, not by the longest line -------------------------
+
+
+def imdb_one_line(shared_data: Path, n_chars: int) -> str:
+    """IMDB unlabeled reviews joined by spaces into one line of about ``n_chars`` characters."""
+    reviews, n = [], 0
+    with gzip.open(shared_data / "en" / "imdb" / "unsup.txt.gz", "rt", encoding="utf-8") as f:
+        for review in f:
+            reviews.append(review.strip())
+            n += len(reviews[-1]) + 1
+            if n >= n_chars:
+                break
+    return " ".join(reviews)
+
+
+def read_warned(corpus: Corpus) -> tuple[list[str], list[warnings.WarningMessage]]:
+    """All documents of one pass, and the long-line warnings it gave."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        docs = list(corpus)
+    return docs, [w for w in caught if issubclass(w.category, LongLineWarning)]
+
+
+def test_one_long_line_becomes_documents_cut_at_whitespace(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limit = 20_000
+    monkeypatch.setattr(corpus_mod, "MAX_DOC_CHARS", limit)
+    line = imdb_one_line(shared_data, 3_000_000)  # 3 MB: several 1 MiB read blocks
+    path = write(tmp_path / "dump.txt", line + "\n")
+    corpus = Corpus(path)
+    for _ in range(2):  # one warning in each pass
+        docs, warned = read_warned(corpus)
+        assert len(warned) == 1
+        message = str(warned[0].message)
+        assert f"{path} (1)" in message and "split 1 line(s) longer than 20,000 characters" in message
+    assert corpus.n_split_lines == 1
+    assert "".join(docs) == line  # nothing lost: each piece keeps the space it was cut after
+    assert all(len(d) <= limit for d in docs)
+    assert all(d[-1].isspace() for d in docs[:-1])  # English text: always cut at a space ...
+    assert all(len(d) >= 0.9 * limit for d in docs[:-1])  # ... near the limit
+    assert len(docs) < 1.12 * len(line) / limit
+
+
+@pytest.mark.parametrize("suffix", [".txt", ".txt.gz", ".txt.bz2", ".txt.xz", ".jsonl", ".csv"])
+def test_every_format_cuts_long_text_and_keeps_short_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
+) -> None:
+    monkeypatch.setattr(corpus_mod, "MAX_DOC_CHARS", 1000)
+    monkeypatch.setattr(corpus_mod, "_READ_BLOCK", 777)  # blocks end inside lines and characters
+    long = " ".join(f"wörd{i} 第{i}" for i in range(1500))  # non-ASCII across the block ends
+    docs = ["short one", long, "short two", long + " again"]
+    if suffix == ".jsonl":
+        text = "".join(json.dumps({"text": d}, ensure_ascii=False) + "\n" for d in docs)
+    elif suffix == ".csv":
+        text = "text\n" + "".join(f'"{d}"\r\n' for d in docs)
+    else:
+        text = "\r\n".join(docs)  # no line break at the end of the file
+    path = write(tmp_path / f"a{suffix}", text)
+    got, warned = read_warned(Corpus(path))
+    assert len(warned) == 1 and f"a{suffix} (2)" in str(warned[0].message)
+    assert got[0] == "short one" and "short two" in got
+    i = got.index("short two")
+    assert "".join(got[1:i]) == long and "".join(got[i + 1 :]) == docs[3]
+    assert all(len(d) <= 1000 for d in got)
+
+
+def test_text_without_spaces_is_cut_at_the_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(corpus_mod, "MAX_DOC_CHARS", 300)
+    monkeypatch.setattr(corpus_mod, "_READ_BLOCK", 1000)  # not a multiple of 3 UTF-8 bytes
+    han = "".join(chr(0x4E00 + i % 2000) for i in range(10_000))
+    path = write(tmp_path / "zh.txt", f"{han}\n短\n")
+    docs, warned = read_warned(Corpus(path))
+    assert len(warned) == 1
+    assert [len(d) for d in docs] == [300] * 33 + [100, 1]
+    assert "".join(docs[:-1]) == han and docs[-1] == "短"
+
+
+def test_normal_lines_are_read_as_before(shared_data: Path) -> None:
+    with gzip.open(shared_data / "en" / "imdb" / "unsup.txt.gz", "rt", encoding="utf-8") as f:
+        expected = [line.rstrip("\n") for line in itertools.islice(f, 3000)]
+    path = shared_data / "en" / "imdb" / "unsup.txt.gz"
+    docs, warned = read_warned(Corpus(path))
+    assert docs[:3000] == expected and not warned
+
+
+def test_invalid_utf8_across_block_ends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(corpus_mod, "MAX_DOC_CHARS", 50)
+    monkeypatch.setattr(corpus_mod, "_READ_BLOCK", 7)
+    raw = "é".encode() * 40 + b"\xff" + "ü".encode() * 10 + b"\xe4\n"  # truncated at the end
+    path = write(tmp_path / "a.txt", raw)
+    corpus = Corpus(path)
+    with pytest.warns(InvalidUTF8Warning), pytest.warns(LongLineWarning):
+        docs = list(corpus)
+    assert "".join(docs) == raw.decode("utf-8", "replace").rstrip("\n")
+    assert corpus.n_invalid_utf8 == 2
+    # strict mode names the byte within the whole line, not within a block
+    with raises_user_error(re.escape(f"{path}:1: invalid UTF-8 at byte 81 of the line")):
+        list(Corpus(path, strict=True))
+
+
+def test_reading_a_long_line_does_not_hold_it(tmp_path: Path) -> None:
+    size = 20_000_000
+    sentence = b"a plain sentence of words, repeated until the line is long enough "
+    path = tmp_path / "one-line.txt"
+    path.write_bytes(sentence * (size // len(sentence)) + b"\n")
+    tracemalloc.start()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", LongLineWarning)
+            longest = max(map(len, Corpus(path)))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert longest <= MAX_DOC_CHARS
+    assert peak < size / 2  # about a 1 MiB read block at a time; the old reader took 5x the line
+
+
+def test_split_long_and_text_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert list(split_long("one two three", 8)) == ["one two ", "three"]
+    assert list(split_long("abcdefghij", 4)) == ["abcd", "efgh", "ij"]
+    assert list(split_long("short", 8)) == ["short"]
+    monkeypatch.setattr(corpus_mod, "MAX_DOC_CHARS", 10)
+    texts = ["a" * 25, "b", "c", "d", "e" * 9]
+    batches = list(text_batches(texts, max_docs=3, max_chars=12))
+    assert batches == [["a" * 10, "a" * 10], ["a" * 5, "b", "c"], ["d", "e" * 9]]

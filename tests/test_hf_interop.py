@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 # Never reach the hub: every from_pretrained below reads a local folder.
@@ -112,7 +113,7 @@ def test_decoder_export_loads_in_transformers(minilm: HFModel, tmp_path: Path) -
     write_hf_folder(ours, out, tokenizer=minilm.tokenizer)
     config = json.loads((out / "config.json").read_text())
     assert config["architectures"] == ["GPT2LMHeadModel"] and config["tie_word_embeddings"] is True
-    assert (config["bos_token_id"], config["eos_token_id"]) == (101, 102)  # [CLS], [SEP]
+    assert (config["bos_token_id"], config["eos_token_id"]) == (102, 102)  # [SEP], as GPT-2's <|endoftext|>
     theirs, info = transformers.AutoModelForCausalLM.from_pretrained(out, output_loading_info=True)
     _no_missing(info)
     ids = torch.randint(0, cfg.vocab_size, (3, 37))
@@ -246,3 +247,302 @@ def test_weights_not_matching_config(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(json.dumps({**config, "intermediate_size": 48}))
     with pytest.raises(WarmstartError, match="the weights do not match the config"):
         read_hf_folder(tmp_path)
+
+
+# --- exports that clients use fully: fill-mask, sentence-transformers, generation (issue 22) ---
+
+TINY = dict(size="tiny", vocab_size=2000, lowercase=True, seq_len=64, batch_size=16, lr=1e-3,
+            log_every=10, eval_every=0, threads=2, valid_fraction=0.05)
+MASKED = [
+    "this movie was [MASK] and i loved it.",
+    "the [MASK] was terrible, but the music was good.",
+    "i have seen this film [MASK] times.",
+    "the acting is [MASK].",
+    "[MASK] is one of the best films of the year.",
+    "it was a waste of [MASK].",
+]
+EMBEDDED = [
+    *SENTENCES,
+    "a great film",
+    " ".join(["the plot went on and on"] * 80),  # longer than any max_len: cut as ours cuts
+]
+EMBEDDING_TOL = 1e-5
+
+
+@pytest.fixture(scope="module")
+def corpus(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first 300 IMDB unlabeled reviews."""
+    import gzip
+    import itertools
+
+    path = tmp_path_factory.mktemp("corpus") / "imdb300.txt"
+    with gzip.open(shared_data / "en" / "imdb" / "unsup.txt.gz", "rt", encoding="utf-8") as f:
+        path.write_text("".join(itertools.islice(f, 300)), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def pretrain_tiny(corpus: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """``pretrain_tiny(name, **options)``: a tiny artifact pretrained on ``corpus``."""
+    from warmstart.pretrain import pretrain
+
+    root = tmp_path_factory.mktemp("pretrained")
+
+    def make(name: str, **options: object) -> Path:
+        pretrain(corpus, out=root / name, progress=False, cache_dir=str(root / "cache"),
+                 **{**TINY, **options})
+        return root / name
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def mlm_artifact(pretrain_tiny) -> Path:  # type: ignore[no-untyped-def]
+    return pretrain_tiny("mlm", objective="mlm", max_steps=40)
+
+
+@pytest.fixture(scope="module")
+def clm_artifact(pretrain_tiny) -> Path:  # type: ignore[no-untyped-def]
+    return pretrain_tiny("clm", objective="clm", max_steps=40)
+
+
+@pytest.fixture(scope="module")
+def minilm_continued(pretrain_tiny, minilm_dir: Path) -> Path:  # type: ignore[no-untyped-def]
+    """MiniLM after two steps of masked-LM pretraining (--init MINILM)."""
+    return pretrain_tiny("minilm-mlm", objective="mlm", init=str(minilm_dir), max_steps=2, batch_size=8)
+
+
+def _export(artifact: Path, out: Path, *extra: str) -> str:
+    """``warmstart model export ARTIFACT --out OUT ...`` as a user runs it; its stdout."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "warmstart", "model", "export", str(artifact),
+                           "--out", str(out), *extra], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_mlm_export_keeps_its_head(mlm_artifact: Path, tmp_path: Path) -> None:
+    """A masked-LM artifact exports as BertForMaskedLM, whose fill-mask top 5 are ours."""
+    from warmstart.models.io import load_pretrained, read_mlm_head
+
+    out = tmp_path / "mlm"
+    assert "BertForMaskedLM" in _export(mlm_artifact, out)
+    assert json.loads((out / "config.json").read_text())["architectures"] == ["BertForMaskedLM"]
+    theirs, info = transformers.AutoModelForMaskedLM.from_pretrained(out, output_loading_info=True)
+    _no_missing(info)  # nothing newly initialised, nothing left over
+    theirs.eval()
+
+    loaded = load_pretrained(mlm_artifact)
+    head = read_mlm_head(mlm_artifact, loaded.model)
+    assert head is not None and loaded.tokenizer is not None
+    fill = transformers.pipeline("fill-mask", model=str(out), device="cpu")
+    mask = loaded.tokenizer.token_to_id("[MASK]")
+    for text in MASKED:
+        ids = torch.tensor([loaded.tokenizer.encode(text).ids])  # [CLS] ... [SEP], as in training
+        with torch.no_grad():
+            ours = head(loaded.model(ids)[ids == mask])  # (1, V): the masked position
+            diff = (theirs(input_ids=ids).logits[ids == mask] - ours).abs().max().item()
+        assert diff < TOL, (text, diff)
+        predicted = [p["token"] for p in fill(text, top_k=5)]
+        assert predicted == ours[0].topk(5).indices.tolist(), text
+
+
+def test_sentence_transformers_export_of_a_pretrained_encoder(mlm_artifact: Path, tmp_path: Path) -> None:
+    """--format sentence-transformers: SentenceTransformer(folder) gives warmstart's embeddings."""
+    st = pytest.importorskip("sentence_transformers")
+    from warmstart.models.io import load_pretrained
+    from warmstart.transfer.bodies import EncoderBody
+
+    out = tmp_path / "st"
+    assert "mean pooling" in _export(mlm_artifact, out, "--format", "sentence-transformers")
+    modules = json.loads((out / "modules.json").read_text())
+    assert [m["path"] for m in modules] == ["", "1_Pooling"]  # no Normalize: ours does not scale
+    pooling = json.loads((out / "1_Pooling" / "config.json").read_text())
+    assert pooling["pooling_mode_mean_tokens"] and not pooling["pooling_mode_cls_token"]
+    assert json.loads((out / "sentence_bert_config.json").read_text())["max_seq_length"] == 256
+
+    loaded = load_pretrained(mlm_artifact)
+    assert loaded.tokenizer is not None
+    body = EncoderBody(loaded.model, loaded.tokenizer)  # warmstart's defaults: mean, 256 tokens
+    _same_embeddings(body, st.SentenceTransformer(str(out), device="cpu"))
+
+
+def _same_embeddings(body: object, model: object) -> np.ndarray:
+    """Max abs difference of ``model``'s embeddings of EMBEDDED from ``body``'s, under the
+    tolerance; returns the embeddings."""
+    with torch.no_grad():
+        ours = body(body.batch(body.encode(EMBEDDED))).float().numpy()  # type: ignore[attr-defined]
+    theirs = model.encode(EMBEDDED, convert_to_numpy=True)  # type: ignore[attr-defined]
+    diff = float(np.abs(ours - theirs).max())
+    assert diff < EMBEDDING_TOL, diff
+    return theirs
+
+
+def test_sentence_transformers_setup_survives_import_and_init(
+    minilm_dir: Path, minilm_continued: Path, tmp_path: Path,
+) -> None:
+    """MiniLM imported, or continued with --init, keeps mean pooling and Normalize: the default
+    export gives the original's unit-length embeddings (they had length ~7 without them)."""
+    st = pytest.importorskip("sentence_transformers")
+    import subprocess
+    import sys
+
+    from warmstart.artifact import building
+    from warmstart.models.io import export_model, load_pretrained, save_model
+    from warmstart.transfer.bodies import EncoderBody
+
+    original = st.SentenceTransformer(str(minilm_dir), device="cpu").encode(EMBEDDED)
+    imported = tmp_path / "imported"
+    subprocess.run([sys.executable, "-m", "warmstart", "model", "import", str(minilm_dir),
+                    "--out", str(imported)], check=True, capture_output=True)
+    recorded = json.loads((imported / "warmstart.json").read_text())["config"]["embedding"]
+    assert recorded == {"pooling": "mean", "normalize": True, "max_len": 256, "truncation": "head"}
+    export_model(imported, tmp_path / "imported-hf")
+    again = st.SentenceTransformer(str(tmp_path / "imported-hf"), device="cpu").encode(EMBEDDED)
+    assert float(np.abs(again - original).max()) < EMBEDDING_TOL
+    np.testing.assert_allclose(np.linalg.norm(again, axis=1), 1.0, atol=1e-5)
+    # An encoder made from the imported artifact keeps the setup too.
+    loaded = load_pretrained(imported)
+    assert loaded.embedding is not None and loaded.embedding.to_dict() == recorded
+    assert loaded.tokenizer is not None
+    with building(tmp_path / "child") as folder:
+        save_model(folder, loaded.model, tokenizer=loaded.tokenizer, config={}, parent=str(imported))
+    assert json.loads((tmp_path / "child" / "warmstart.json").read_text())["config"]["embedding"] == recorded
+
+    assert json.loads((minilm_continued / "warmstart.json").read_text())["config"]["embedding"] == recorded
+    for fmt in ("transformers", "sentence-transformers"):
+        out = tmp_path / fmt
+        _export(minilm_continued, out, "--format", fmt)
+        loaded = load_pretrained(minilm_continued, kind="encoder")
+        assert loaded.tokenizer is not None
+        body = EncoderBody(loaded.model, loaded.tokenizer, normalize=True)
+        embeddings = _same_embeddings(body, st.SentenceTransformer(str(out), device="cpu"))
+        np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
+    # Trained two steps, the model moved, but not far.
+    assert 0 < float(np.abs(embeddings - original).max()) < 0.1
+
+
+@pytest.fixture(scope="module")
+def few(shared_data: Path):  # type: ignore[no-untyped-def]
+    """8 AG News headlines per class."""
+    from conftest import read_agnews
+
+    return read_agnews(shared_data)[0].sample_per_class(8, seed=0)
+
+
+@pytest.mark.parametrize(
+    ("encoder", "options"),
+    [
+        # MiniLM continued: its own normalisation (--normalize auto), the tail of long texts
+        ("minilm", dict(max_len=32, truncation="tail")),
+        # a small pretrained encoder read through BERT's pooler, scaled to length 1
+        ("mlm", dict(pooling="pooler", normalize="yes", max_len=48)),
+    ],
+)
+def test_sentence_transformers_export_after_the_pair_phase(  # type: ignore[no-untyped-def]
+    minilm_continued: Path, mlm_artifact: Path, few, tmp_path: Path, encoder: str, options: dict,
+) -> None:
+    """A classifier's encoder after SetFit's pair phase exports as it pools and cuts texts."""
+    st = pytest.importorskip("sentence_transformers")
+    from warmstart.models.io import export_model
+    from warmstart.transfer.classifier import Classifier
+    from warmstart.transfer.finetune import finetune
+
+    init = minilm_continued if encoder == "minilm" else mlm_artifact
+    clf_dir = tmp_path / "clf"
+    finetune(few, init=str(init), out=clf_dir, method="probe", contrastive=1, contrastive_batch=8,
+             dev_fraction=0, progress=False, threads=2, **options)
+    body = Classifier.load(clf_dir).model.body
+    out = tmp_path / "st"
+    export_model(clf_dir, out, format="sentence-transformers")
+    embeddings = _same_embeddings(body, st.SentenceTransformer(str(out), device="cpu"))
+    np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
+    names = [m["path"] for m in json.loads((out / "modules.json").read_text())]
+    assert names == (["", "1_Pooling", "2_Normalize"] if encoder == "minilm"
+                     else ["", "1_Pooling", "2_Dense", "3_Normalize"])
+
+
+def test_clm_export_generates_without_an_eos_in_front(clm_artifact: Path, tmp_path: Path) -> None:
+    """The exported tokenizer gives a decoder the bare pieces of a prompt, and greedy
+    generation from them continues as our decoder does."""
+    from warmstart.models.io import load_pretrained
+
+    out = tmp_path / "gpt"
+    _export(clm_artifact, out)
+    loaded = load_pretrained(clm_artifact, kind="decoder")
+    assert isinstance(loaded.model, Decoder) and loaded.tokenizer is not None
+    sep = loaded.tokenizer.token_to_id("[SEP]")
+    config = json.loads((out / "config.json").read_text())
+    assert (config["bos_token_id"], config["eos_token_id"]) == (sep, sep)  # what precedes a document
+    auto = transformers.AutoTokenizer.from_pretrained(out)
+    theirs = transformers.AutoModelForCausalLM.from_pretrained(out).eval()
+    for prompt in ("this movie was", "i think the acting in this film", "The ending"):
+        ids = auto(prompt, return_tensors="pt")["input_ids"]
+        assert ids[0].tolist() == loaded.tokenizer.encode(prompt, add_special_tokens=False).ids
+        assert auto.eos_token_id not in ids[0].tolist() and auto.cls_token_id not in ids[0].tolist()
+        generated = theirs.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=12,
+                                    do_sample=False)
+        assert generated[0].tolist() == _greedy(loaded.model, ids, 12, eos=sep)[0].tolist()
+
+
+@torch.no_grad()
+def _greedy(decoder: Decoder, ids: torch.Tensor, n: int, *, eos: int) -> torch.Tensor:
+    """Our decoder's greedy continuation of ``ids`` (1, T) by up to ``n`` tokens."""
+    for _ in range(n):
+        step = decoder.logits(decoder(ids))[:, -1].argmax(-1, keepdim=True)  # (1, 1)
+        ids = torch.cat([ids, step], 1)
+        if int(step) == eos:
+            break
+    return ids
+
+
+def test_load_pretrained_gives_models_in_eval_mode(minilm_dir: Path, mlm_artifact: Path) -> None:
+    """Dropout is off in a loaded model: two forward passes agree exactly."""
+    from warmstart.models.io import load_pretrained
+
+    for folder in (mlm_artifact, minilm_dir):
+        loaded = load_pretrained(folder)
+        assert loaded.model.config.dropout > 0
+        assert loaded.model.training is False
+        assert not any(m.training for m in loaded.model.modules())
+        ids = torch.tensor([[2, 40, 41, 42, 43, 3]])
+        with torch.no_grad():
+            assert torch.equal(loaded.model(ids), loaded.model(ids))
+
+
+def test_export_errors_name_the_option(  # type: ignore[no-untyped-def]
+    mlm_artifact: Path, clm_artifact: Path, few, tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+
+    from warmstart.artifact import building
+    from warmstart.models.io import export_model
+    from warmstart.transfer.classifier import Classifier
+    from warmstart.transfer.ensemble import Ensemble
+    from warmstart.transfer.finetune import finetune
+
+    done = subprocess.run([sys.executable, "-m", "warmstart", "model", "export", str(mlm_artifact),
+                           "--out", str(tmp_path / "x"), "--format", "tflite"],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.startswith(
+        "error: --format tflite: use one of transformers, sentence-transformers, onnx")
+    assert not (tmp_path / "x").exists()
+
+    with pytest.raises(WarmstartError, match="--format sentence-transformers: .* holds a decoder"):
+        export_model(clm_artifact, tmp_path / "x", format="sentence-transformers")
+
+    tfidf = tmp_path / "tfidf"
+    finetune(few, out=tfidf, body="tfidf", method="probe", dev_fraction=0, progress=False)
+    with pytest.raises(WarmstartError, match="--format sentence-transformers: .* tfidf body"):
+        export_model(tfidf, tmp_path / "x", format="sentence-transformers")
+
+    member = Classifier.load(tfidf)
+    with building(tmp_path / "ensemble") as folder:
+        Ensemble({"a": member, "b": member}, [1, 1]).save_into(folder, config={})
+    with pytest.raises(WarmstartError, match="--format sentence-transformers: .* ensemble of 2"):
+        export_model(tmp_path / "ensemble", tmp_path / "x", format="sentence-transformers")
+    assert not (tmp_path / "x").exists()

@@ -234,7 +234,7 @@ def test_split_multi_label(tmp_path: Path) -> None:
 
 def test_split_errors(tmp_path: Path) -> None:
     ds = balanced({"a": 3, "b": 1}, tmp_path)
-    with raises_user_error("dev_fraction"):
+    with raises_user_error("--dev-fraction 1.5: must be between 0 and 1"):
         ds.split(1.5)
     with raises_user_error("leaves the dev set empty"):
         ds.split(0.1)

@@ -355,3 +355,39 @@ def test_config_file_sets_the_model_shape(corpus: Path, cache: str, tmp_path: Pa
     done = subprocess.run(_cli(*_cli_options(corpus, cache, tmp_path / "x", 2), "--config", str(config)),
                           capture_output=True, text=True)
     assert done.returncode == 2 and "layers" in done.stderr
+
+
+class _FakeClock:
+    """A ``time`` for the loop whose clock moves 1.5 s per reading: a deterministic budget."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        self.now += 1.5
+        return self.now
+
+
+@pytest.mark.parametrize("budget", [{"max_steps": 3}, {"time_budget": "10s"}])
+def test_a_run_stopped_before_its_first_log_reports_the_loss_at_its_last_step(
+        corpus: Path, cache: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        budget: dict[str, object]) -> None:
+    """Issue 22: the step-0 validation (the start of the curve) is not the final one.
+
+    The budget ends the run after a few steps, before its first log (every 5) and long before
+    its next validation (every 200); the final validation must still be the trained model's.
+    """
+    import warmstart.train.loop as loop
+
+    if "time_budget" in budget:
+        monkeypatch.setattr(loop, "time", _FakeClock())
+    out = tmp_path / "enc"
+    result = run(corpus, cache, out, objective="mlm", eval_every=200, **budget)
+    training = result.training
+    assert training.stopped_by == next(iter(budget)) and 0 < training.steps < 5
+    valid = [r for r in training.history if "valid_loss" in r]
+    assert [r["step"] for r in valid] == [0, training.steps]
+    assert training.final_valid == valid[-1]
+    assert result.summary["valid_loss"] == valid[-1]["valid_loss"] != valid[0]["valid_loss"]
+    logged = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logged if "valid_loss" in r] == [0, training.steps]

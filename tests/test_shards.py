@@ -7,15 +7,19 @@ import importlib.util
 import itertools
 import json
 import pickle
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import tokenizers
 from tokenizers import models, normalizers, pre_tokenizers
 
+from warmstart import corpus as corpus_mod
 from warmstart import shards as shards_mod
-from warmstart.corpus import Corpus
+from warmstart.corpus import Corpus, LongLineWarning
 from warmstart.errors import WarmstartError
 from warmstart.shards import (
     DocumentSequences,
@@ -25,6 +29,7 @@ from warmstart.shards import (
     load_shards,
     rows_for_step,
 )
+from warmstart.tokenize import subword as subword_mod
 from warmstart.tokenize.subword import load_subword_tokenizer, train_subword_tokenizer
 
 CLS, SEP, PAD = 2, 3, 0
@@ -139,6 +144,59 @@ def test_english_imdb_bytelevel_round_trip(shared_data: Path, tmp_path: Path) ->
     train, valid = build_shards(Corpus(path), tok, cache_dir=tmp_path / "cache", progress=False)
     assert all_docs(train, valid) == encoded(tok, texts)
     assert valid.n_docs == 3  # 1% of 300
+
+
+def batch_sizes(module: Any, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The characters in each batch ``module`` hands to the tokenizers library, as it runs."""
+    sizes: list[int] = []
+    real = module.text_batches
+
+    def spy(*args: Any, **kwargs: Any) -> Iterator[list[str]]:
+        for batch in real(*args, **kwargs):
+            sizes.append(sum(map(len, batch)))
+            yield batch
+
+    monkeypatch.setattr(module, "text_batches", spy)
+    return sizes
+
+
+def test_one_long_line_is_tokenized_in_bounded_pieces(
+    tmp_path: Path, tok: tokenizers.Tokenizer, texts: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(corpus_mod, "MAX_DOC_CHARS", 500)
+    monkeypatch.setattr(shards_mod, "_BATCH_CHARS", 2000)
+    path = tmp_path / "one-line.txt"
+    path.write_text("".join(texts) * 3 + "\n", encoding="utf-8")  # Chinese: few spaces
+    with pytest.warns(LongLineWarning):
+        pieces = list(Corpus(path))
+    sizes = batch_sizes(shards_mod, monkeypatch)
+    with pytest.warns(LongLineWarning, match="one-line.txt"):
+        train, valid = build_shards(Corpus(path), tok, cache_dir=tmp_path / "cache", progress=False)
+    assert all_docs(train, valid) == encoded(tok, pieces)
+    assert train.n_docs + valid.n_docs == len(pieces) > 50 and valid.n_docs >= 1
+    assert len(sizes) > 10 and max(sizes) < 2000 + 500
+
+
+def test_pretrain_on_one_long_line(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from warmstart.pretrain import pretrain
+
+    monkeypatch.setattr(corpus_mod, "MAX_DOC_CHARS", 5000)
+    with gzip.open(shared_data / "en" / "imdb" / "unsup.txt.gz", "rt", encoding="utf-8") as f:
+        line = " ".join(review.strip() for review in itertools.islice(f, 800))  # about 1 MB
+    path = tmp_path / "one-line.txt"
+    path.write_text(line + "\n", encoding="utf-8")
+    to_trainer = batch_sizes(subword_mod, monkeypatch)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = pretrain(path, out=tmp_path / "out", progress=False, cache_dir=str(tmp_path / "c"),
+                          size="tiny", vocab_size=2000, seq_len=64, batch_size=8, max_steps=3,
+                          eval_every=0, eval_batches=1, threads=2)
+    # one warning from the tokenizer's pass over the corpus, one from the shard builder's
+    assert sum(issubclass(w.category, LongLineWarning) for w in caught) == 2
+    assert max(to_trainer) < subword_mod._BATCH_CHARS + 5000
+    assert result.training.steps == 3
 
 
 def test_cache_reuse_without_tokenizing(

@@ -7,6 +7,9 @@ about 70%, a poor one stays near chance, so the samplers and pruners have someth
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import math
 import os
 import signal
 import subprocess
@@ -272,6 +275,116 @@ def test_ctrl_c_keeps_the_study_and_the_next_run_finishes_it(headlines: Path,
     assert result.counts == {"complete": 2, "fail": 1}
     # The interrupted trial's parameters were run again, first.
     assert study_of(out).trials[1].params == first[0].params
+
+
+class Killed(BaseException):
+    """What a SIGKILL does to a trial, in process: it ends the run and records nothing."""
+
+
+def cheap_scores(monkeypatch: pytest.MonkeyPatch, *, kill_at: int = 0) -> None:
+    """Score trials by their learning rate alone, at once; the ``kill_at``-th trial dies."""
+    calls = itertools.count(1)
+
+    def score(data: object, options: dict, metric: str, report: object) -> float:
+        if next(calls) == kill_at:
+            raise Killed
+        return -abs(math.log10(options["lr"]) + 2.0)
+
+    monkeypatch.setattr("warmstart.tune.study.finetune_score", score)
+
+
+def check_no_trial_repeated(out: Path, n_trials: int, killed: list[int]) -> None:
+    """``n_trials`` complete trials, all with other parameters, but the retries of ``killed``."""
+    trials = study_of(out).trials
+    states = {t.number: t.state for t in trials}
+    assert optuna.trial.TrialState.RUNNING not in states.values(), states
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == n_trials, states
+    assert len({tuple(sorted(t.params.items())) for t in complete}) == n_trials
+    for number in killed:
+        assert states[number] == optuna.trial.TrialState.FAIL
+        retries = [t for t in complete if t.system_attrs.get("failed_trial") == number]
+        assert len(retries) == 1 and retries[0].params == trials[number].params
+
+
+@pytest.mark.parametrize("sampler", ["random", "tpe"])
+def test_a_study_killed_and_resumed_twice_never_repeats_a_trial(
+        headlines: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sampler: str) -> None:
+    """Issue 22: a resumed study drew trial 0's parameters again (same seed, same stream).
+
+    20 trials of a seeded sampler, its worker killed mid-trial twice, the study resumed each
+    time: 20 different complete trials, and each killed one failed and run again once.
+    """
+    space = space_file(tmp_path, SPACE + '\n[space.dropout]\ntype = "float"\nlow = 0.0\n'
+                                         'high = 0.5\n')
+    out = tmp_path / "out"
+    killed: list[int] = []
+    for kill_at in (8, 6, 0):  # the 8th trial of the first run, the 6th of the second
+        cheap_scores(monkeypatch, kill_at=kill_at)
+        with contextlib.ExitStack() as stack:
+            if killed:  # the last run's trial is failed and queued again, with a warning
+                stack.enter_context(pytest.warns(
+                    UserWarning, match=rf"trial {killed[-1]} was running in \S+:{os.getpid()}, "
+                                       "which died .* its parameters are queued again"))
+            if kill_at:
+                stack.enter_context(pytest.raises(Killed))
+            result = tune(headlines, space_file=space, out=out, sampler=sampler, n_trials=20,
+                          progress=False)
+        if kill_at:
+            running = [t.number for t in study_of(out).trials
+                       if t.state == optuna.trial.TrialState.RUNNING]
+            assert len(running) == 1
+            killed.append(running[0])
+    assert result.counts == {"complete": 20, "fail": 2}
+    check_no_trial_repeated(out, 20, killed)
+
+
+def test_a_tune_process_killed_mid_trial_is_resumed_without_repeats(
+        headlines: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real ``kill -9`` of ``warmstart tune`` in its second trial, then the same study.
+
+    The killed trial is failed (with a warning) and run again by the next run at once, not
+    left RUNNING until its heartbeats are missed; the next run draws no earlier trial again.
+    """
+    space = space_file(tmp_path, SPACE.replace("epochs = 6", "epochs = 3"))
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
+    proc = subprocess.Popen([sys.executable, "-m", "warmstart", "tune", str(headlines),
+                             "--space", str(space), "--out", str(out), "--n-trials", "20",
+                             "--sampler", "random", "--quiet"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    running: list[optuna.trial.FrozenTrial] = []
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not running:  # kill in the second trial
+            time.sleep(0.2)
+            assert proc.poll() is None, proc.communicate()[1]
+            try:
+                now = (retry_schema_race(lambda: study_of(out)).trials
+                       if (out / "study.db").exists() else [])
+            except KeyError:  # the database is there, the study not yet
+                continue
+            if any(t.state == optuna.trial.TrialState.COMPLETE for t in now):
+                running = [t for t in now if t.state == optuna.trial.TrialState.RUNNING
+                           and "worker" in t.user_attrs]
+        assert running, "the tune process never got to its second trial"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    assert running[0].user_attrs["worker"].endswith(f":{proc.pid}")
+    assert [t.state for t in study_of(out).trials
+            if t.number == running[0].number] == [optuna.trial.TrialState.RUNNING]
+
+    cheap_scores(monkeypatch)  # the rest of the study, at once
+    with pytest.warns(UserWarning, match=rf"trial {running[0].number} was running in "
+                                         rf"\S+:{proc.pid}, which died"):
+        result = tune(headlines, space_file=space, out=out, sampler="random", n_trials=20,
+                      progress=False)
+    assert result.counts == {"complete": 20, "fail": 1}
+    check_no_trial_repeated(out, 20, [running[0].number])
 
 
 def test_a_second_process_creating_the_same_new_database_retries() -> None:

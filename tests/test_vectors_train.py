@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 from pathlib import Path
@@ -9,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from warmstart.corpus import Corpus
+from warmstart import corpus as corpus_mod
+from warmstart.corpus import Corpus, LongLineWarning
 from warmstart.errors import WarmstartError
 from warmstart.vectors import kernels
 from warmstart.vectors.keyed import KeyedVectors
@@ -43,6 +45,17 @@ def test_scan_counts_and_stream_keep_document_boundaries(tmp_path):
     final = np.fromfile(tmp_path / "final.i32", dtype=np.int32)
     assert n == len(final)
     assert final.tolist() == [0, 1, 0, DOC_END, 0, DOC_END, 1, 1, DOC_END]
+
+
+def test_scan_tokenizes_a_huge_text_in_pieces(tmp_path, monkeypatch):
+    monkeypatch.setattr(corpus_mod, "MAX_DOC_CHARS", 1000)
+    text = " ".join(f"w{i % 97}" for i in range(20_000))  # one string of about 80k characters
+    scan = scan_corpus(["a b", text], str.split, tmp_path, progress=False)
+    stream = np.concatenate(list(read_chunks(scan.stream_path, 1 << 16)))
+    assert scan.n_docs == 1 + len(list(corpus_mod.split_long(text)))
+    assert (stream == DOC_END).sum() == scan.n_docs
+    assert scan.n_tokens == 2 + 20_000  # cut at spaces: no word is cut in two
+    assert scan.counts[scan.words.index("w5")] == len(range(5, 20_000, 97))
 
 
 def test_max_vocab_keeps_the_most_frequent(tmp_path):
@@ -158,6 +171,28 @@ def test_plain_iterable_of_strings_is_a_corpus():
     kv = train_vectors(["the cat sat on the mat", "the dog sat on the log"] * 50, dim=8,
                        epochs=2, min_count=1, progress=False)
     assert set(kv.words) == {"the", "cat", "sat", "on", "mat", "dog", "log"}
+
+
+def test_a_corpus_of_one_long_line_trains_like_its_lines(shared_data, tmp_path, monkeypatch):
+    monkeypatch.setattr(corpus_mod, "MAX_DOC_CHARS", 10_000)
+    with gzip.open(shared_data / "en" / "imdb" / "unsup.txt.gz", "rt", encoding="utf-8") as f:
+        reviews = [next(f).strip() for _ in range(2000)]  # about 2.6 MB
+    lines = tmp_path / "lines.txt"
+    lines.write_text("\n".join(reviews) + "\n", encoding="utf-8")
+    one = tmp_path / "one-line.txt"
+    one.write_text(" ".join(reviews) + "\n", encoding="utf-8")
+    settings = dict(dim=16, epochs=1, min_count=5, workers=1, lowercase=True, progress=False)
+    with pytest.warns(LongLineWarning, match="one-line.txt"):
+        kv = train_vectors(str(one), **settings)
+    ref = train_vectors(str(lines), **settings)
+    summary = kv.training_summary
+    with pytest.warns(LongLineWarning):
+        assert 1 < summary["corpus_docs"] == len(list(Corpus(one))) < len(reviews)
+    # Cuts fall at spaces, so the words are those of the lines (but for a "<br />" cut at
+    # its space, now and then).
+    n_ref = ref.training_summary["corpus_tokens"]
+    assert abs(summary["corpus_tokens"] - n_ref) < 1e-3 * n_ref
+    assert kv.words[:50] == ref.words[:50]
 
 
 def test_empty_corpus_is_a_clear_error():

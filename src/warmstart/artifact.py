@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from warmstart.errors import WarmstartError
+from warmstart.errors import WarmstartError, with_article
 
 FORMAT = "warmstart/1"
 META_FILE = "warmstart.json"
@@ -49,6 +49,7 @@ def atomic_file(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        _readable_mode(tmp, folder=False)
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
@@ -91,19 +92,85 @@ def check_replaceable(out: Path) -> None:
         )
 
 
+def check_out(out: Path, *, option: str = "--out") -> None:
+    """Before any work: ``out`` is new, empty, an artifact or an unfinished run, and writable.
+
+    Writability is tried, not guessed from permission bits: a folder is created and removed
+    where the artifact will be staged (beside ``out``) and, if ``out`` exists, inside it
+    (checkpoints go there). Folders made on the way to ``out`` are removed again, so a refused
+    run leaves nothing behind.
+    """
+    check_replaceable(out)
+    missing = [p for p in [out.parent, *out.parent.parents] if not p.exists()][::-1]
+    try:
+        for folder in missing:
+            folder.mkdir()
+        for where in [out.parent, out] if out.is_dir() else [out.parent]:
+            os.rmdir(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".probe", dir=where))
+    except OSError as e:
+        raise WarmstartError(
+            f"{option} {out}: cannot write there ({e.strerror or e}); choose a folder you can write to"
+        ) from None
+    finally:
+        for folder in reversed(missing):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
+def check_room(out: Path, n_bytes: int, *, what: str, option: str = "--out") -> None:
+    """Refuse to start when the disk under ``out`` has less free space than ``n_bytes``
+    (an estimate of ``what`` will be written: the artifact and its checkpoints)."""
+    existing = next((p for p in [out, *out.parents] if p.exists()), Path("."))
+    free = shutil.disk_usage(existing).free
+    if free < n_bytes:
+        raise WarmstartError(
+            f"{option} {out}: {free / 2**20:,.0f} MiB free on its disk, but {what} need about "
+            f"{n_bytes / 2**20:,.0f} MiB; free some space or choose another disk"
+        )
+
+
+def _readable_mode(path: str | os.PathLike[str], *, folder: bool) -> None:
+    """Give a file or folder the mode a plain ``open`` or ``mkdir`` would under the process's
+    umask. mkstemp/mkdtemp make 0600/0700 and safetensors writes 0600, which would keep a
+    colleague or a serving process under another user from reading a model."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    os.chmod(path, (0o777 if folder else 0o666) & ~umask)
+
+
+def _readable_tree(folder: Path) -> None:
+    """:func:`_readable_mode` for ``folder`` and everything in it."""
+    _readable_mode(folder, folder=True)
+    for root, dirs, files in os.walk(folder):
+        for name in dirs:
+            _readable_mode(os.path.join(root, name), folder=True)
+        for name in files:
+            _readable_mode(os.path.join(root, name), folder=False)
+
+
 @contextlib.contextmanager
 def staged_dir(final: Path, *, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary folder beside ``final``; on success it replaces ``final`` by renames.
 
     On failure the temporary folder is removed and ``final`` is left as it was.
     """
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=suffix, dir=final.parent))
+    made = [p for p in [final.parent, *final.parent.parents] if not p.exists()]
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=suffix, dir=final.parent))
+    except OSError as e:
+        raise WarmstartError(
+            f"{final}: cannot write there ({e.strerror or e}); choose a folder you can write to"
+        ) from None
     try:
         yield tmp
+        _readable_tree(tmp)
         replace_dir(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        for folder in made:  # the folders made on the way, deepest first, if still empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         raise
 
 
@@ -115,7 +182,7 @@ def building(out_dir: str | os.PathLike[str]) -> Iterator[Path]:
     empty, so a typo cannot wipe an unrelated folder.
     """
     out = Path(out_dir)
-    check_replaceable(out)
+    check_out(out)
     with staged_dir(out, suffix=".building") as tmp:
         yield tmp
 
@@ -145,8 +212,22 @@ def write_meta(
     return meta
 
 
+#: The fields of ``warmstart.json`` every reader relies on, and the JSON types they may hold
+#: (``parent`` and ``data`` may also be absent).
+_META_FIELDS: dict[str, tuple[type, ...]] = {
+    "kind": (str,), "config": (dict,), "parent": (str, type(None)), "data": (dict, type(None)),
+}
+_JSON_NAMES = {dict: "an object", list: "an array", str: "a string", int: "a number",
+               float: "a number", bool: "true or false", type(None): "null"}
+
+
 def read_meta(folder: str | os.PathLike[str], *, kind: str | None = None) -> dict[str, Any]:
-    """Read an artifact's ``warmstart.json``, checking its format and (optionally) its kind."""
+    """Read an artifact's ``warmstart.json``, checking its format and (optionally) its kind.
+
+    What comes back has the shape every reader relies on: ``kind`` a string, ``config`` an
+    object, ``parent`` a string or null and ``data`` an object or null; valid JSON of any
+    other shape is a corrupt artifact (a WarmstartError naming the file).
+    """
     folder = Path(folder)
     path = folder / META_FILE
     if not folder.exists():
@@ -158,16 +239,29 @@ def read_meta(folder: str | os.PathLike[str], *, kind: str | None = None) -> dic
         )
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise WarmstartError(f"{path}: corrupt artifact metadata ({e})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    except (OSError, ValueError, RecursionError) as e:  # ValueError: bad JSON or UTF-8
+        raise WarmstartError(f"{path}: corrupt artifact metadata ({e}); re-create the artifact") from None
+    if not isinstance(meta, dict):
         raise WarmstartError(
-            f"{path}: unsupported artifact format {meta.get('format')!r} "
+            f"{path}: corrupt artifact metadata (the file holds {_JSON_NAMES.get(type(meta))}, "
+            "not an object); re-create the artifact"
+        )
+    if meta.get("format") != FORMAT:
+        raise WarmstartError(
+            f"{path}: unsupported artifact format {repr(meta.get('format'))[:60]} "
             f"(this warmstart reads {FORMAT!r})"
         )
+    for name, types in _META_FIELDS.items():
+        if not isinstance(meta.get(name), types):  # a missing kind or config is None
+            raise WarmstartError(
+                f"{path}: corrupt artifact metadata ({name!r} is "
+                f"{_JSON_NAMES.get(type(meta.get(name))) if name in meta else 'missing'}, not "
+                f"{' or '.join(_JSON_NAMES[t] for t in types)}); re-create the artifact"
+            )
     if kind is not None and meta.get("kind") != kind:
         raise WarmstartError(
-            f"{folder}: is a {meta.get('kind')!r} artifact, but a {kind!r} artifact is needed here"
+            f"{folder}: is {with_article(repr(meta.get('kind')))} artifact, but "
+            f"{with_article(repr(kind))} artifact is needed here"
         )
     return meta
 

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from warmstart.config import FIELD_TYPES, PRECISIONS, field_kind
-from warmstart.errors import RunInterrupted, WarmstartError
+from warmstart.errors import RunInterrupted, WarmstartError, with_article
 
 # --------------------------------------------------------------------------------------------
 # helpers shared by commands
@@ -312,26 +312,23 @@ def model() -> None:
 
 @model.command("export")
 @click.argument("artifact", type=click.Path())
-@click.option("--out", required=True, type=click.Path(), help="Hugging Face folder to write")
-def model_export(artifact: str, out: str) -> None:
-    """Write an encoder (as BertModel), a decoder (as GPT2LMHeadModel) or an encoder classifier
-    (as BertForSequenceClassification) for transformers."""
-    from warmstart.artifact import META_FILE, read_meta
-    from warmstart.models.hf import write_hf_folder
-    from warmstart.models.io import load_pretrained
+@click.option("--out", required=True, type=click.Path(), help="folder to write")
+@click.option("--format", "fmt", default="transformers", show_default=True,
+              help="transformers, sentence-transformers (an encoder's embeddings: its "
+                   "pooling and normalisation) or onnx (an encoder or encoder classifier, "
+                   "with its tokenizer, for onnxruntime)")
+@click.option("--quantize", type=click.Choice(["int8"]), default=None,
+              help="--format onnx: weights of the matrix products in int8 (smaller, faster "
+                   "on CPU, slightly less accurate)")
+def model_export(artifact: str, out: str, fmt: str, quantize: str | None) -> None:
+    """Write an encoder (as BertModel, or BertForMaskedLM with the head MLM pretraining left), a
+    decoder (as GPT2LMHeadModel) or an encoder classifier (as BertForSequenceClassification) for
+    transformers; an encoder's sentence embeddings for sentence-transformers; or an encoder or
+    encoder classifier as ONNX for onnxruntime (warmstart predict and evaluate read that folder)."""
+    from warmstart.models.io import export_model
 
-    if (Path(artifact) / META_FILE).exists() and read_meta(artifact).get("kind") == "classifier":
-        from warmstart.transfer.classifier import Classifier
-
-        Classifier.load(artifact).export_hf(out)
-        click.echo(f"wrote {out} (BertForSequenceClassification; load it with "
-                   "AutoModelForSequenceClassification.from_pretrained)")
-        return
-
-    loaded = load_pretrained(artifact)
-    write_hf_folder(loaded.model, out, tokenizer=loaded.tokenizer)
-    kind = "BertModel" if loaded.kind == "encoder" else "GPT2LMHeadModel"
-    click.echo(f"wrote {out} ({kind}; load it with transformers' from_pretrained)")
+    written = export_model(artifact, out, format=fmt, quantize=quantize)
+    click.echo(f"wrote {out} ({written})")
 
 
 @model.command("import")
@@ -348,7 +345,7 @@ def model_import(path: str, out: str) -> None:
     with building(out) as folder:
         save_model(folder, loaded.model, tokenizer=loaded.tokenizer,
                    config={"imported_from": loaded.source}, parent=str(Path(path).resolve()))
-    click.echo(f"imported a {loaded.kind} ({loaded.model.config.n_layers} layers, "
+    click.echo(f"imported {with_article(loaded.kind)} ({loaded.model.config.n_layers} layers, "
                f"hidden {loaded.model.config.hidden}) into {out}")
 
 
@@ -450,19 +447,26 @@ PRECISION = click.option("--precision", type=click.Choice(PRECISIONS), default="
 @PRECISION
 def predict_command(model: str, source: str, top_k: int, task: str | None, text_field: str,
                     jsonl: bool, precision: str) -> None:
-    """Label the texts of SOURCE (a file, or - for one text per line on standard input)."""
-    from warmstart.corpus import Corpus
-    from warmstart.transfer.classifier import Classifier
+    """Label the texts of SOURCE (a file, or - for one text per line on standard input).
+
+    One output row per input line (or CSV/TSV row), in order: a blank line gives an empty row
+    (with --jsonl, a record whose label is null), so outputs line up with inputs.
+    """
+    from warmstart.transfer.classifier import Classifier, predict, source_records
 
     clf = Classifier.load(model, precision=precision)
-    texts = ([line.rstrip("\n") for line in sys.stdin if line.strip()] if source == "-"
-             else list(Corpus([source], text_field=text_field)))
-    if jsonl or top_k > 1:
-        for record in clf.predict_records(texts, task=task, top_k=top_k):
+    n_rows = 0
+    for record in predict(clf, source_records(source, text_field=text_field), task=task,
+                          top_k=top_k):
+        n_rows += 1
+        if jsonl or top_k > 1:
             click.echo(json.dumps(record, ensure_ascii=False))
-        return
-    for label in clf.predict(texts, task=task):
-        click.echo(",".join(label) if isinstance(label, list) else label)
+        else:
+            label = record.get("labels", record.get("label"))
+            click.echo(",".join(label) if isinstance(label, list) else label or "")
+    if n_rows == 0:
+        where = "standard input" if source == "-" else source
+        raise WarmstartError(f"{where}: no lines to label; give one text per line")
 
 
 @cli.command("evaluate")
@@ -549,6 +553,58 @@ def _space_target(space_file: str) -> str:
         return "finetune"  # tune() reports the file's problem with its own name
 
 
+@cli.command("embed")
+@click.argument("model", type=click.Path())
+@click.argument("source", default="-")
+@click.option("--out", required=True, type=click.Path(),
+              help="file to write: .npy (float32, one row per input line) or .jsonl")
+@click.option("--text-field", default="text", show_default=True, help="JSONL/CSV field with the text")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1),
+              help="texts per forward pass (an encoder's)")
+@click.option("--device", default="auto", show_default=True,
+              help="where a torch model runs: auto (a GPU if there is one), cpu, cuda")
+@PRECISION
+@click.option("--quiet", is_flag=True, help="no progress bar")
+@click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
+def embed_command(model: str, source: str, out: str, text_field: str, batch_size: int,
+                  device: str, precision: str, quiet: bool, as_json: bool) -> None:
+    """Sentence vectors of the texts of SOURCE (a file, or - for one text per line on standard
+    input) from MODEL: an encoder (as it pools), a Hugging Face / sentence-transformers folder,
+    word vectors (their mean) or a classifier (its body's features).
+
+    One row per input line, in order: a blank line gives a row of zeros (null in .jsonl).
+    """
+    from warmstart.embed import embed_file
+
+    summary = embed_file(model, source, out=out, text_field=text_field, precision=precision,
+                         batch_size=batch_size, device=device, progress=not quiet)
+    _print_summary(summary, as_json)
+
+
+def _serve_settings() -> type:
+    from warmstart.serve.config import ServeConfig
+
+    return ServeConfig
+
+
+@cli.command("serve")
+@click.argument("models", nargs=-1, required=True, metavar="NAME=FOLDER...")
+@click.option("--config", type=click.Path(), help="TOML file of settings (a [serve] table or top level)")
+@_ordered_options(_serve_settings())
+@click.pass_context
+def serve_command(ctx: click.Context, models: tuple[str, ...], config: str | None, **_: Any) -> None:
+    """Serve classifiers, encoders and word vectors over HTTP until SIGTERM or Ctrl-C.
+
+    Each MODEL is NAME=FOLDER (an artifact or a Hugging Face folder). Routes: POST
+    /v1/models/NAME/classify, /embed and /analogy, GET /v1/models/NAME/neighbors, /v1/models,
+    /health, /metrics; the schema at /openapi.json and /docs.
+    """
+    from warmstart.serve import ServeConfig, serve
+
+    settings = _settings(ServeConfig, ctx, config, "serve")
+    serve(list(models), echo=lambda line: click.echo(line, err=True), **settings)
+
+
 @cli.command("info")
 @click.argument("artifact", type=click.Path())
 def info(artifact: str) -> None:
@@ -596,9 +652,21 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("interrupted", err=True)
         sys.exit(130)
-    except click.ClickException as e:
-        e.show()
-        sys.exit(e.exit_code)
+    except click.ClickException as e:  # a bad option or argument, found by click
+        click.echo(f"error: {e.format_message()}", err=True)
+        ctx = getattr(e, "ctx", None)
+        if ctx is not None:
+            click.echo(f"Try '{ctx.command_path} -h' for help.", err=True)
+        sys.exit(2)
+    except MemoryError:
+        click.echo("error: out of memory: the settings ask for more than this machine has; "
+                   "lower the sizes (--dim, --bucket, --batch-size, --max-vocab, ...)", err=True)
+        sys.exit(2)
+    except OSError as e:  # the system refused a file (permissions, a full disk, ...)
+        if e.filename is None:
+            raise
+        click.echo(f"error: {e.filename}: {e.strerror or e}", err=True)
+        sys.exit(2)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)

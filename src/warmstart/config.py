@@ -9,6 +9,7 @@ keyword arguments and the config files cannot drift apart.
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,43 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
-def opt(default: Any, help: str, **metadata: Any) -> Any:
-    """A dataclass field with a default and the help text its CLI option shows."""
-    return dataclasses.field(default=default, metadata={"help": help, **metadata})
+def opt(default: Any, help: str, *, at_least: float | None = None, above: float | None = None,
+        at_most: float | None = None, below: float | None = None, **metadata: Any) -> Any:
+    """A dataclass field with a default, the help text its CLI option shows and, for numbers,
+    the range a value must lie in (``at_least``/``above`` below, ``at_most``/``below`` above).
+    """
+    bounds = {k: v for k, v in (("at_least", at_least), ("above", above), ("at_most", at_most),
+                                ("below", below)) if v is not None}
+    return dataclasses.field(default=default, metadata={"help": help, **bounds, **metadata})
+
+
+def option_name(field: str) -> str:
+    """The CLI option of a settings field: ``min_count`` -> ``--min-count``."""
+    return "--" + field.replace("_", "-")
+
+
+_INT_LIMIT = 2**63  # a C int64
+
+_BOUNDS = {"at_least": (lambda v, b: v >= b, ">="), "above": (lambda v, b: v > b, ">"),
+           "at_most": (lambda v, b: v <= b, "<="), "below": (lambda v, b: v < b, "<")}
+
+
+def check_range(f: dataclasses.Field[Any], value: float) -> None:
+    """Refuse a number outside the range declared by ``f``'s :func:`opt` bounds, naming its option."""
+    if not math.isfinite(value):
+        raise WarmstartError(f"{option_name(f.name)} {value}: must be a finite number")
+    for key, (inside, _) in _BOUNDS.items():
+        bound = f.metadata.get(key)
+        if bound is not None and not inside(value, bound):
+            low, high = f.metadata.get("at_least"), f.metadata.get("at_most")
+            wanted = (f"between {low:g} and {high:g}" if low is not None and high is not None
+                      else " and ".join(f"{sign} {f.metadata[k]:g}" for k, (_, sign) in _BOUNDS.items()
+                                        if f.metadata.get(k) is not None))
+            shown = f"{value:g}" if isinstance(value, float) else str(value)
+            raise WarmstartError(f"{option_name(f.name)} {shown}: must be {wanted}")
+    if isinstance(value, int) and abs(value) >= _INT_LIMIT:  # beyond what torch, numpy, C take
+        raise WarmstartError(f"{option_name(f.name)} {value}: too large (the limit is "
+                             f"{_INT_LIMIT - 1:,})")
 
 
 def load_toml(path: str | Path, *, option: str = "--config") -> dict[str, Any]:
@@ -34,8 +69,13 @@ def load_toml(path: str | Path, *, option: str = "--config") -> dict[str, Any]:
         return tomllib.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise WarmstartError(f"{option} {p}: no such file") from None
+    except OSError as e:  # a folder, or a file we may not read
+        raise WarmstartError(f"{option} {p}: cannot read the file ({e.strerror or e})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise WarmstartError(f"{option} {p}: not valid TOML ({e})") from None
+    except RecursionError:
+        raise WarmstartError(f"{option} {p}: not valid TOML (arrays or tables nested too "
+                             "deep to read)") from None
 
 
 def read_toml(path: str | Path, *, section: str | None = None) -> dict[str, Any]:
@@ -95,7 +135,9 @@ def check_settings(cls: type, values: dict[str, Any], *, where: str) -> None:
         if isinstance(v, bool) != (kind == "bool") or not isinstance(v, types):
             raise WarmstartError(f"{where}: {name} must be {what}, got {v!r}")
         if kind == "float":
-            values[name] = float(v)  # type: ignore[arg-type]
+            v = values[name] = float(v)  # type: ignore[arg-type]
+        if kind in ("int", "float"):
+            check_range(by_name[name], v)
 
 
 def split_settings(

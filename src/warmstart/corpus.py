@@ -18,6 +18,16 @@ Formats, chosen by suffix (optionally followed by ``.gz``, ``.bz2`` or ``.xz``):
   processing (``csv.QUOTE_NONE``), as IMDB-style TSVs need.
 
 Documents that are empty or all whitespace are skipped in every format.
+
+Memory is bounded by :data:`MAX_DOC_CHARS`, not by the longest line. A document longer than
+that (a line of a text file with no line breaks in it: a dump, a book, a scraped page; or a
+long JSONL field or CSV cell) is cut into consecutive documents of at most ``MAX_DOC_CHARS``
+characters, each cut placed just after a whitespace character in the last tenth of the piece
+(text without spaces, such as Chinese, is cut at the limit). No character is lost: the pieces
+of a line, concatenated, are the line. Each pass over the corpus reports the lines it split
+in one :class:`LongLineWarning`. Text files are read in blocks of at most ``_READ_BLOCK``
+bytes, so a line of any length is never held whole; a JSONL or CSV record must be parsed
+whole, so it is held once, as it is read, and its text is cut before anything tokenizes it.
 """
 
 from __future__ import annotations
@@ -29,10 +39,11 @@ import gzip
 import json
 import lzma
 import os
+import re
 import sys
 import warnings
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, Union, cast
 
@@ -50,7 +61,14 @@ COMPRESSIONS: dict[str, Callable[..., Any]] = {
     ".xz": lzma.open,
 }
 
+#: The longest document a pass yields, in characters; longer ones are cut (see above). About
+#: 20,000 words: far beyond a review, a post or an article, so normal corpora are read as
+#: they are, and small enough that tokenizing one piece takes tens of MB, not gigabytes.
+MAX_DOC_CHARS = 100_000
+
 _BINARY_PROBE = 8192  # bytes of the decompressed stream checked for a NUL byte
+_READ_BLOCK = 1 << 20  # bytes read at a time: a whole line, unless it is longer than this
+_LAST_SPACE = re.compile(r".*\s", re.DOTALL)  # a match ends just after its last whitespace
 _GLOB_CHARS = frozenset("*?[")
 # Errors a damaged compressed stream (or a file that vanished mid-run) raises while reading.
 _READ_ERRORS = (OSError, EOFError, lzma.LZMAError, zlib.error)
@@ -61,6 +79,69 @@ csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 class InvalidUTF8Warning(UserWarning):
     """Some bytes of the corpus were not valid UTF-8 and were replaced with U+FFFD."""
+
+
+class LongLineWarning(UserWarning):
+    """Some documents were longer than :data:`MAX_DOC_CHARS` and were cut into pieces."""
+
+
+def _cut_point(text: str, start: int, max_chars: int) -> int:
+    """Where the piece of ``text`` that begins at ``start`` ends, when at most ``max_chars``
+    long: just after the last whitespace among its final tenth, else at the limit."""
+    end = start + max_chars
+    if end >= len(text):
+        return len(text)
+    m = _LAST_SPACE.match(text, end - max(1, max_chars // 10), end)
+    return m.end() if m else end
+
+
+def split_long(text: str, max_chars: int | None = None) -> Iterator[str]:
+    """Cut ``text`` into consecutive pieces of at most ``max_chars`` characters
+    (default :data:`MAX_DOC_CHARS`), at whitespace where there is some near the limit.
+
+    A text within the limit is yielded as it is; ``"".join(split_long(text)) == text``.
+
+        >>> list(split_long("one two three", 8))
+        ['one two ', 'three']
+    """
+    limit = MAX_DOC_CHARS if max_chars is None else max_chars
+    if len(text) <= limit:
+        yield text
+        return
+    start = 0
+    while start < len(text):
+        end = _cut_point(text, start, limit)
+        yield text[start:end]
+        start = end
+
+
+def text_batches(texts: Iterable[str], *, max_docs: int, max_chars: int) -> Iterator[list[str]]:
+    """Lists of at most ``max_docs`` texts and about ``max_chars`` characters, for a
+    tokenizer's batch calls, with each text longer than :data:`MAX_DOC_CHARS` cut by
+    :func:`split_long` (a :class:`Corpus` already yields them cut). A batch stops at the
+    first text that takes it to ``max_chars`` or more, so holds at least one text.
+    """
+    batch: list[str] = []
+    n_chars = 0
+    for text in texts:
+        for piece in (text,) if len(text) <= MAX_DOC_CHARS else split_long(text):
+            batch.append(piece)
+            n_chars += len(piece)
+            if len(batch) >= max_docs or n_chars >= max_chars:
+                yield batch
+                batch, n_chars = [], 0
+    if batch:
+        yield batch
+
+
+def _utf8_tail(raw: bytes) -> int:
+    """How many bytes at the end of ``raw`` start a UTF-8 character that continues after it."""
+    for back in range(1, min(4, len(raw)) + 1):
+        b = raw[-back]
+        if b & 0xC0 != 0x80:  # not a continuation byte: the last character starts here
+            need = 2 if b & 0xE0 == 0xC0 else 3 if b & 0xF0 == 0xE0 else 4 if b & 0xF8 == 0xF0 else 1
+            return back if need > back else 0
+    return 0
 
 
 def _split_suffixes(path: Path) -> tuple[str | None, str | None]:
@@ -141,7 +222,7 @@ def json_object(path: Path, lineno: int, line: str) -> dict[str, Any]:
         obj = json.loads(line)
     except json.JSONDecodeError as e:
         raise WarmstartError(
-            f"{path}:{lineno}: invalid JSON ({e.msg}, column {e.colno}); each line "
+            f"{path}:{lineno}: invalid JSON ({e.msg.removesuffix(' at')}, column {e.colno}); each line "
             "of a .jsonl file must be one JSON object"
         ) from None
     if not isinstance(obj, dict):
@@ -150,6 +231,29 @@ def json_object(path: Path, lineno: int, line: str) -> dict[str, Any]:
             "each line of a .jsonl file must be one JSON object"
         )
     return obj
+
+
+def _whole_lines(blocks: Iterator[tuple[int, str, bool]]) -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` from the blocks of :meth:`Corpus._blocks`: for the formats
+    whose records must be parsed whole (JSONL, CSV)."""
+    parts: list[str] = []
+    for lineno, text, ended in blocks:
+        if ended and not parts:
+            yield lineno, text
+        elif ended:
+            parts.append(text)
+            yield lineno, "".join(parts)
+            parts.clear()
+        else:
+            parts.append(text)
+
+
+def _listed(counts: dict[Path, int]) -> str:
+    """``"a.txt (3), b.txt (1)"``: the first five files and their counts."""
+    listed = ", ".join(f"{p} ({n})" for p, n in list(counts.items())[:5])
+    if len(counts) > 5:
+        listed += f" and {len(counts) - 5} more file(s)"
+    return listed
 
 
 class Corpus:
@@ -162,7 +266,8 @@ class Corpus:
     is read once.
 
     Every ``iter(corpus)`` re-opens the files, so several epochs never hold the corpus in
-    memory. Invalid UTF-8 is replaced with U+FFFD and reported by one
+    memory, nor one long line of it: a document longer than :data:`MAX_DOC_CHARS` comes out
+    as several, reported by one :class:`LongLineWarning` at the end of the pass. Invalid UTF-8 is replaced with U+FFFD and reported by one
     :class:`InvalidUTF8Warning` at the end of a pass (``strict=True`` raises instead).
     Input mistakes (missing path, missing column, bad JSON line, binary or corrupt file, no
     text at all) raise :class:`~warmstart.errors.WarmstartError` naming the file and line.
@@ -189,6 +294,8 @@ class Corpus:
         self.strict = strict
         #: Invalid UTF-8 sequences replaced during the last complete pass.
         self.n_invalid_utf8 = 0
+        #: Lines (or JSONL/CSV texts) longer than MAX_DOC_CHARS cut during the last complete pass.
+        self.n_split_lines = 0
 
         files: list[Path] = []
         seen: set[Path] = set()
@@ -228,29 +335,37 @@ class Corpus:
         """Yield every document of every file, opening the files afresh."""
         n_docs = 0
         bad: dict[Path, int] = {}
+        split: dict[Path, int] = {}
         for path in self.files:
             fmt, compression = _split_suffixes(path)
-            lines = self._lines(path, compression, bad)
             if fmt == "jsonl":
-                docs = self._jsonl(path, lines)
+                lines = self._lines(path, compression, bad)
+                docs = self._bounded(path, self._jsonl(path, lines), split)
             elif fmt in ("csv", "tsv"):
-                docs = self._table(path, lines, tsv=fmt == "tsv")
+                rows = (line for _, line in self._lines(path, compression, bad))
+                docs = self._bounded(path, self._table(path, rows, tsv=fmt == "tsv"), split)
             else:
-                docs = self._txt(lines)
+                docs = self._txt(path, self._blocks(path, compression, bad), split)
             for doc in docs:
                 n_docs += 1
                 yield doc
 
         self.n_invalid_utf8 = sum(bad.values())
+        self.n_split_lines = sum(split.values())
         if bad:
-            listed = ", ".join(f"{p} ({n})" for p, n in list(bad.items())[:5])
-            if len(bad) > 5:
-                listed += f" and {len(bad) - 5} more file(s)"
             warnings.warn(
                 f"replaced {self.n_invalid_utf8} invalid UTF-8 byte sequence(s) with U+FFFD "
-                f"in {listed}; re-encode the input as UTF-8, or use --strict to stop at the "
-                "first bad line",
+                f"in {_listed(bad)}; re-encode the input as UTF-8, or use --strict to stop at "
+                "the first bad line",
                 InvalidUTF8Warning,
+                stacklevel=2,
+            )
+        if split:
+            warnings.warn(
+                f"split {self.n_split_lines} line(s) longer than {MAX_DOC_CHARS:,} characters "
+                f"into documents of at most that many (cut at whitespace where there is some) "
+                f"in {_listed(split)}; end each document with a line break to choose the cuts",
+                LongLineWarning,
                 stacklevel=2,
             )
         if n_docs == 0:
@@ -260,6 +375,26 @@ class Corpus:
                 "or hold only blank documents; check the paths and --text-field"
             )
 
+    def records(self) -> Iterator[tuple[Path, int, str]]:
+        """Every record of every file, in order and whole, blank ones included (as ``""``):
+        ``(file, number, text)``, the number being the line of a text or JSONL file and the
+        row (after the header) of a CSV/TSV file. For outputs that must line up with their
+        inputs, as ``warmstart predict``'s; training reads documents by iterating instead."""
+        bad: dict[Path, int] = {}
+        for path in self.files:
+            fmt, compression = _split_suffixes(path)
+            lines = self._lines(path, compression, bad)
+            if fmt == "jsonl":
+                for lineno, line in lines:
+                    blank = not line or line.isspace()
+                    yield path, lineno, "" if blank else self._jsonl_text(path, lineno, line)
+            elif fmt in ("csv", "tsv"):
+                for number, text in self._rows(path, (line for _, line in lines), tsv=fmt == "tsv"):
+                    yield path, number, text
+            else:
+                for lineno, line in lines:
+                    yield path, lineno, line.rstrip("\r\n")
+
     # -- reading ---------------------------------------------------------------------------
 
     def _open(self, path: Path, compression: str | None) -> IO[bytes]:
@@ -267,10 +402,15 @@ class Corpus:
             return open(path, "rb", buffering=1 << 20)
         return cast("IO[bytes]", COMPRESSIONS[compression](path, "rb"))
 
-    def _lines(
+    def _blocks(
         self, path: Path, compression: str | None, bad: dict[Path, int]
-    ) -> Iterator[tuple[int, str]]:
-        """Yield ``(line number, decoded line with its line ending)`` for one file."""
+    ) -> Iterator[tuple[int, str, bool]]:
+        """Yield ``(line number, text, line ends here)`` for one file, in bounded blocks.
+
+        A line comes in one block with its line ending, unless it is longer than
+        ``_READ_BLOCK`` bytes: then in several, the last one flagged as the end (at the end
+        of the file, that block may be empty). A block never ends inside a UTF-8 character.
+        """
         lineno = 0
         try:
             with self._open(path, compression) as f:
@@ -280,61 +420,139 @@ class Corpus:
                         "remove it from the inputs (UTF-16 text must be converted to UTF-8)"
                     )
                 f.seek(0)
-                for raw in f:
-                    lineno += 1
-                    try:
-                        line = raw.decode("utf-8")
-                    except UnicodeDecodeError as e:
-                        if self.strict:
-                            raise WarmstartError(
-                                f"{path}:{lineno}: invalid UTF-8 at byte {e.start + 1} of the "
-                                "line; re-encode the file as UTF-8, or drop --strict to replace "
-                                "bad bytes with U+FFFD"
-                            ) from None
-                        line = raw.decode("utf-8", "replace")
-                        # "replace" puts one U+FFFD per invalid sequence; genuine U+FFFD
-                        # characters in the input are not counted.
-                        n = line.count("\ufffd") - raw.count(b"\xef\xbf\xbd")
-                        bad[path] = bad.get(path, 0) + n
-                    if lineno == 1 and line.startswith("\ufeff"):
-                        line = line[1:]
-                    yield lineno, line
+                carry = b""  # the start of a character cut by the block size
+                seen = -1  # bytes of the current line already decoded; -1 between lines
+                while True:
+                    raw = f.readline(_READ_BLOCK)
+                    if not raw:
+                        if seen >= 0:  # the file ends inside a long line
+                            yield lineno, self._decode(path, lineno, carry, seen, bad), True
+                        return
+                    if seen < 0:
+                        lineno += 1
+                        seen = 0
+                    ended = raw.endswith(b"\n")
+                    if carry:
+                        raw, carry = carry + raw, b""
+                    if not ended and (tail := _utf8_tail(raw)):
+                        raw, carry = raw[:-tail], raw[-tail:]
+                    text = self._decode(path, lineno, raw, seen, bad)
+                    if lineno == 1 and seen == 0 and text.startswith("\ufeff"):
+                        text = text[1:]
+                    seen = -1 if ended else seen + len(raw)
+                    yield lineno, text, ended
         except _READ_ERRORS as e:
             where = f"after line {lineno}" if lineno else "at the start"
             what = "corrupt or truncated compressed file" if compression else "cannot read file"
             raise WarmstartError(f"{path}: {what} ({where}: {e}); re-create or remove it") from None
 
+    def _lines(
+        self, path: Path, compression: str | None, bad: dict[Path, int]
+    ) -> Iterator[tuple[int, str]]:
+        """Yield ``(line number, decoded line with its line ending)`` for one file, each line
+        whole, however long (the labeled-data readers of :mod:`warmstart.labeled` use it)."""
+        return _whole_lines(self._blocks(path, compression, bad))
+
+    def _decode(self, path: Path, lineno: int, raw: bytes, seen: int, bad: dict[Path, int]) -> str:
+        """``raw`` as text; ``seen`` bytes of its line came before it (for error messages)."""
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            if self.strict:
+                raise WarmstartError(
+                    f"{path}:{lineno}: invalid UTF-8 at byte {seen + e.start + 1} of the "
+                    "line; re-encode the file as UTF-8, or drop --strict to replace "
+                    "bad bytes with U+FFFD"
+                ) from None
+        text = raw.decode("utf-8", "replace")
+        # "replace" puts one U+FFFD per invalid sequence; genuine U+FFFD characters in the
+        # input are not counted.
+        bad[path] = bad.get(path, 0) + text.count("\ufffd") - raw.count(b"\xef\xbf\xbd")
+        return text
+
     @staticmethod
-    def _txt(lines: Iterator[tuple[int, str]]) -> Iterator[str]:
-        for _, line in lines:
-            doc = line.rstrip("\r\n")
-            if doc and not doc.isspace():
+    def _txt(
+        path: Path, blocks: Iterator[tuple[int, str, bool]], split: dict[Path, int]
+    ) -> Iterator[str]:
+        """One document per line, a line longer than ``MAX_DOC_CHARS`` cut as it streams in."""
+        limit = MAX_DOC_CHARS
+        buf = ""  # the part of a long line read but not yet yielded
+        cut = False  # whether the current line has been cut
+        for _, text, ended in blocks:
+            if ended and not buf:  # the usual case: a whole line in one block
+                doc = text.rstrip("\r\n")
+                if len(doc) <= limit:
+                    if doc and not doc.isspace():
+                        yield doc
+                    continue
+                buf = doc
+            else:
+                buf = buf + text
+                if ended:
+                    buf = buf.rstrip("\r\n")
+            # Pieces are sliced from buf and buf is cut once per block, not once per piece.
+            start = 0
+            while len(buf) - start > limit:
+                end = _cut_point(buf, start, limit)
+                piece = buf[start:end]
+                start, cut = end, True
+                if not piece.isspace():
+                    yield piece
+            buf = buf[start:]
+            if ended:
+                if buf and not buf.isspace():
+                    yield buf
+                if cut:
+                    split[path] = split.get(path, 0) + 1
+                buf, cut = "", False
+
+    @staticmethod
+    def _bounded(path: Path, docs: Iterator[str], split: dict[Path, int]) -> Iterator[str]:
+        """``docs`` with each one longer than ``MAX_DOC_CHARS`` cut into pieces."""
+        for doc in docs:
+            if len(doc) <= MAX_DOC_CHARS:
                 yield doc
+                continue
+            split[path] = split.get(path, 0) + 1
+            for piece in split_long(doc):
+                if not piece.isspace():
+                    yield piece
 
     def _jsonl(self, path: Path, lines: Iterator[tuple[int, str]]) -> Iterator[str]:
-        field = self.text_field
         for lineno, line in lines:
-            if not line or line.isspace():
-                continue
-            obj = json_object(path, lineno, line)
-            if field not in obj:
-                keys = ", ".join(map(str, list(obj)[:20])) or "none"
-                raise WarmstartError(
-                    f"{path}:{lineno}: no field {field!r} (fields: {keys}); "
-                    "choose the text field with --text-field"
-                )
-            doc = obj[field]
-            if not isinstance(doc, str):
-                raise WarmstartError(
-                    f"{path}:{lineno}: field {field!r} holds {type(doc).__name__}, not a "
-                    "string; choose the text field with --text-field"
-                )
+            if line and not line.isspace():
+                doc = self._jsonl_text(path, lineno, line)
+                if doc and not doc.isspace():
+                    yield doc
+
+    def _jsonl_text(self, path: Path, lineno: int, line: str) -> str:
+        """The text field of one JSONL line, or an error naming the file, line and field."""
+        field = self.text_field
+        obj = json_object(path, lineno, line)
+        if field not in obj:
+            keys = ", ".join(map(str, list(obj)[:20])) or "none"
+            raise WarmstartError(
+                f"{path}:{lineno}: no field {field!r} (fields: {keys}); "
+                "choose the text field with --text-field"
+            )
+        doc = obj[field]
+        if not isinstance(doc, str):
+            raise WarmstartError(
+                f"{path}:{lineno}: field {field!r} holds {type(doc).__name__}, not a "
+                "string; choose the text field with --text-field"
+            )
+        return doc
+
+    def _table(self, path: Path, lines: Iterator[str], *, tsv: bool) -> Iterator[str]:
+        for _, doc in self._rows(path, lines, tsv=tsv):
             if doc and not doc.isspace():
                 yield doc
 
-    def _table(self, path: Path, lines: Iterator[tuple[int, str]], *, tsv: bool) -> Iterator[str]:
+    def _rows(self, path: Path, lines: Iterator[str], *, tsv: bool) -> Iterator[tuple[int, str]]:
+        """``(row number, text cell)`` of a CSV/TSV file, rows counted after any header and
+        blank lines included (as empty texts)."""
         dialect: dict[str, Any] = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if tsv else {}
-        reader = csv.reader((line for _, line in lines), **dialect)
+        reader = csv.reader(lines, **dialect)
         field = self.text_field
         try:
             if self.has_header:
@@ -352,8 +570,9 @@ class Corpus:
                 col = names.index(field)
             else:
                 col = int(field)
-            for row in reader:
+            for number, row in enumerate(reader, start=1):
                 if not row:  # a blank line
+                    yield number, ""
                     continue
                 if len(row) <= col:
                     raise WarmstartError(
@@ -361,9 +580,7 @@ class Corpus:
                         f"text is in column {col} (0-based, --text-field {field!r}); fix the "
                         "row or choose another column"
                     )
-                doc = row[col]
-                if doc and not doc.isspace():
-                    yield doc
+                yield number, row[col]
         except csv.Error as e:
             raise WarmstartError(
                 f"{path}:{reader.line_num}: malformed {'TSV' if tsv else 'CSV'} ({e})"

@@ -9,6 +9,11 @@ Every other exception is a bug.
 from __future__ import annotations
 
 
+def with_article(noun: str) -> str:
+    """``noun`` after its indefinite article, for messages: "an encoder", "a 'vectors'"."""
+    return f"{'an' if noun.strip(chr(39)).lower()[:1] in tuple('aeiou') else 'a'} {noun}"
+
+
 class WarmstartError(Exception):
     """A mistake in the user's input, reported with what to do about it."""
 

@@ -69,6 +69,8 @@ LABEL_COLUMNS = ("label", "labels", "class", "category")
 _FT_PREFIX = "__label__"
 _FT_LABELS = re.compile(r"\s*((?:__label__\S*(?:\s+|$))+)(.*)", re.DOTALL)
 _INT = re.compile(r"[+-]?\d+")
+# A column index: ASCII digits only (str.isdigit also takes "²" and "①", which int() refuses).
+_INDEX = re.compile(r"[0-9]+")
 _SHOW = 12  # labels or columns listed in a message before "..."
 
 
@@ -229,8 +231,7 @@ class LabeledDataset:
         """
         if not 0.0 < dev_fraction < 1.0:
             raise WarmstartError(
-                f"dev_fraction (--dev-fraction) is {dev_fraction}; it must be between 0 and 1, "
-                "e.g. 0.1"
+                f"--dev-fraction {dev_fraction}: must be between 0 and 1, e.g. 0.1"
             )
         rng = np.random.default_rng(seed)
         strata = self._strata()
@@ -243,8 +244,8 @@ class LabeledDataset:
         if n_dev == 0 or n_dev == len(self):
             part = "dev" if n_dev == 0 else "train"
             raise WarmstartError(
-                f"{self.source}: dev_fraction {dev_fraction} of {len(self)} example(s) leaves "
-                f"the {part} set empty; choose a dev_fraction nearer 0.5, or use more data"
+                f"{self.source}: --dev-fraction {dev_fraction} of {len(self)} example(s) leaves "
+                f"the {part} set empty; choose a --dev-fraction nearer 0.5, or use more data"
             )
         return self.subset(~dev), self.subset(dev)
 
@@ -509,7 +510,7 @@ def _read_table(
             like = "the header"
         else:
             for option, value in (("text_field", text_field), ("label_field", label_field)):
-                if not value.isdigit():
+                if not _INDEX.fullmatch(value):
                     raise WarmstartError(
                         f"{path}: without a header row (has_header=False) columns are 0-based "
                         f"indexes, but {option} (--{option.replace('_', '-')}) is {value!r}; "
@@ -585,7 +586,7 @@ def _pick_column(
                 f"{where}: no {what} {wanted!r}, and several {what}s could be the "
                 f"{default} ({', '.join(found)}; all {what}s: {shown}); choose one with {option}"
             )
-    if wanted.isdigit() and what == "column" and int(wanted) < len(names):
+    if _INDEX.fullmatch(wanted) and what == "column" and int(wanted) < len(names):
         return int(wanted)
     hint = (
         "; if the file has no header row, use has_header=False (--no-header) and column "

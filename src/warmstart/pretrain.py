@@ -26,7 +26,7 @@ import numpy as np
 import tokenizers
 import torch
 
-from warmstart.artifact import building, check_replaceable
+from warmstart.artifact import building, check_out, check_room
 from warmstart.config import opt, split_settings
 from warmstart.corpus import Corpus
 from warmstart.errors import WarmstartError
@@ -49,15 +49,15 @@ class PretrainConfig:
     init: str = opt("", "start from this encoder/decoder: ours or a Hugging Face folder")
     tokenizer: str = opt("", "tokenizer.json or a folder holding one (default: --init's, or "
                              "train one on the corpus)")
-    vocab_size: int = opt(16000, "vocabulary of a tokenizer trained on the corpus")
+    vocab_size: int = opt(16000, "vocabulary of a tokenizer trained on the corpus", at_least=16)
     lowercase: bool = opt(False, "lowercase text in a tokenizer trained on the corpus")
     seq_len: int = opt(128, "tokens per training sequence")
-    n_layers: int = opt(0, "layers (0: as --size says)")
-    hidden: int = opt(0, "hidden width (0: as --size says)")
-    n_heads: int = opt(0, "attention heads (0: as --size says)")
-    ffn: int = opt(0, "feed-forward width (0: as --size says)")
-    dropout: float = opt(0.1, "dropout on hidden states and attention")
-    valid_fraction: float = opt(0.01, "share of documents held out for validation")
+    n_layers: int = opt(0, "layers (0: as --size says)", at_least=0)
+    hidden: int = opt(0, "hidden width (0: as --size says)", at_least=0)
+    n_heads: int = opt(0, "attention heads (0: as --size says)", at_least=0)
+    ffn: int = opt(0, "feed-forward width (0: as --size says)", at_least=0)
+    dropout: float = opt(0.1, "dropout on hidden states and attention", at_least=0, below=1)
+    valid_fraction: float = opt(0.01, "share of documents held out for validation", at_least=0, below=1)
     cache_dir: str = opt("", "where tokenized shards are cached (default ~/.cache/warmstart)")
 
     def __post_init__(self) -> None:
@@ -172,7 +172,7 @@ def pretrain(
         corpus = Corpus(list(corpus) if isinstance(corpus, list | tuple) else [corpus])  # type: ignore[list-item]
     out_dir = Path(out) if out is not None else None
     if out_dir is not None:
-        check_replaceable(out_dir)
+        check_out(out_dir)
     device_type = "cuda" if tcfg.device.startswith("cuda") or (
         tcfg.device == "auto" and torch.cuda.is_available()) else "cpu"
     dist = Distributed.from_env(device_type)
@@ -221,6 +221,11 @@ def pretrain(
         "tokenizer": hashlib.sha256(tokenizer.to_str().encode()).hexdigest()[:16],
         "data": corpus.describe()["fingerprint"],
     }
+    if out_dir is not None and dist.main:
+        n_params = sum(p.numel() for p in objective.parameters())
+        # fp32 weights in the artifact and the checkpoint, AdamW's two moments, the tokenizer
+        check_room(out_dir, 16 * n_params + 2 * len(tokenizer.to_str()),
+                   what="the model and its checkpoint")
     result = train(objective, batches, tcfg, budget=budget, out=out_dir, fingerprint=fingerprint,
                    progress=progress)
     model = objective.model().cpu().eval()

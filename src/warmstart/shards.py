@@ -45,7 +45,7 @@ import tokenizers
 from tqdm.auto import tqdm
 
 from warmstart import artifact
-from warmstart.corpus import Corpus
+from warmstart.corpus import Corpus, text_batches
 from warmstart.errors import WarmstartError
 
 FORMAT = "warmstart-shards/1"
@@ -60,6 +60,9 @@ _SPLIT_NAMES = {TRAIN: "train", VALID: "valid"}
 _UINT16_VOCAB = 65535
 
 _BATCH = 1000  # texts per encode_batch call: the Rust side runs them in parallel
+# ... and at most about this many characters: a batch in flight takes 30 to 130 bytes per
+# character (the more, the longer its documents), so a batch of long documents stops early.
+_BATCH_CHARS = 1 << 20
 
 
 # -- building ------------------------------------------------------------------------------
@@ -241,7 +244,7 @@ def _tokenize(
     n_read = n_tokens = 0
     bar = tqdm(desc="tokenize", unit=" docs", disable=not progress, mininterval=0.5, smoothing=0.1)
     started = time.perf_counter()
-    texts = iter(corpus)
+    batches = text_batches(corpus, max_docs=_BATCH, max_chars=_BATCH_CHARS)
     # Encoding runs in Rust without the GIL, so the next batch is encoded in a worker thread
     # while this one reads the texts after it and turns the ids into arrays: two batches in
     # flight at most, so memory stays bounded.
@@ -249,7 +252,7 @@ def _tokenize(
     try:
         pending = None
         while True:
-            batch = list(itertools.islice(texts, _BATCH))
+            batch = next(batches, [])
             ahead = pool.submit(encode, batch, add_special_tokens=False) if batch else None
             if pending is not None:
                 ids_per_doc = [e.ids for e in pending.result()]

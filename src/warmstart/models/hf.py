@@ -5,7 +5,9 @@ listed in ``model.safetensors.index.json``) and usually ``tokenizer.json``. Read
 our :class:`~warmstart.models.transformer.TransformerConfig` and a state dict in our parameter
 names, which loads with ``strict=True`` into an :class:`Encoder` (``bert``, ``electra``) or a
 :class:`Decoder` (``gpt2``). Writing goes the other way, so ``transformers`` loads our models
-with ``AutoModel`` / ``AutoModelForCausalLM`` and our tokenizers with ``AutoTokenizer``.
+with ``AutoModel`` / ``AutoModelForMaskedLM`` / ``AutoModelForCausalLM`` and our tokenizers
+with ``AutoTokenizer``; given an :class:`EmbeddingSetup`, the folder also holds the pooling
+and normalisation that ``sentence_transformers.SentenceTransformer`` reads.
 
     >>> hf = read_hf_folder(Path("all-MiniLM-L6-v2"))               # doctest: +SKIP
     >>> enc = Encoder(hf.config); enc.load_state_dict(hf.state_dict)  # doctest: +SKIP
@@ -30,7 +32,7 @@ from safetensors.torch import load_file, save_file
 
 from warmstart import artifact
 from warmstart.errors import WarmstartError
-from warmstart.models.transformer import Decoder, Encoder, TransformerConfig
+from warmstart.models.transformer import Decoder, Encoder, MaskedLMHead, TransformerConfig
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -162,17 +164,13 @@ def read_hf_folder(path: str | os.PathLike[str]) -> HFModel:
 
 def normalizes_embeddings(path: str | os.PathLike[str]) -> bool:
     """Whether a sentence-transformers folder scales its embeddings to length 1 (its
-    ``modules.json`` ends in a ``Normalize`` module); False for a plain model folder."""
-    modules = Path(path) / MODULES_FILE
-    if not modules.is_file():
-        return False
-    try:
-        listed = json.loads(modules.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise WarmstartError(f"{modules}: not valid JSON ({e})") from None
-    if not isinstance(listed, list):
-        raise WarmstartError(f"{modules}: expected a list of modules")
-    return any(str(m.get("type", "")).endswith(".Normalize") for m in listed if isinstance(m, dict))
+    ``modules.json`` has a ``Normalize`` module), or an encoder artifact made from one
+    recorded that it does; False for a plain model folder."""
+    folder = Path(path)
+    if (folder / artifact.META_FILE).exists():
+        setup = read_embedding_setup(folder)
+        return setup is not None and setup.normalize
+    return any(str(m.get("type", "")).endswith(".Normalize") for m in _st_modules(folder))
 
 
 def _bert_config(hf: dict[str, Any], where: Path) -> TransformerConfig:
@@ -418,32 +416,65 @@ class SequenceHead:
 
 def write_hf_folder(
     model: Encoder | Decoder, out: str | os.PathLike[str], *, tokenizer: tokenizers.Tokenizer | None,
-    head: SequenceHead | None = None,
+    head: SequenceHead | None = None, mlm_head: MaskedLMHead | None = None,
+    embedding: EmbeddingSetup | None = None,
 ) -> None:
     """Write ``model`` (and ``tokenizer``) as a Hugging Face folder: an Encoder as ``BertModel``
-    (with ``head``: ``BertForSequenceClassification``), a Decoder as ``GPT2LMHeadModel``. The
-    folder is built beside ``out`` and renamed into place; an existing ``out`` must be empty
-    (or a warmstart artifact)."""
+    (with ``head``: ``BertForSequenceClassification``; with ``mlm_head``, the head masked-LM
+    pretraining trained on it: ``BertForMaskedLM``), a Decoder as ``GPT2LMHeadModel``.
+
+    With ``embedding``, the folder is also one ``sentence_transformers.SentenceTransformer``
+    loads, whose embeddings are warmstart's under that setup: ``modules.json`` lists the model
+    at the top, then Pooling, a Dense tanh layer for BERT's pooler, and Normalize.
+
+    The folder is built beside ``out`` and renamed into place; an existing ``out`` must be
+    empty (or a warmstart artifact)."""
+    side: dict[str, Any] = {}
+    if embedding is not None:
+        if head is not None or not isinstance(model, Encoder):
+            raise TypeError("sentence embeddings are an Encoder's, without a classification head")
+        _check_embedding(embedding)
+        if embedding.truncation == "tail":
+            side["truncation_side"] = "left"  # [CLS] + the last pieces + [SEP], as ours
+    with artifact.building(out) as tmp:
+        _write_model_files(tmp, model, tokenizer=tokenizer, head=head, mlm_head=mlm_head,
+                           tokenizer_settings=side)
+        if embedding is not None and isinstance(model, Encoder):
+            _write_sentence_transformers_files(tmp, model, embedding)
+
+
+def _write_model_files(
+    folder: Path, model: Encoder | Decoder, *, tokenizer: tokenizers.Tokenizer | None,
+    head: SequenceHead | None = None, mlm_head: MaskedLMHead | None = None,
+    tokenizer_settings: dict[str, Any] | None = None,
+) -> None:
     if isinstance(model, Encoder):
         kind = "encoder"
     elif isinstance(model, Decoder):
         kind = "decoder"
     else:
         raise TypeError(f"write_hf_folder takes an Encoder or a Decoder, not {type(model).__name__}")
-    if head is not None and kind != "encoder":
-        raise TypeError("a classification head goes on an Encoder")
+    if (head is not None or mlm_head is not None) and kind != "encoder":
+        raise TypeError("a classification or masked-LM head goes on an Encoder")
+    if head is not None and mlm_head is not None:
+        raise TypeError("give a classification head or a masked-LM head, not both")
+    if mlm_head is not None and mlm_head.tied is not model.tok_emb:
+        raise TypeError("the masked-LM head must be tied to this encoder's token embedding")
     cfg = model.config
     ours = model.state_dict()
     dtype = ours["tok_emb.weight"].dtype
-    prefix = "transformer." if kind == "decoder" else ("bert." if head is not None else "")
+    prefix = "transformer." if kind == "decoder" else ("" if head is None and mlm_head is None else "bert.")
     tensors: dict[str, torch.Tensor] = {}
     for module, hf_modules, conv1d in _name_table(kind, cfg.n_layers):
+        if module == "pooler" and mlm_head is not None:
+            continue  # BertForMaskedLM has no pooler (and MLM pretraining never trains ours)
         for p in _params(module):
             parts = ours[f"{module}.{p}"].detach().cpu().chunk(len(hf_modules))
             for m, t in zip(hf_modules, parts, strict=True):
                 t = t.t() if conv1d and p == "weight" else t
                 # Fresh storage per tensor: safetensors refuses views of one another.
                 tensors[f"{prefix}{m}.{p}"] = t.clone().contiguous()
+    tokenizer = framed_tokenizer(tokenizer, kind) if tokenizer is not None else None
     specials = _special_tokens(tokenizer, kind)
     hf_config = _bert_hf_config(cfg) if kind == "encoder" else _gpt2_hf_config(cfg, specials)
     if head is not None:
@@ -456,20 +487,83 @@ def write_hf_folder(
             problem_type=("multi_label_classification" if head.multi_label
                           else "single_label_classification"),
         )
+    if mlm_head is not None:
+        # The decoder's weight is the word embedding (tie_word_embeddings), as transformers
+        # saves BertForMaskedLM; its bias is cls.predictions.bias.
+        for name, tensor in mlm_head.state_dict().items():
+            tensors[_MLM_HEAD_NAMES[name]] = tensor.detach().cpu().clone().contiguous()
+        hf_config.update(architectures=["BertForMaskedLM"], tie_word_embeddings=True)
     hf_config["torch_dtype"] = str(dtype).removeprefix("torch.")
-    with artifact.building(out) as tmp:
-        save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
-        artifact.write_json_atomic(tmp / CONFIG_FILE, hf_config)
-        if tokenizer is not None:
-            tokenizer.save(str(tmp / TOKENIZER_FILE))
-            artifact.write_json_atomic(
-                tmp / TOKENIZER_CONFIG_FILE,
-                {
-                    "tokenizer_class": "PreTrainedTokenizerFast",
-                    "model_max_length": cfg.max_positions,
-                    **{k: v for k, v in specials.items() if k.endswith("_token")},
-                },
-            )
+    save_file(tensors, str(folder / WEIGHTS_FILE), metadata={"format": "pt"})
+    artifact.write_json_atomic(folder / CONFIG_FILE, hf_config)
+    if tokenizer is not None:
+        tokenizer.save(str(folder / TOKENIZER_FILE))
+        artifact.write_json_atomic(
+            folder / TOKENIZER_CONFIG_FILE,
+            {
+                "tokenizer_class": "PreTrainedTokenizerFast",
+                "model_max_length": cfg.max_positions,
+                **{k: v for k, v in specials.items() if k.endswith("_token")},
+                **(tokenizer_settings or {}),
+            },
+        )
+
+
+# Our MaskedLMHead's parameters against BertForMaskedLM's.
+_MLM_HEAD_NAMES = {
+    "dense.weight": "cls.predictions.transform.dense.weight",
+    "dense.bias": "cls.predictions.transform.dense.bias",
+    "ln.weight": "cls.predictions.transform.LayerNorm.weight",
+    "ln.bias": "cls.predictions.transform.LayerNorm.bias",
+    "bias": "cls.predictions.bias",
+}
+
+# Post-processors that add special tokens around a text; others (ByteLevel) only fix offsets.
+_FRAMING_PROCESSORS = ("TemplateProcessing", "BertProcessing", "RobertaProcessing")
+
+
+def framed_tokenizer(tokenizer: tokenizers.Tokenizer, kind: str) -> tokenizers.Tokenizer:
+    """A copy of ``tokenizer`` that frames a text as the model read its texts in training:
+    for an encoder ``[CLS] text [SEP]`` (a pair as BERT's), for a decoder the bare pieces.
+
+    A decoder is trained on documents each followed by the end-of-text token, with nothing
+    before them; a prompt that ended in that token would make it start a new document. Fixed
+    padding and truncation are dropped: the library that loads the folder sets its own.
+    """
+    spec = json.loads(tokenizer.to_str())
+    spec["padding"] = None
+    spec["truncation"] = None
+    post = spec.get("post_processor")
+    steps = (post.get("processors", []) if post and post.get("type") == "Sequence"
+             else [post] if post else [])
+    frames = [p for p in steps if p.get("type") in _FRAMING_PROCESSORS]
+    keep = [p for p in steps if p.get("type") not in _FRAMING_PROCESSORS]
+    if kind == "encoder":
+        cls, sep = (_first_token(tokenizer, names) for names in (("[CLS]", "<s>"), ("[SEP]", "</s>")))
+        if frames:
+            keep += frames  # the model's own framing, as it came
+        elif cls is not None and sep is not None:
+            keep.append(_bert_template(tokenizer, cls, sep))
+    spec["post_processor"] = (None if not keep else keep[0] if len(keep) == 1
+                              else {"type": "Sequence", "processors": keep})
+    return tokenizers.Tokenizer.from_str(json.dumps(spec))
+
+
+def _first_token(tokenizer: tokenizers.Tokenizer, names: tuple[str, ...]) -> str | None:
+    return next((n for n in names if tokenizer.token_to_id(n) is not None), None)
+
+
+def _bert_template(tokenizer: tokenizers.Tokenizer, cls: str, sep: str) -> dict[str, Any]:
+    """``[CLS] $A [SEP]`` (pair: ``... $B [SEP]``) as post-processor JSON."""
+    from tokenizers import processors
+
+    probe = tokenizers.Tokenizer.from_str(tokenizer.to_str())
+    probe.post_processor = processors.TemplateProcessing(
+        single=f"{cls} $A {sep}", pair=f"{cls} $A {sep} $B:1 {sep}:1",
+        special_tokens=[(cls, tokenizer.token_to_id(cls)), (sep, tokenizer.token_to_id(sep))],
+    )
+    template: dict[str, Any] = json.loads(probe.to_str())["post_processor"]
+    return template
 
 
 def _bert_hf_config(cfg: TransformerConfig) -> dict[str, Any]:
@@ -524,9 +618,11 @@ _SPECIALS: dict[str, tuple[str, ...]] = {
     "sep_token": ("[SEP]", "</s>"),
     "mask_token": ("[MASK]", "<mask>"),
 }
-# A decoder's begin and end of text.
+# A decoder's begin and end of text: one token, as GPT-2's <|endoftext|>. A decoder is
+# trained on documents each followed by the end-of-text token, so that token is what comes
+# before a document: generation from nothing starts after it.
 _DECODER_SPECIALS: dict[str, tuple[str, ...]] = {
-    "bos_token": ("[CLS]", "<s>", "<|endoftext|>"),
+    "bos_token": ("[SEP]", "</s>", "<|endoftext|>"),
     "eos_token": ("[SEP]", "</s>", "<|endoftext|>"),
 }
 
@@ -547,3 +643,138 @@ def _special_tokens(tokenizer: tokenizers.Tokenizer | None, kind: str) -> dict[s
         if f"{key}_token" in found:
             found[f"{key}_id"] = tokenizer.token_to_id(found[f"{key}_token"])
     return found
+
+
+# --- sentence-transformers ---
+
+
+@dataclass(frozen=True)
+class EmbeddingSetup:
+    """How an encoder turns a text into one vector, as a sentence-transformers pipeline does:
+    the token states pooled (``mean``, ``cls``, or ``pooler``: BERT's tanh layer on [CLS]),
+    then scaled to length 1 if ``normalize``; a text is cut to ``max_len`` tokens, keeping
+    its ``head`` or its ``tail``.
+
+    An encoder imported from a sentence-transformers folder records its setup in
+    ``warmstart.json`` (``config.embedding``), and the encoders made from it keep it.
+    """
+
+    pooling: str = "mean"
+    normalize: bool = False
+    max_len: int = 256
+    truncation: str = "head"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pooling": self.pooling, "normalize": self.normalize, "max_len": self.max_len,
+                "truncation": self.truncation}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EmbeddingSetup:
+        return cls(pooling=str(d.get("pooling", "mean")), normalize=bool(d.get("normalize", False)),
+                   max_len=int(d.get("max_len", 256)), truncation=str(d.get("truncation", "head")))
+
+
+#: Where an encoder artifact records its EmbeddingSetup: warmstart.json's config[EMBEDDING_KEY].
+EMBEDDING_KEY = "embedding"
+SENTENCE_CONFIG_FILE = "sentence_bert_config.json"
+_ST_POOLING = {"mean": "pooling_mode_mean_tokens", "cls": "pooling_mode_cls_token"}
+
+
+def read_embedding_setup(path: str | os.PathLike[str]) -> EmbeddingSetup | None:
+    """The embedding setup of a warmstart encoder artifact (as recorded) or of a
+    sentence-transformers folder (its ``modules.json``); None when there is none, or when
+    the folder's pipeline is not one warmstart's encoder can run (max pooling, a Dense layer)."""
+    folder = Path(path)
+    if (folder / artifact.META_FILE).exists():
+        recorded = artifact.read_meta(folder).get("config", {}).get(EMBEDDING_KEY)
+        return EmbeddingSetup.from_dict(recorded) if isinstance(recorded, dict) else None
+    modules = _st_modules(folder)
+    if not modules:
+        return None
+    types = [str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules]
+    if types not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
+        return None
+    if modules[0].get("path", "") not in ("", "."):
+        return None  # the transformer in a subfolder: not a folder read_hf_folder reads
+    pooling_config = _read_json(folder / str(modules[1].get("path", "")) / CONFIG_FILE)
+    modes = _pooling_modes(pooling_config)
+    if len(modes) != 1 or modes[0] not in _ST_POOLING:
+        return None
+    settings = (_read_json(folder / SENTENCE_CONFIG_FILE)
+                if (folder / SENTENCE_CONFIG_FILE).is_file() else {})
+    return EmbeddingSetup(pooling=modes[0], normalize=len(types) == 3,
+                          max_len=int(settings.get("max_seq_length") or 256))
+
+
+def _st_modules(folder: Path) -> list[dict[str, Any]]:
+    path = folder / MODULES_FILE
+    if not path.is_file():
+        return []
+    listed = _read_json(path)
+    if not isinstance(listed, list) or not all(isinstance(m, dict) for m in listed):
+        raise WarmstartError(f"{path}: expected a list of modules")
+    return listed
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise WarmstartError(f"{path}: missing") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise WarmstartError(f"{path}: not valid JSON ({e})") from None
+
+
+def _pooling_modes(config: dict[str, Any]) -> list[str]:
+    """A Pooling module's modes, from its current (``pooling_mode``) or older config keys."""
+    if "pooling_mode" in config:
+        mode = config["pooling_mode"]
+        return [mode] if isinstance(mode, str) else list(mode)
+    return [k.removeprefix("pooling_mode_").removesuffix("_tokens").removesuffix("_token")
+            for k, on in config.items() if k.startswith("pooling_mode_") and on]
+
+
+def _check_embedding(setup: EmbeddingSetup) -> None:
+    if setup.pooling not in ("mean", "cls", "pooler"):
+        raise WarmstartError(f"--pooling {setup.pooling}: use mean, cls or pooler")
+    if setup.truncation not in ("head", "tail"):
+        raise WarmstartError(
+            f"--format sentence-transformers: the encoder cuts long texts by --truncation "
+            f"{setup.truncation}, which sentence-transformers cannot (it keeps the head or the "
+            "tail of a text); train with --truncation head or tail to export it")
+
+
+def _write_sentence_transformers_files(folder: Path, encoder: Encoder, setup: EmbeddingSetup) -> None:
+    """The modules that follow the transformer, in the layout sentence-transformers has read
+    since its version 2 (and still reads)."""
+    hidden = encoder.config.hidden
+    modules = [("", "sentence_transformers.models.Transformer"),
+               ("1_Pooling", "sentence_transformers.models.Pooling")]
+    if setup.pooling == "pooler":
+        modules.append(("2_Dense", "sentence_transformers.models.Dense"))
+    if setup.normalize:
+        modules.append((f"{len(modules)}_Normalize", "sentence_transformers.models.Normalize"))
+    artifact.write_json_atomic(folder / MODULES_FILE, [
+        {"idx": i, "name": str(i), "path": path, "type": kind} for i, (path, kind) in enumerate(modules)])
+    artifact.write_json_atomic(folder / SENTENCE_CONFIG_FILE, {
+        "max_seq_length": min(setup.max_len, encoder.config.max_positions), "do_lower_case": False})
+    artifact.write_json_atomic(folder / "config_sentence_transformers.json", {
+        "prompts": {}, "default_prompt_name": None, "similarity_fn_name": "cosine"})
+    (folder / "1_Pooling").mkdir()
+    pooled = "cls" if setup.pooling == "pooler" else setup.pooling  # the pooler reads [CLS]
+    artifact.write_json_atomic(folder / "1_Pooling" / CONFIG_FILE, {
+        "word_embedding_dimension": hidden,
+        **{key: mode == pooled for mode, key in _ST_POOLING.items()},
+        "pooling_mode_max_tokens": False,
+        "pooling_mode_mean_sqrt_len_tokens": False,
+    })
+    if setup.pooling == "pooler":
+        (folder / "2_Dense").mkdir()
+        artifact.write_json_atomic(folder / "2_Dense" / CONFIG_FILE, {
+            "in_features": hidden, "out_features": hidden, "bias": True,
+            "activation_function": "torch.nn.modules.activation.Tanh"})
+        save_file({"linear.weight": encoder.pooler.weight.detach().cpu().clone().contiguous(),
+                   "linear.bias": encoder.pooler.bias.detach().cpu().clone().contiguous()},
+                  str(folder / "2_Dense" / WEIGHTS_FILE), metadata={"format": "pt"})
+    if setup.normalize:
+        (folder / modules[-1][0]).mkdir()

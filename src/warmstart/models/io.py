@@ -1,9 +1,10 @@
-"""Encoder and decoder artifacts: save ours, and load ours or a Hugging Face folder alike.
+"""Encoder and decoder artifacts: save ours, load ours or a Hugging Face folder alike, export.
 
 An encoder/decoder artifact is ``model.safetensors`` (our parameter names), ``tokenizer.json``
 and ``warmstart.json`` (kind, the model's shape under ``config.model``, how it was made).
 ``load_pretrained`` also accepts a Hugging Face BERT-family or GPT-2 folder, so ``--init`` and
-downstream commands take either.
+downstream commands take either. ``export_model`` writes an artifact as a folder that
+``transformers`` or ``sentence-transformers`` loads, or as an ONNX graph for onnxruntime.
 """
 
 from __future__ import annotations
@@ -14,25 +15,38 @@ from pathlib import Path
 from typing import Any
 
 import tokenizers
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from warmstart.artifact import META_FILE, read_meta, write_meta
 from warmstart.errors import WarmstartError
-from warmstart.models.transformer import Decoder, Encoder, TransformerConfig
+from warmstart.models.hf import (
+    EMBEDDING_KEY,
+    EmbeddingSetup,
+    read_embedding_setup,
+    read_hf_folder,
+    write_hf_folder,
+)
+from warmstart.models.transformer import Decoder, Encoder, MaskedLMHead, TransformerConfig
 
 WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_FILE = "tokenizer.json"
+#: Beside the model, the weights of the objective that trained it (its heads), tagged with the
+#: objective's name in the file's metadata; masked-LM pretraining's head is ``head.*``.
+HEADS_FILE = "heads.safetensors"
+EXPORT_FORMATS = ("transformers", "sentence-transformers", "onnx")
 
 
 @dataclass
 class Pretrained:
-    """A model with its tokenizer and where it came from."""
+    """A model with its tokenizer, where it came from, and (for an encoder made from a
+    sentence-transformers model) how it turns a text into one vector."""
 
     model: Encoder | Decoder
     tokenizer: tokenizers.Tokenizer | None
     kind: str  # "encoder" or "decoder"
     source: dict[str, Any] = field(default_factory=dict)
+    embedding: EmbeddingSetup | None = None
 
 
 def save_model(
@@ -44,17 +58,34 @@ def save_model(
     parent: str | None = None,
     data: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write ``model`` and ``tokenizer`` into artifact ``folder`` (which must exist)."""
+    """Write ``model`` and ``tokenizer`` into artifact ``folder`` (which must exist).
+
+    An encoder keeps the embedding setup (pooling, normalisation) of the ``parent`` it was
+    made from, when that is a sentence-transformers folder or an artifact that recorded one.
+    """
     kind = "encoder" if isinstance(model, Encoder) else "decoder"
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(tensors, str(folder / WEIGHTS_FILE), metadata={"format": "pt"})
     tokenizer.save(str(folder / TOKENIZER_FILE))
+    setup = _inherited_setup(parent) if kind == "encoder" and EMBEDDING_KEY not in config else None
+    if setup is not None:
+        config = {**config, EMBEDDING_KEY: setup.to_dict()}
     return write_meta(folder, kind=kind, config={"model": model.config.to_dict(), **config},
                       parent=parent, data=data)
 
 
+def _inherited_setup(parent: str | None) -> EmbeddingSetup | None:
+    if not parent or not Path(parent).is_dir():
+        return None
+    try:
+        return read_embedding_setup(parent)
+    except WarmstartError:
+        return None  # the model is saved all the same; a broken parent only loses its setup
+
+
 def load_pretrained(path: str | os.PathLike[str], *, kind: str | None = None) -> Pretrained:
-    """Load an encoder/decoder artifact of ours or a Hugging Face model folder.
+    """Load an encoder/decoder artifact of ours or a Hugging Face model folder, in eval mode
+    (dropout off; training switches it back on).
 
     With ``kind``, anything else is refused with a message naming the folder.
     """
@@ -76,8 +107,6 @@ def load_pretrained(path: str | os.PathLike[str], *, kind: str | None = None) ->
         tok = tokenizers.Tokenizer.from_file(str(tok_path)) if tok_path.exists() else None
         loaded = Pretrained(model, tok, found, {"path": str(folder), "format": "warmstart"})
     else:
-        from warmstart.models.hf import read_hf_folder
-
         hf = read_hf_folder(folder)
         loaded = Pretrained(hf.build(), hf.tokenizer, hf.kind, {**hf.source, "format": "huggingface"})
     if kind is not None and loaded.kind != kind:
@@ -85,5 +114,117 @@ def load_pretrained(path: str | os.PathLike[str], *, kind: str | None = None) ->
         raise WarmstartError(
             f"{folder}: holds {article[loaded.kind]}, but {article[kind]} is needed here"
         )
-    loaded.model.train()
+    if loaded.kind == "encoder":
+        loaded.embedding = read_embedding_setup(folder)
+    loaded.model.eval()
     return loaded
+
+
+def read_mlm_head(folder: str | os.PathLike[str], encoder: Encoder) -> MaskedLMHead | None:
+    """The head masked-LM pretraining saved beside ``encoder`` in artifact ``folder`` (tied to
+    the encoder's token embedding, in eval mode), or None if the folder has none."""
+    path = Path(folder) / HEADS_FILE
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), "pt") as f:
+            made_by = (f.metadata() or {}).get("objective")
+        if made_by != "mlm":
+            return None
+        tensors = load_file(str(path))
+    except (OSError, SafetensorError) as e:
+        raise WarmstartError(f"{path}: cannot read the heads ({e})") from None
+    head = MaskedLMHead(encoder.config, encoder.tok_emb)
+    try:
+        head.load_state_dict({k.removeprefix("head."): v for k, v in tensors.items()
+                              if k.startswith("head.")}, strict=True)
+    except RuntimeError as e:
+        raise WarmstartError(f"{path}: the masked-LM head does not fit the model ({e})") from None
+    return head.eval()
+
+
+def export_model(
+    path: str | os.PathLike[str], out: str | os.PathLike[str], *, format: str = "transformers",
+    quantize: str | None = None,
+) -> str:
+    """Write the encoder, decoder or encoder classifier in folder ``path`` (an artifact, or a
+    Hugging Face folder) as folder ``out`` for another library; returns what was written.
+
+    ``format="transformers"``: an encoder as ``BertModel``, or ``BertForMaskedLM`` when masked-LM
+    pretraining left its head beside it (an encoder made from a sentence-transformers model
+    keeps that model's pooling and normalisation too); a decoder as ``GPT2LMHeadModel``; a
+    classifier as ``BertForSequenceClassification``. ``format="sentence-transformers"``: an
+    encoder (its recorded pooling and normalisation, or mean pooling), or a classifier's
+    encoder as the classifier pools it, for ``SentenceTransformer(out)``. ``format="onnx"``: an
+    encoder or encoder classifier as an ONNX graph with its tokenizer, for onnxruntime
+    (:func:`warmstart.models.onnx.export_onnx`), its weights in int8 with ``quantize="int8"``.
+
+        >>> export_model("runs/mlm", "export", format="sentence-transformers")  # doctest: +SKIP
+        >>> export_model("runs/clf", "clf-onnx", format="onnx", quantize="int8")  # doctest: +SKIP
+    """
+    if format not in EXPORT_FORMATS:
+        raise WarmstartError(f"--format {format}: use one of {', '.join(EXPORT_FORMATS)}")
+    if format == "onnx":
+        from warmstart.models.onnx import export_onnx
+
+        return export_onnx(path, out, quantize=quantize)
+    if quantize is not None:
+        raise WarmstartError(f"--quantize {quantize}: only with --format onnx")
+    folder = Path(path)
+    if (folder / META_FILE).exists() and read_meta(folder).get("kind") == "classifier":
+        return _export_classifier(folder, out, format)
+    loaded = load_pretrained(folder)
+    if format == "sentence-transformers":
+        if not isinstance(loaded.model, Encoder) or loaded.tokenizer is None:
+            raise WarmstartError(
+                f"--format sentence-transformers: {folder} holds "
+                f"{'a decoder' if loaded.kind == 'decoder' else 'an encoder without a tokenizer'}; "
+                "sentence embeddings come from an encoder with its tokenizer")
+        setup = loaded.embedding or EmbeddingSetup()
+        write_hf_folder(loaded.model, out, tokenizer=loaded.tokenizer, embedding=setup)
+        return _st_summary(setup)
+    if isinstance(loaded.model, Encoder):
+        # An encoder made from a sentence-transformers model stays one: the folder keeps its
+        # pooling and normalisation beside the transformers model.
+        mlm_head = read_mlm_head(folder, loaded.model) if loaded.source["format"] == "warmstart" else None
+        write_hf_folder(loaded.model, out, tokenizer=loaded.tokenizer, mlm_head=mlm_head,
+                        embedding=loaded.embedding)
+        written = ("BertForMaskedLM; load it with AutoModelForMaskedLM.from_pretrained or "
+                   "pipeline('fill-mask')" if mlm_head is not None
+                   else "BertModel; load it with AutoModel.from_pretrained")
+        return written + (f"; also a {_st_summary(loaded.embedding)}" if loaded.embedding else "")
+    write_hf_folder(loaded.model, out, tokenizer=loaded.tokenizer)
+    return "GPT2LMHeadModel; load it with AutoModelForCausalLM.from_pretrained"
+
+
+def _export_classifier(folder: Path, out: str | os.PathLike[str], format: str) -> str:
+    # The classifier lives in the transfer layer above this one: imported when asked for.
+    from warmstart.transfer.bodies import EncoderBody
+    from warmstart.transfer.classifier import Classifier
+    from warmstart.transfer.ensemble import Ensemble
+
+    clf = Classifier.load(folder)
+    if format == "transformers":
+        clf.export_hf(out)
+        return ("BertForSequenceClassification; load it with "
+                "AutoModelForSequenceClassification.from_pretrained")
+    if isinstance(clf, Ensemble):
+        raise WarmstartError(
+            f"--format sentence-transformers: {folder} is an ensemble of {len(clf.members)} "
+            "classifiers, and a SentenceTransformer is one encoder: export an encoder "
+            f"member's folder ({', '.join(f'{folder}/members/{n}' for n in clf.members)})")
+    body = clf.model.body
+    if not isinstance(body, EncoderBody):
+        raise WarmstartError(
+            f"--format sentence-transformers: {folder} reads texts with a {body.kind} body, not "
+            "an encoder; only encoder classifiers have sentence embeddings to export")
+    setup = EmbeddingSetup(pooling=body.pooling, normalize=body.normalize, max_len=body.max_len,
+                           truncation=body.truncation)
+    write_hf_folder(body.encoder, out, tokenizer=body.tokenizer, embedding=setup)
+    return _st_summary(setup)
+
+
+def _st_summary(setup: EmbeddingSetup) -> str:
+    scaled = ", normalised" if setup.normalize else ""
+    return (f"SentenceTransformer, {setup.pooling} pooling{scaled}; load it with "
+            "sentence_transformers.SentenceTransformer")

@@ -32,7 +32,7 @@ class ObjectiveConfig:
     mask_prob: float = opt(0.15, "MLM/ELECTRA: share of tokens to predict")
     whole_word_mask: bool = opt(False, "MLM/ELECTRA: mask all pieces of a word together")
     generator_scale: float = opt(0.25, "ELECTRA: generator width as a share of the model's")
-    discriminator_weight: float = opt(50.0, "ELECTRA: weight of the replaced-token loss")
+    discriminator_weight: float = opt(50.0, "ELECTRA: weight of the replaced-token loss", above=0)
     delete_prob: float = opt(0.6, "DAE: share of tokens deleted from the input")
     decoder_layers: int = opt(1, "DAE: layers of the reconstructing decoder")
 

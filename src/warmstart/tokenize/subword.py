@@ -15,7 +15,6 @@ rely on: ``[PAD]`` 0, ``[UNK]`` 1, ``[CLS]`` 2, ``[SEP]`` 3, ``[MASK]`` 4.
 
 from __future__ import annotations
 
-import itertools
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -25,7 +24,8 @@ import tokenizers
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 from warmstart import artifact
-from warmstart.errors import WarmstartError
+from warmstart.corpus import text_batches
+from warmstart.errors import WarmstartError, with_article
 
 #: Special tokens, in id order (``[PAD]`` is 0 ... ``[MASK]`` is 4) for every model.
 SPECIAL_TOKENS: tuple[str, ...] = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -34,6 +34,9 @@ SUBWORD_MODELS: tuple[str, ...] = ("bpe", "wordpiece", "unigram")
 TOKENIZER_FILE = "tokenizer.json"
 
 _BATCH = 1000  # texts handed to the Rust trainer per call: far fewer Python round trips
+# ... and at most about this many characters: the trainer's memory grows with the text it
+# holds, so a batch of long documents stops early.
+_BATCH_CHARS = 1 << 20
 
 
 def _build(
@@ -114,7 +117,7 @@ class _Batches:
 
     def __iter__(self) -> Iterator[list[str]]:
         try:
-            while batch := list(itertools.islice(self.texts, _BATCH)):
+            for batch in text_batches(self.texts, max_docs=_BATCH, max_chars=_BATCH_CHARS):
                 self.n_texts += len(batch)
                 yield batch
         except Exception as e:
@@ -208,7 +211,7 @@ def load_subword_tokenizer(path: str | os.PathLike[str]) -> tokenizers.Tokenizer
             meta = artifact.read_meta(path)  # checks the format version
             if not file.exists():
                 raise WarmstartError(
-                    f"{path}: is a {meta.get('kind')!r} artifact without a {TOKENIZER_FILE}; "
+                    f"{path}: is {with_article(repr(meta.get('kind')))} artifact without a {TOKENIZER_FILE}; "
                     "a tokenizer artifact (from training a subword tokenizer) is needed here"
                 )
         elif not file.exists():

@@ -40,24 +40,24 @@ class TrainConfig:
     """Settings of the training loop, shared by every objective."""
 
     batch_size: int = opt(32, "sequences per optimizer step, over all processes")
-    micro_batch_size: int = opt(0, "sequences per forward pass (0: a process's whole share)")
-    lr: float = opt(5e-4, "peak learning rate")
-    weight_decay: float = opt(0.01, "AdamW weight decay (not on biases and LayerNorms)")
+    micro_batch_size: int = opt(0, "sequences per forward pass (0: a process's whole share)", at_least=0)
+    lr: float = opt(5e-4, "peak learning rate", above=0)
+    weight_decay: float = opt(0.01, "AdamW weight decay (not on biases and LayerNorms)", at_least=0)
     warmup: float = opt(0.06, "share of the budget spent raising the learning rate")
     schedule: str = opt("linear", "decay after warmup: linear, cosine or constant")
-    clip: float = opt(1.0, "clip the gradient norm to this (0: no clipping)")
+    clip: float = opt(1.0, "clip the gradient norm to this (0: no clipping)", at_least=0)
     precision: str = opt("auto", "bf16, fp32 or auto (bf16 where the hardware has it)")
     compile: bool = opt(False, "compile the model with torch.compile")
-    seed: int = opt(0, "seed of data order, masks, dropout and initialisation")
-    epochs: float = opt(0.0, "passes over the training data (default 1 if no budget is set)")
-    max_steps: int = opt(0, "stop after this many optimizer steps (0: no limit)")
-    max_tokens: int = opt(0, "stop after this many training tokens (0: no limit)")
+    seed: int = opt(0, "seed of data order, masks, dropout and initialisation", at_least=0)
+    epochs: float = opt(0.0, "passes over the training data (default 1 if no budget is set)", at_least=0)
+    max_steps: int = opt(0, "stop after this many optimizer steps (0: no limit)", at_least=0)
+    max_tokens: int = opt(0, "stop after this many training tokens (0: no limit)", at_least=0)
     time_budget: str = opt("", "stop after this wall time, e.g. 90s, 30m, 2h")
-    eval_every: int = opt(200, "validate every this many steps (0: only at the end)")
+    eval_every: int = opt(200, "validate every this many steps (0: only at the end)", at_least=0)
     eval_batches: int = opt(10, "batches of held-out data per validation")
-    checkpoint_every: int = opt(500, "checkpoint every this many steps (0: only on signals)")
+    checkpoint_every: int = opt(500, "checkpoint every this many steps (0: only on signals)", at_least=0)
     log_every: int = opt(10, "log training metrics every this many steps")
-    threads: int = opt(0, "CPU threads for torch (0: torch's default)")
+    threads: int = opt(0, "CPU threads for torch (0: torch's default)", at_least=0)
     device: str = opt("auto", "cpu, cuda, cuda:N or auto")
 
     def __post_init__(self) -> None:
@@ -141,7 +141,10 @@ def resolve_device(name: str, dist_local_rank: int = 0) -> torch.device:
         name = f"cuda:{dist_local_rank}"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise WarmstartError(f"--device {name}: no CUDA device is available; use --device cpu")
-    return torch.device(name)
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise WarmstartError(f"--device {name!r}: not a device; use cpu, cuda, cuda:N or auto") from None
 
 
 def fast_bf16(device: torch.device) -> bool:
@@ -440,7 +443,11 @@ def _run(
                 checkpoint()
                 window_start += time.perf_counter() - saving_start
 
-    if not state.history or "valid_loss" not in state.history[-1]:
+    # The reported final validation is the model's at the last step. Checking only the last
+    # record missed a run stopped between two logs: its last record was then an earlier
+    # validation (step 0's, when a time budget ends a run before its first log).
+    last_valid = next((r for r in reversed(state.history) if "valid_loss" in r), None)
+    if last_valid is None or last_valid["step"] != state.step:
         validate()
     if monitor is not None and state.best_state is not None:
         module.load_state_dict(state.best_state)

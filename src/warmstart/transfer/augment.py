@@ -565,21 +565,21 @@ class AugmentConfig(ReadConfig):
     vectors: str = opt("", "word vectors whose neighbours are EDA's synonyms (needed by --sr, --ri)")
     mlm: str = opt("", "encoder with an MLM head (warmstart pretrain --objective mlm): "
                        "contextual replacement, mixed with EDA's copies")
-    copies: int = opt(4, "augmented copies per example")
-    seed: int = opt(0, "random seed: the same seed writes the same file")
-    sr: float = opt(0.1, "EDA synonym replacement: share of words replaced")
-    ri: float = opt(0.1, "EDA random insertion: synonyms inserted, as a share of the words")
-    rs: float = opt(0.1, "EDA random swap: swaps, as a share of the words")
-    rd: float = opt(0.1, "EDA random deletion: share of words deleted")
-    mlm_rate: float = opt(0.15, "contextual: share of tokens masked and refilled")
-    top_k: int = opt(10, "contextual: sample a refill among the k likeliest tokens")
+    copies: int = opt(4, "augmented copies per example", at_least=1)
+    seed: int = opt(0, "random seed: the same seed writes the same file", at_least=0)
+    sr: float = opt(0.1, "EDA synonym replacement: share of words replaced", at_least=0, at_most=1)
+    ri: float = opt(0.1, "EDA random insertion: synonyms inserted, as a share of the words", at_least=0, at_most=1)
+    rs: float = opt(0.1, "EDA random swap: swaps, as a share of the words", at_least=0, at_most=1)
+    rd: float = opt(0.1, "EDA random deletion: share of words deleted", at_least=0, at_most=1)
+    mlm_rate: float = opt(0.15, "contextual: share of tokens masked and refilled", above=0, at_most=1)
+    top_k: int = opt(10, "contextual: sample a refill among the k likeliest tokens", at_least=1)
     tokenizer: str = opt("", "EDA's word tokenizer (default: the one the vectors were trained "
                              "with, jieba for tagged text; words without --vectors)")
     join: str = opt("auto", "how words are joined: auto (no spaces around Chinese or Japanese), "
                             "space or none")
-    topn: int = opt(10, "synonyms: nearest neighbours considered per word")
-    min_similarity: float = opt(0.5, "synonyms: lowest cosine similarity of a synonym")
-    n_stopwords: int = opt(50, "synonyms: the vectors' most frequent words, never replaced")
+    topn: int = opt(10, "synonyms: nearest neighbours considered per word", at_least=1)
+    min_similarity: float = opt(0.5, "synonyms: lowest cosine similarity of a synonym", at_least=-1, at_most=1)
+    n_stopwords: int = opt(50, "synonyms: the vectors' most frequent words, never replaced", at_least=0)
 
     def __post_init__(self) -> None:
         if self.copies < 0:

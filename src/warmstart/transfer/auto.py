@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from warmstart.errors import WarmstartError
+from warmstart.errors import WarmstartError, with_article
 from warmstart.labeled import LabeledDataset
 from warmstart.transfer.recipes import (
     FineTune,
@@ -76,7 +76,7 @@ class Init:
             raise WarmstartError(f"--init {path}: no such folder")
         kind = artifact_kind(path)
         if kind not in ("encoder", "vectors"):
-            raise WarmstartError(f"--init {path}: a {kind} artifact; --recipe reads encoders "
+            raise WarmstartError(f"--init {path}: {with_article(str(kind))} artifact; --recipe reads encoders "
                                  "(ours or Hugging Face BERT-family folders) and word vectors")
         return cls(path, kind, Path(path).name or path)
 

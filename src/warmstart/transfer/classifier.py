@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+import sys
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from warmstart.artifact import read_meta, write_meta
-from warmstart.errors import WarmstartError
+from warmstart.errors import WarmstartError, with_article
 from warmstart.labeled import LabeledDataset
+from warmstart.models.onnx import is_onnx_folder
 from warmstart.models.transformer import Encoder, TransformerConfig
 from warmstart.train.loop import bf16_autocast, check_precision
 from warmstart.transfer.bodies import Body, EncoderBody, TfidfBody, WordVectorBody, sorted_batches
@@ -131,7 +133,7 @@ class Classifier:
         body = self.model.body
         if not isinstance(body, EncoderBody):
             raise WarmstartError("only encoder classifiers export to Hugging Face; this one "
-                                 f"reads texts with a {body.kind} body")
+                                 f"reads texts with {with_article(body.kind)} body")
         if body.pooling != "pooler":
             raise WarmstartError(
                 f"this classifier pools by {body.pooling!r}, but BertForSequenceClassification "
@@ -170,6 +172,10 @@ class Classifier:
     def load(cls, path: str | os.PathLike[str], *, precision: str = "auto") -> Classifier:
         """The classifier saved in folder ``path``; ``precision`` as for prediction above."""
         folder = Path(path)
+        if is_onnx_folder(folder):  # exported with --format onnx: run by onnxruntime
+            from warmstart.transfer.onnx import load_onnx_classifier
+
+            return load_onnx_classifier(folder)
         meta = read_meta(folder, kind="classifier")
         config = meta["config"]
         if "ensemble" in config:  # several classifiers in one folder (--recipe auto)
@@ -212,6 +218,51 @@ class Classifier:
         except RuntimeError as e:
             raise WarmstartError(f"{folder}: the weights do not fit the model ({e})") from None
         return cls(model, thresholds=config.get("thresholds") or {}, precision=precision)
+
+
+def source_records(source: str | os.PathLike[str], *, text_field: str = "text",
+                   ) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of every line of ``source`` (``"-"``: standard input), blank ones
+    included; of a JSONL or CSV/TSV file, its ``text_field`` per record (see
+    :meth:`Corpus.records <warmstart.corpus.Corpus.records>`)."""
+    if str(source) == "-":
+        for number, line in enumerate(sys.stdin, start=1):
+            yield number, line.rstrip("\r\n")
+        return
+    from warmstart.corpus import Corpus
+
+    for _, number, text in Corpus([source], text_field=text_field).records():
+        yield number, text
+
+
+def predict(
+    classifier: Classifier, records: Iterable[tuple[int, str]], *, task: str | None = None,
+    top_k: int = 1, batch: int = 1024,
+) -> Iterator[dict[str, Any]]:
+    """Label numbered texts, in order, ``batch`` at a time (memory stays flat on any input).
+
+    ``records`` are ``(line number, text)`` pairs, as :meth:`Corpus.records
+    <warmstart.corpus.Corpus.records>` reads them. Each gives one dict: ``line``, ``text`` and
+    the label(s) with probabilities (:meth:`Classifier.predict_records`); a blank text gives
+    ``label`` None (``labels`` [] for multi-label), so outputs line up with inputs.
+    """
+    t = classifier.task(task)
+    empty: dict[str, Any] = {"labels": []} if t.multi_label else {"label": None}
+    chunk: list[tuple[int, str]] = []
+
+    def flush() -> Iterator[dict[str, Any]]:
+        texts = [text for _, text in chunk if text.strip()]
+        labeled = iter(classifier.predict_records(texts, task=task, top_k=top_k) if texts else [])
+        for line, text in chunk:
+            yield {"line": line, "text": text,
+                   **(next(labeled) if text.strip() else {**empty, "probabilities": {}})}
+        chunk.clear()
+
+    for record in records:
+        chunk.append(record)
+        if len(chunk) == batch:
+            yield from flush()
+    yield from flush()
 
 
 def evaluate(classifier: Classifier, dataset: LabeledDataset, *, task: str | None = None) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from warmstart.artifact import building, check_replaceable
+from warmstart.artifact import building, check_out
 from warmstart.config import split_settings
 from warmstart.errors import WarmstartError
 from warmstart.labeled import LabeledDataset
@@ -129,7 +129,7 @@ def finetune(
     seed = int(train_values.get("seed", 0))
     out_dir = Path(out) if out is not None else None
     if out_dir is not None:
-        check_replaceable(out_dir)
+        check_out(out_dir)
     if recipe.recipe:
         if tasks:
             raise WarmstartError("--recipe trains one task; drop --task")

@@ -29,7 +29,7 @@ class DataConfig(ReadConfig):
     dev: str = opt("", "dev file (default: --dev-fraction of the training data, stratified)")
     dev_fraction: float = opt(0.1, "share of the training data held out as dev when no --dev "
                                    "(0: train on every example; dev scores are then of the "
-                                   "training data, for few labels)")
+                                   "training data, for few labels)", at_least=0, below=1)
 
 
 @dataclass
@@ -51,37 +51,37 @@ class FinetuneConfig:
     normalize: str = opt("auto", "encoder: scale each pooled vector to length 1: yes, no or "
                                  "auto (yes for a probe or prototype on a sentence-transformers "
                                  "model that normalises its embeddings, as all-MiniLM-L6-v2)")
-    max_len: int = opt(256, "tokens per text (longer texts are cut)")
+    max_len: int = opt(256, "tokens per text (longer texts are cut)", at_least=8)
     truncation: str = opt("head", "encoder: what a long text keeps: head, tail or head+tail "
                           "(a quarter from the start, the rest from the end)")
-    dropout: float = opt(0.1, "dropout before the head")
-    l1: float = opt(0.0, "L1 penalty on the trained weights")
-    l2: float = opt(0.0, "L2 penalty on the trained weights (with --l1: the elastic net)")
-    l2sp: float = opt(0.0, "L2-SP: penalty on the distance from the pretrained weights")
-    layer_lr_decay: float = opt(1.0, "each encoder block below the top learns this much slower")
-    unfreeze: float = opt(0.0, "gradual unfreezing over this share of training (0: off)")
+    dropout: float = opt(0.1, "dropout before the head", at_least=0, below=1)
+    l1: float = opt(0.0, "L1 penalty on the trained weights", at_least=0)
+    l2: float = opt(0.0, "L2 penalty on the trained weights (with --l1: the elastic net)", at_least=0)
+    l2sp: float = opt(0.0, "L2-SP: penalty on the distance from the pretrained weights", at_least=0)
+    layer_lr_decay: float = opt(1.0, "each encoder block below the top learns this much slower", above=0)
+    unfreeze: float = opt(0.0, "gradual unfreezing over this share of training (0: off)", at_least=0, below=1)
     freeze: bool = opt(False, "keep the pretrained body (or word embeddings) fixed")
     class_weights: str = opt("none", "none or balanced (weigh classes by inverse frequency)")
-    patience: int = opt(0, "stop after this many evaluations without a better dev score")
+    patience: int = opt(0, "stop after this many evaluations without a better dev score", at_least=0)
     monitor: str = opt("accuracy", "dev score that picks the best epoch: accuracy or loss")
-    task_temperature: float = opt(1.0, "multi-task sampling: 1 proportional, larger flatter")
+    task_temperature: float = opt(1.0, "multi-task sampling: 1 proportional, larger flatter", above=0)
     head_init: str = opt("random", "finetune: the heads start random, or as a probe's logistic "
                          "regression on the starting features (LP-FT, Kumar et al. 2022)")
     penalty: str = opt("l2", "probe: l2, l1 or elasticnet")
-    C: float = opt(0.0, "probe: inverse regularisation strength (0: chosen by 5-fold CV)")
-    l1_ratio: float = opt(0.5, "probe: share of L1 in the elastic net")
+    C: float = opt(0.0, "probe: inverse regularisation strength (0: chosen by 5-fold CV)", at_least=0)
+    l1_ratio: float = opt(0.5, "probe: share of L1 in the elastic net", at_least=0, at_most=1)
     standardize: bool = opt(True, "probe: standardise the features with the training texts' "
                                   "mean and spread (off: raw features, as SetFit; steadier "
                                   "with a handful of labels)")
-    dim: int = opt(100, "word-vector model: embedding size without --init")
+    dim: int = opt(100, "word-vector model: embedding size without --init", at_least=1)
     ngrams: int = opt(2, "word-vector model and TF-IDF: word n-grams up to this length "
-                         "(1: words only)")
-    buckets: int = opt(200_000, "word-vector model: hash buckets for the n-grams")
-    hidden: int = opt(0, "word-vector model: a hidden layer of this size (0: linear)")
+                         "(1: words only)", at_least=1)
+    buckets: int = opt(200_000, "word-vector model: hash buckets for the n-grams", at_least=1)
+    hidden: int = opt(0, "word-vector model: a hidden layer of this size (0: linear)", at_least=0)
     min_count: int = opt(1, "word-vector model: words seen fewer times are dropped; TF-IDF: "
-                            "terms in fewer texts are dropped")
+                            "terms in fewer texts are dropped", at_least=1)
     max_vocab: int = opt(200_000, "word-vector model: most words taken from --init's vectors; "
-                                  "TF-IDF: most terms kept (the most frequent)")
+                                  "TF-IDF: most terms kept (the most frequent)", at_least=1)
     channels: str = opt("static", "word-vector model: where --init's vectors go: static (a "
                         "frozen, standardised channel beside trained embeddings that start "
                         "random), trained (the trained embeddings start from them, as fastText's "
@@ -125,39 +125,39 @@ class FewLabelsConfig:
 
     contrastive: int = opt(0, "few-shot: first tune the body on pairs of labeled texts "
                               "(SetFit): this many positive and as many negative pairs per "
-                              "example and epoch (0: off; SetFit's default is 20)")
-    contrastive_lr: float = opt(2e-5, "contrastive phase: learning rate")
-    contrastive_epochs: float = opt(1.0, "contrastive phase: epochs of pairs")
-    contrastive_batch: int = opt(16, "contrastive phase: pairs per step")
+                              "example and epoch (0: off; SetFit's default is 20)", at_least=0)
+    contrastive_lr: float = opt(2e-5, "contrastive phase: learning rate", above=0)
+    contrastive_epochs: float = opt(1.0, "contrastive phase: epochs of pairs", above=0)
+    contrastive_batch: int = opt(16, "contrastive phase: pairs per step", at_least=2)
     augment: int = opt(0, "augmented copies of each labeled example added to the training data "
-                          "(EDA; contextual with --augment-mlm)")
+                          "(EDA; contextual with --augment-mlm)", at_least=0)
     augment_vectors: str = opt("", "word vectors whose neighbours are the augmenter's synonyms "
                                    "(without: EDA swaps and deletions only)")
     augment_mlm: str = opt("", "encoder with an MLM head: contextual replacement, mixed with EDA")
     unlabeled: str = opt("", "unlabeled text (any corpus format) for --self-train or "
                              "--consistency")
     unlabeled_field: str = opt("text", "--unlabeled: the text column or JSON key")
-    unlabeled_max: int = opt(0, "use at most this many unlabeled texts, a seeded sample (0: all)")
+    unlabeled_max: int = opt(0, "use at most this many unlabeled texts, a seeded sample (0: all)", at_least=0)
     teacher: str = opt("", "self-training: a trained classifier (folder) whose confident "
                            "predictions on --unlabeled are the first round's pseudo-labels, "
                            "instead of this model's own; best of another kind than the "
                            "student (e.g. a probe on pretrained vectors teaching --body tfidf)")
     self_train: int = opt(0, "self-training rounds: pseudo-label --unlabeled with the classifier, "
-                             "retrain on the labels and the pseudo-labels (0: off)")
-    pseudo_threshold: float = opt(0.9, "self-training: lowest confidence of a pseudo-label")
+                             "retrain on the labels and the pseudo-labels (0: off)", at_least=0)
+    pseudo_threshold: float = opt(0.9, "self-training: lowest confidence of a pseudo-label", at_least=0, at_most=1)
     pseudo_balance: bool = opt(True, "self-training: keep as many pseudo-labels of each class")
     pseudo_per_class: int = opt(0, "self-training: keep at most this many pseudo-labels of each "
-                                   "class, the most confident (0: all above the threshold)")
+                                   "class, the most confident (0: all above the threshold)", at_least=0)
     pseudo_pairs: int = opt(0, "self-training with --contrastive: each round after the first "
                                "tunes the body on pairs again, of the labels and the "
                                "pseudo-labels, this many pairs per example (0: the pair phase "
-                               "sees the labels only)")
+                               "sees the labels only)", at_least=0)
     consistency: float = opt(0.0, "UDA: weight of the consistency loss between --unlabeled "
-                                  "texts and their augmentations (0: off)")
-    consistency_ratio: int = opt(3, "UDA: unlabeled texts per labeled text in a batch")
+                                  "texts and their augmentations (0: off)", at_least=0)
+    consistency_ratio: int = opt(3, "UDA: unlabeled texts per labeled text in a batch", at_least=1)
     consistency_confidence: float = opt(0.8, "UDA: unlabeled texts predicted with less "
-                                             "confidence are left out of the loss")
-    sharpen: float = opt(0.4, "UDA: temperature of the targets (below 1 sharpens; 1: none)")
+                                             "confidence are left out of the loss", at_least=0, at_most=1)
+    sharpen: float = opt(0.4, "UDA: temperature of the targets (below 1 sharpens; 1: none)", above=0)
     tsa: str = opt("none", "UDA: training-signal annealing: none, linear, log or exp")
 
     def __post_init__(self) -> None:
@@ -212,9 +212,9 @@ class RecipeConfig:
                                         "few ensembles and self-training recipes), best (the best "
                                         "candidate) or fixed (no choice)")
     cv_folds: int = opt(0, "--recipe auto: cross-validation folds (0: 5, fewer when a class has "
-                           "fewer labels)")
+                           "fewer labels)", at_least=0)
     cv_repeats: int = opt(3, "--recipe auto: most repeats of the cross-validation (each with "
-                             "other folds), as far as --time-budget allows")
+                             "other folds), as far as --time-budget allows", at_least=1)
 
     def __post_init__(self) -> None:
         if self.auto_select not in SELECTIONS:

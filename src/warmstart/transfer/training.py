@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from warmstart.artifact import check_room
 from warmstart.train.budget import Budget, parse_duration
 from warmstart.train.loop import Monitor, TrainConfig, TrainResult, train
 from warmstart.transfer.batches import ClassificationBatches, encode
@@ -65,6 +66,10 @@ def train_classifier(
     if "eval_every" not in chosen:
         tcfg = dataclasses.replace(tcfg, eval_every=per_epoch, checkpoint_every=per_epoch,
                                    log_every=max(1, min(tcfg.log_every, per_epoch // 4 or 1)))
+    if out is not None:
+        n_params = sum(p.numel() for p in model.parameters())
+        # fp32 weights in the artifact and the checkpoint, AdamW's two moments
+        check_room(out, 16 * n_params, what="the classifier and its checkpoint")
     seconds = parse_duration(tcfg.time_budget) if tcfg.time_budget else 0.0
     max_steps = tcfg.max_steps or math.ceil((tcfg.epochs or 1.0) * per_epoch)
     budget = Budget(max_steps=max_steps, max_tokens=tcfg.max_tokens, seconds=seconds,

@@ -13,10 +13,14 @@ of :class:`TuneConfig`; keyword arguments override them).
 Every trial is a real run scored on dev. The study lives in a database (an SQLite file in
 ``out`` by default), so a crash loses at most the running trial and the same command resumes
 the study by name; with ``storage="postgresql://..."`` workers on several machines share it.
+A resumed study draws on from where it was: its sampler's seed mixes in the number of trials
+already in the study, so it does not replay the draws of the earlier runs.
 A trial that fails (a bad combination of options, running out of memory) is recorded as
-failed and the study goes on; a worker killed mid-trial stops sending heartbeats, and the next
-worker to start a trial marks that one failed and queues its parameters again. Ctrl-C stops
-cleanly: the running trial is recorded as failed and queued again for the next run.
+failed and the study goes on. A trial whose worker was killed mid-trial is marked failed and
+its parameters queued again, with a warning: at once by the next run on the same machine (the
+worker's process is gone), and otherwise once the trial has stopped sending heartbeats, by the
+next worker to start a trial. Ctrl-C stops cleanly: the running trial is recorded as failed and
+queued again for the next run.
 
 Results in ``out``: ``best.toml`` (the shared and best options as a ``[finetune]`` or
 ``[vectors]`` table: ``warmstart finetune TRAIN --config best.toml`` re-runs the best trial),
@@ -26,13 +30,17 @@ coordinates).
 
 from __future__ import annotations
 
+import copy
 import math
 import os
+import shutil
 import socket
 import statistics
 import sys
+import tempfile
 import time
 import warnings
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +59,8 @@ from warmstart.tune.space import SearchSpace
 
 SAMPLERS = ("random", "tpe", "gp")
 PRUNERS = ("none", "median", "halving", "hyperband")
+#: How many times the parameters of a trial whose worker died are run again.
+MAX_RETRIES = 3
 
 
 @dataclass
@@ -67,17 +77,20 @@ class TuneConfig:
     pruner: str = opt("none", "stop trials whose dev scores fall behind: none, median, "
                               "halving (successive halving) or hyperband")
     n_trials: int = opt(20, "trials the study should have finished, pruned ones included "
-                            "(a resumed study counts its earlier trials)")
+                            "(a resumed study counts its earlier trials)", at_least=1)
     timeout: str = opt("", "this worker's wall-time budget, e.g. 30m or 2h (empty: none)")
     repeats: int = opt(1, "train each trial this many times (seeds seed, seed+1, ...) and "
-                          "score the mean")
+                          "score the mean", at_least=1)
     study: str = opt("warmstart", "study name in the storage: the same name resumes it")
     storage: str = opt("", "database URL; default sqlite:///OUT/study.db; "
                            "postgresql://user@host/db lets several workers share a study")
-    sampler_seed: int = opt(0, "seed of the sampler's draws (with --storage, each worker mixes "
-                               "in its process id, so that workers draw different trials)")
+    sampler_seed: int = opt(0, "seed of the sampler's draws (a resumed study mixes in its number "
+                               "of trials so far, and with --storage each worker its process "
+                               "id, so that no run replays another's draws)", at_least=0,
+                            at_most=2**32 - 1)
     heartbeat: int = opt(30, "seconds between a running trial's heartbeats; a trial silent "
-                             "for 4 of them (its worker died) is failed and queued again")
+                             "for 4 of them (its worker died) is failed and queued again",
+                         at_least=1, at_most=86_400)
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -169,14 +182,27 @@ def tune(
                              "remove it from one place")
     seconds = _seconds(cfg.timeout)
     out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    made = [p for p in [out_dir, *out_dir.parents] if not p.exists()]
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        os.rmdir(tempfile.mkdtemp(prefix=".probe.", dir=out_dir))
+    except OSError as e:
+        raise WarmstartError(f"--out {out_dir}: cannot write there ({e.strerror or e}); "
+                             "choose a folder you can write to") from None
 
     # Failed trials are reported once, by our warning; Optuna would add their traceback.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    study = optuna.create_study(study_name=cfg.study, storage=_storage(cfg, out_dir),
-                                sampler=_sampler(cfg), pruner=_pruner(cfg),
-                                direction="maximize", load_if_exists=True)
+    try:
+        storage = _storage(cfg, out_dir)
+    except WarmstartError:
+        if made:  # a study that never opened leaves nothing behind
+            shutil.rmtree(made[-1], ignore_errors=True)
+        raise
+    study = optuna.create_study(study_name=cfg.study, storage=storage,
+                                sampler=_sampler(cfg, n_before=_n_trials(storage, cfg.study)),
+                                pruner=_pruner(cfg), direction="maximize", load_if_exists=True)
     _check_same_study(study, cfg, fixed, space_file)
+    _fail_trials_of_dead_workers(study, storage)
     _requeue_interrupted(study)
 
     def score(trial_options: dict[str, Any], report: Any) -> float:
@@ -188,6 +214,7 @@ def tune(
 
     def objective(trial: optuna.Trial) -> float:
         trial.set_user_attr("worker", worker)
+        trial.set_user_attr("pid_namespace", _pid_namespace())
         params = space.suggest(trial)
         base_seed = int(fixed.get("seed", 1 if cfg.target == "vectors" else 0))
         scores = []
@@ -263,12 +290,28 @@ def _storage(cfg: TuneConfig, out_dir: Path) -> Any:
 
     url = cfg.storage or f"sqlite:///{(out_dir / 'study.db').resolve()}"
 
+    class RetryWithWarning(RetryHeartbeatStaleTrialCallback):
+        """Optuna's retry of a trial whose worker died, and a warning that says so."""
+
+        def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            tries = len(trial.system_attrs.get("retry_history", [])) + 1
+            worker = trial.user_attrs.get("worker", "an unknown worker")
+            then = ("its parameters are queued again" if tries <= MAX_RETRIES else
+                    f"its parameters are not queued again: they were tried {tries} times")
+            warnings.warn(f"trial {trial.number} was running in {worker}, which died (killed, "
+                          f"or its machine lost); it is marked failed and {then}", stacklevel=1)
+            # The retry is not the dead worker's trial: it gets the worker that runs it.
+            retry = copy.copy(trial)
+            retry.user_attrs = {k: v for k, v in trial.user_attrs.items()
+                                if k not in ("worker", "pid_namespace")}
+            super().__call__(study, retry)
+
     def open_storage() -> Any:
         with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.9
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return RDBStorage(
                 url, heartbeat_interval=cfg.heartbeat, grace_period=4 * cfg.heartbeat,
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3))
+                heartbeat_stale_trial_callback=RetryWithWarning(max_retry=MAX_RETRIES))
 
     try:
         return retry_schema_race(open_storage)
@@ -298,13 +341,32 @@ def retry_schema_race(open_storage: Callable[[], T], attempts: int = 5) -> T:
     raise AssertionError("unreachable")
 
 
-def _sampler(cfg: TuneConfig) -> Any:
+def _n_trials(storage: Any, name: str) -> int:
+    """Trials in study ``name`` of ``storage`` (in any state), 0 if there is no such study."""
+    try:
+        study_id = storage.get_study_id_from_name(name)
+    except KeyError:
+        return 0
+    return len(storage.get_all_trials(study_id, deepcopy=False))
+
+
+def _sampler(cfg: TuneConfig, *, n_before: int = 0) -> Any:
+    """The sampler of a run that starts with ``n_before`` trials in its study.
+
+    A sampler seeded as before would replay the earlier runs' random stream, and draw their
+    trials again (random search, and the first trials of TPE and GP, repeat exactly), so a
+    resumed study mixes its trial count into the seed; every run that drew a trial adds one.
+    Workers sharing a study must not draw the same trials either: each mixes in its process.
+    """
+    import numpy as np
     import optuna
 
     seed = cfg.sampler_seed
-    if cfg.storage:
-        # Workers sharing a study must not draw the same trials: each mixes in its process.
-        seed = (seed * 1_000_003 + os.getpid() * 7_919 + hash(socket.gethostname())) % 2**31
+    if n_before or cfg.storage:
+        entropy = [seed % 2**32, n_before]
+        if cfg.storage:
+            entropy += [os.getpid(), zlib.crc32(socket.gethostname().encode())]
+        seed = int(np.random.SeedSequence(entropy).generate_state(1)[0]) % 2**31
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if cfg.sampler == "random":
@@ -369,11 +431,72 @@ def _check_same_study(study: Any, cfg: TuneConfig, fixed: dict[str, Any], space_
             f"resume it with the same --space {space_file}, or name a new study with --study")
 
 
+def _fail_trials_of_dead_workers(study: Any, storage: Any) -> None:
+    """Fail, and queue again, the running trials of this machine's workers that are gone.
+
+    A worker killed mid-trial (``kill -9``, out of memory) leaves its trial RUNNING. Its
+    heartbeats stop, and after their grace period any worker fails and retries it; but a
+    study resumed at once on the same machine would finish with that trial still RUNNING.
+    A trial records the ``host:pid`` of its worker and its PID namespace (containers sharing
+    a host name have their own): if that process no longer exists here, the trial is failed
+    now and retried as the heartbeat would (with the same warning). Trials of other machines
+    or containers are left to the heartbeat.
+    """
+    import optuna
+
+    if os.name != "posix":  # os.kill(pid, 0) checks a process only on POSIX
+        return
+    host, namespace = socket.gethostname(), _pid_namespace()
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    dead = [t for t in running if t.user_attrs.get("pid_namespace") == namespace
+            and _dead_worker(t.user_attrs.get("worker", ""), host)]
+    if not dead:
+        return
+    study_id = storage.get_study_id_from_name(study.study_name)
+    retry = storage.get_heartbeat_stale_trial_callback()
+    for t in dead:
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
+        try:
+            if not storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another worker failed it first, and retries it
+        if retry is not None:
+            retry(study, storage.get_trial(trial_id))
+
+
+def _pid_namespace() -> str:
+    """This process's PID namespace (Linux), "" where there is none to read."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
+def _dead_worker(worker: str, host: str) -> bool:
+    """Whether ``worker`` (``host:pid``) was a process of this machine that no longer runs."""
+    where, _, pid = worker.rpartition(":")
+    if where != host or not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():
+        # Not a trial of this run (it runs none yet): of an earlier process that had our id,
+        # or of an earlier call in this process that an exception ended mid-trial.
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # there, but another user's
+        return False
+    return False
+
+
 def _requeue_interrupted(study: Any) -> None:
     """Queue again, once, the parameters of trials a Ctrl-C stopped.
 
-    Those are the failed trials without an error of their own (an exception records one)
-    that no retry copies already (a trial whose worker died is retried by its heartbeat).
+    Those are the failed trials marked interrupted that no retry copies already. Only those:
+    a trial whose worker died is retried by its heartbeat, a limited number of times, so that
+    parameters that kill their worker (out of memory) are not run again on every resume.
     """
     import optuna
 
@@ -381,7 +504,7 @@ def _requeue_interrupted(study: Any) -> None:
     done = set(study.user_attrs.get("requeued", []))
     retried = {t.system_attrs.get("failed_trial") for t in trials}
     again = [t for t in trials if t.state == optuna.trial.TrialState.FAIL
-             and "error" not in t.user_attrs and t.number not in retried | done]
+             and t.user_attrs.get("interrupted") and t.number not in retried | done]
     for t in again:
         study.enqueue_trial(t.params)
     if again:

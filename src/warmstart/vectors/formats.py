@@ -47,6 +47,11 @@ def save_word2vec(kv: KeyedVectors, path: str | os.PathLike[str], *, binary: boo
     Words containing whitespace, or empty words, cannot be represented: WarmstartError.
     """
     path = Path(path)
+    if kv.dim < 1:
+        raise WarmstartError(
+            f"{path}: the vectors have dimension {kv.dim}, which no word2vec reader takes; "
+            "export vectors of dimension 1 or more"
+        )
     joined = "".join(kv.words)
     if any(ch in joined for ch in _FORBIDDEN) or not all(kv.words):
         i, w = next((i, w) for i, w in enumerate(kv.words) if not w or set(w) & set(_FORBIDDEN))
@@ -54,6 +59,14 @@ def save_word2vec(kv: KeyedVectors, path: str | os.PathLike[str], *, binary: boo
             f"{path}: word #{i} {w!r} is empty or contains whitespace, which the word2vec "
             "format cannot represent; fix the tokenizer or export to a warmstart artifact"
         )
+    try:
+        joined.encode("utf-8")
+    except UnicodeEncodeError:
+        i, w = next((i, w) for i, w in enumerate(kv.words) if not _encodable(w))
+        raise WarmstartError(
+            f"{path}: word #{i} {w!r} holds a lone surrogate, which UTF-8 cannot encode; "
+            "fix the vocabulary or export to a warmstart artifact"
+        ) from None
     if not path.parent.is_dir():
         raise WarmstartError(f"{path}: folder {path.parent} does not exist")
     with atomic_file(path) as raw, _compressor(raw, path) as out:
@@ -62,6 +75,14 @@ def save_word2vec(kv: KeyedVectors, path: str | os.PathLike[str], *, binary: boo
             _write_binary(out, kv)
         else:
             _write_text(out, kv)
+
+
+def _encodable(word: str) -> bool:
+    try:
+        word.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _compressor(
@@ -158,26 +179,49 @@ def _read_header(f: io.BufferedIOBase, path: Path) -> tuple[int, int]:
 
 
 def _looks_like_text(buf: bytes, dim: int) -> bool:
-    """Whether the first entry after the header is a text line of a word and ``dim`` numbers."""
+    """Whether the first entry after the header is a text line of a word and ``dim`` numbers.
+
+    The line is split as the text reader splits it: the word ends at the first space (so it
+    may hold any other character, Unicode spaces and line separators included), and the
+    numbers are separated by spaces or tabs.
+    """
     end = buf.find(b"\n")
     line = buf if end < 0 else buf[:end]
     if not line.strip():
         return True  # nothing (or an empty line) follows the header: let the text reader report it
+    numbers = line.rstrip(b" \t\r").partition(b" ")[2].replace(b"\t", b" ").split(b" ")
+    numbers = [x for x in numbers if x]
+    if len(numbers) != dim:
+        return False
     try:
-        parts = line.decode("utf-8").split()
-        if len(parts) != dim + 1:
-            return False
-        np.array(parts[1:], dtype=np.float32)
+        np.array([x.decode("ascii") for x in numbers], dtype=np.float32)
     except (UnicodeDecodeError, ValueError):
         return False
     return True
+
+
+def _allocate(path: Path, n: int, dim: int) -> np.ndarray:
+    """The (n, dim) matrix a header promises; an impossible one is the header's fault.
+
+    Only the pages written are backed by memory, so a large promise costs nothing until it
+    is kept; one beyond what the machine can map at all (a compressed file's size cannot
+    rule it out beforehand) fails here.
+    """
+    try:
+        return np.empty((n, dim), np.float32)
+    except (MemoryError, ValueError):
+        raise WarmstartError(
+            f"{path}, line 1: the header promises {n} words of dimension {dim} "
+            f"({4 * n * dim / 2**30:,.0f} GiB of vectors), more than this machine can hold; "
+            "the file is truncated or the header is wrong"
+        ) from None
 
 
 def _read_text(
     f: io.BufferedIOBase, buf: bytes, path: Path, n: int, dim: int
 ) -> tuple[list[str], np.ndarray]:
     words: list[str] = []
-    vectors = np.empty((n, dim), np.float32)
+    vectors = _allocate(path, n, dim)
     eof = False
     while len(words) < n:
         cut = len(buf) if eof else buf.rfind(b"\n") + 1
@@ -234,7 +278,7 @@ def _read_binary(
     f: io.BufferedIOBase, buf: bytes, path: Path, n: int, dim: int
 ) -> tuple[list[str], np.ndarray]:
     words: list[str] = []
-    vectors = np.empty((n, dim), np.float32)
+    vectors = _allocate(path, n, dim)
     nbytes = 4 * dim
     pos = 0
     eof = False

@@ -447,7 +447,7 @@ class KeyedVectors:
                 f"{vectors.shape[0]} vectors; the artifact is corrupt, re-create it"
             )
         ngrams = tensors.get("ngram_vectors")
-        min_n, max_n = int(cfg.get("min_n", 0) or 0), int(cfg.get("max_n", 0) or 0)
+        min_n, max_n = (_config_int(cfg, key, folder / artifact.META_FILE) for key in ("min_n", "max_n"))
         if ngrams is not None:
             if ngrams.ndim != 2 or ngrams.shape[1] != vectors.shape[1] or len(ngrams) == 0:
                 raise WarmstartError(
@@ -469,6 +469,19 @@ class KeyedVectors:
             )
         except ValueError as e:
             raise WarmstartError(f"{folder}: corrupt vectors artifact ({e})") from None
+
+
+def _config_int(cfg: dict[str, Any], key: str, path: Path) -> int:
+    """An integer setting of the artifact's config (absent or null: 0)."""
+    value = cfg.get(key)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise WarmstartError(
+            f"{path}: config {key} is {json.dumps(value)[:40]}, not an integer; the artifact "
+            "is corrupt, re-create it"
+        )
+    return value
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from warmstart.artifact import check_replaceable
+from warmstart.artifact import check_out, check_room
 from warmstart.config import check_settings, opt
 from warmstart.errors import RunInterrupted, WarmstartError
 from warmstart.vectors import kernels
@@ -53,21 +53,21 @@ class VectorsConfig:
     """Settings of a word-vector run; the CLI options carry the same names."""
 
     model: str = opt("skipgram", "skipgram (predict context words) or cbow (predict a word from its context)")
-    dim: int = opt(100, "vector size")
-    window: int = opt(5, "largest distance between a word and a context word (drawn per word, as word2vec)")
-    negative: int = opt(5, "negative samples per prediction")
-    sample: float = opt(1e-3, "subsampling threshold for frequent words (0 = off)")
-    min_count: int = opt(5, "ignore words seen fewer times")
-    max_vocab: int | None = opt(None, "keep at most this many of the most frequent words")
-    epochs: int = opt(5, "passes over the corpus")
-    alpha: float = opt(0.025, "initial learning rate, decayed linearly to min_alpha")
-    min_alpha: float = opt(0.0001, "final learning rate")
+    dim: int = opt(100, "vector size", at_least=1)
+    window: int = opt(5, "largest distance between a word and a context word (drawn per word, as word2vec)", at_least=1)
+    negative: int = opt(5, "negative samples per prediction", at_least=1)
+    sample: float = opt(1e-3, "subsampling threshold for frequent words (0 = off)", at_least=0)
+    min_count: int = opt(5, "ignore words seen fewer times", at_least=1)
+    max_vocab: int | None = opt(None, "keep at most this many of the most frequent words", at_least=1)
+    epochs: int = opt(5, "passes over the corpus", at_least=1)
+    alpha: float = opt(0.025, "initial learning rate, decayed linearly to min_alpha", above=0)
+    min_alpha: float = opt(0.0001, "final learning rate", at_least=0)
     subwords: bool = opt(False, "fastText-style character n-grams: vectors for unseen words")
-    min_n: int = opt(3, "shortest character n-gram (with --subwords)")
-    max_n: int = opt(6, "longest character n-gram (with --subwords)")
-    bucket: int = opt(2_000_000, "hash buckets for n-grams (with --subwords)")
-    workers: int = opt(0, "training threads (0 = all cores); 1 gives bit-for-bit repeatable runs")
-    seed: int = opt(1, "random seed")
+    min_n: int = opt(3, "shortest character n-gram (with --subwords)", at_least=1)
+    max_n: int = opt(6, "longest character n-gram (with --subwords)", at_least=1)
+    bucket: int = opt(2_000_000, "hash buckets for n-grams (with --subwords)", at_least=1)
+    workers: int = opt(0, "training threads (0 = all cores); 1 gives bit-for-bit repeatable runs", at_least=0)
+    seed: int = opt(1, "random seed", at_least=0)
     tokenizer: str = opt("words", "words | whitespace | tagged | jieba | chars")
     lowercase: bool = opt(False, "lowercase text before tokenizing")
 
@@ -197,7 +197,7 @@ def train_vectors(
     data = getattr(texts, "describe", lambda: None)()
     out_dir = Path(out) if out is not None else None
     if out_dir is not None:
-        check_replaceable(out_dir)  # before the scan, not after hours of training
+        check_out(out_dir)  # before the scan, not after hours of training
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="warmstart-vectors-") as work:
         scan = scan_corpus(texts, tokenizer.tokenize, work, progress=progress)
@@ -211,6 +211,10 @@ def train_vectors(
         model = make_model(cfg, vocab)
         state, save = RunState(), None
         if out_dir is not None:
+            n_floats = sum(a.size for a in (model.syn0, model.syn1neg, model.ngrams) if a is not None)
+            # the arrays in the checkpoint and twice in the artifact (float32 and word2vec
+            # files), and the vocabulary
+            check_room(out_dir, 12 * n_floats + 32 * len(vocab), what="the vectors and their checkpoint")
             fp = fingerprint(asdict(cfg), data, vocab.words, vocab.counts, n_stream)
             arrays = {"syn0": model.syn0, "syn1neg": model.syn1neg, "ngrams": model.ngrams}
             state = load_checkpoint(out_dir, arrays, fp) or state

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from warmstart import corpus
 from warmstart.errors import WarmstartError
 
 DOC_END = -1
@@ -54,7 +55,12 @@ def scan_corpus(
     *,
     progress: bool = True,
 ) -> ScannedCorpus:
-    """Tokenize every document once, count words and write the provisional id stream."""
+    """Tokenize every document once, count words and write the provisional id stream.
+
+    A document longer than :data:`~warmstart.corpus.MAX_DOC_CHARS` is tokenized in pieces
+    (:func:`~warmstart.corpus.split_long`; a :class:`~warmstart.corpus.Corpus` yields them cut
+    already), so a huge string in a list of texts never becomes one huge list of tokens.
+    """
     ids: defaultdict[str, int] = defaultdict()
     ids.default_factory = ids.__len__  # a new word gets the next id; map() then runs in C
     lookup = ids.__getitem__
@@ -76,17 +82,19 @@ def scan_corpus(
             counts += np.bincount(tok, minlength=len(counts))
             buf.clear()
 
-        for doc in docs:
-            tokens = tokenize(doc)
-            if not tokens:
-                continue
-            buf.extend(map(lookup, tokens))
-            buf.append(DOC_END)
-            n_docs += 1
-            if len(buf) >= _FLUSH_TOKENS:
-                flush()
-                bar.update(n_docs - bar.n)
-                bar.set_postfix(words=f"{n_tokens:,}", refresh=False)
+        for text in docs:
+            pieces = (text,) if len(text) <= corpus.MAX_DOC_CHARS else corpus.split_long(text)
+            for doc in pieces:
+                tokens = tokenize(doc)
+                if not tokens:
+                    continue
+                buf.extend(map(lookup, tokens))
+                buf.append(DOC_END)
+                n_docs += 1
+                if len(buf) >= _FLUSH_TOKENS:
+                    flush()
+                    bar.update(n_docs - bar.n)
+                    bar.set_postfix(words=f"{n_tokens:,}", refresh=False)
         flush()
     bar.update(n_docs - bar.n)
     bar.close()
