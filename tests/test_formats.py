@@ -182,7 +182,7 @@ def test_missing_file(tmp_path: Path) -> None:
         (b"2 3\na 1 2 3\nb 1 2 3 4\n", r"line 3: expected a word and 3 numbers, found 4"),
         (b"2 3\na 1 2 3\n\nb 1 2 3\n", r"line 3: expected a word and 3 numbers, found 0"),
         (b"2 3\na 1 x 3\nb 1 2 3\n", r"line 2: b'x' is not a number"),
-        (b"3 3\na 1.5 2 3\nb 1.5 2 3\n", r"line 4: file ends after 2 of the 3 words"),
+        (b"3 3\na 1.5 2 3\nb 1.5 2 3\n", r"line 3: the file ends here, after 2 of the 3 words"),
         (b"99999999999 300\na 1\n", r"line 1: the header promises 99999999999 words"),
     ],
 )

@@ -460,8 +460,14 @@ def test_two_workers_share_a_postgres_study_and_one_killed_mid_trial_loses_nothi
              "--quiet"],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
+    # One storage for all the polling, holding no connection between polls: a storage per
+    # poll keeps a pooled connection each until collected, and the server allows 50.
+    from sqlalchemy.pool import NullPool
+
+    reader = optuna.storages.RDBStorage(url, engine_kwargs={"poolclass": NullPool})
+
     def trials() -> list[optuna.trial.FrozenTrial]:
-        return optuna.load_study(study_name="shared", storage=url).get_trials(deepcopy=False)
+        return optuna.load_study(study_name="shared", storage=reader).get_trials(deepcopy=False)
 
     first, second = worker("first"), worker("second")
     try:

@@ -78,6 +78,8 @@ def check_replaceable(out: Path) -> None:
     An unfinished run leaves only its ``checkpoint/`` there (and ``checkpoint-<phase>/`` for
     the earlier phases of a run in several), which the finished artifact replaces.
     """
+    if out.name in ("", ".", ".."):  # Path("") is "."; the folder itself cannot be renamed
+        raise WarmstartError(f"--out {str(out)!r}: give the path of a new folder, e.g. runs/model")
     if not out.exists():
         return
     if not out.is_dir():

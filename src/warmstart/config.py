@@ -43,6 +43,11 @@ _BOUNDS = {"at_least": (lambda v, b: v >= b, ">="), "above": (lambda v, b: v > b
            "at_most": (lambda v, b: v <= b, "<="), "below": (lambda v, b: v < b, "<")}
 
 
+def _shown(number: float) -> str:
+    """A number as a user would write it: 16777216, 0.5, 1e-05."""
+    return f"{number:g}" if isinstance(number, float) else str(number)
+
+
 def check_range(f: dataclasses.Field[Any], value: float) -> None:
     """Refuse a number outside the range declared by ``f``'s :func:`opt` bounds, naming its option."""
     if not math.isfinite(value):
@@ -51,11 +56,12 @@ def check_range(f: dataclasses.Field[Any], value: float) -> None:
         bound = f.metadata.get(key)
         if bound is not None and not inside(value, bound):
             low, high = f.metadata.get("at_least"), f.metadata.get("at_most")
-            wanted = (f"between {low:g} and {high:g}" if low is not None and high is not None
-                      else " and ".join(f"{sign} {f.metadata[k]:g}" for k, (_, sign) in _BOUNDS.items()
+            wanted = (f"between {_shown(low)} and {_shown(high)}"
+                      if low is not None and high is not None
+                      else " and ".join(f"{sign} {_shown(f.metadata[k])}"
+                                        for k, (_, sign) in _BOUNDS.items()
                                         if f.metadata.get(k) is not None))
-            shown = f"{value:g}" if isinstance(value, float) else str(value)
-            raise WarmstartError(f"{option_name(f.name)} {shown}: must be {wanted}")
+            raise WarmstartError(f"{option_name(f.name)} {_shown(value)}: must be {wanted}")
     if isinstance(value, int) and abs(value) >= _INT_LIMIT:  # beyond what torch, numpy, C take
         raise WarmstartError(f"{option_name(f.name)} {value}: too large (the limit is "
                              f"{_INT_LIMIT - 1:,})")

@@ -307,7 +307,8 @@ class Corpus:
                     files.append(path)
         self.files: list[Path] = files
 
-        if not has_header and not self.text_field.isdigit():
+        # A column index: ASCII digits only (str.isdigit also takes "²", which int() refuses).
+        if not has_header and not (self.text_field.isascii() and self.text_field.isdigit()):
             tabular = [f for f in files if _split_suffixes(f)[0] in ("csv", "tsv")]
             if tabular:
                 raise WarmstartError(

@@ -49,7 +49,7 @@ class PretrainConfig:
     init: str = opt("", "start from this encoder/decoder: ours or a Hugging Face folder")
     tokenizer: str = opt("", "tokenizer.json or a folder holding one (default: --init's, or "
                              "train one on the corpus)")
-    vocab_size: int = opt(16000, "vocabulary of a tokenizer trained on the corpus", at_least=16)
+    vocab_size: int = opt(16000, "vocabulary of a tokenizer trained on the corpus", at_least=16, at_most=1 << 24)
     lowercase: bool = opt(False, "lowercase text in a tokenizer trained on the corpus")
     seq_len: int = opt(128, "tokens per training sequence")
     n_layers: int = opt(0, "layers (0: as --size says)", at_least=0)

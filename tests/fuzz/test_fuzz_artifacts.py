@@ -409,8 +409,6 @@ def reshaped_copy(src: Path, dest: Path, key: str, value: Any) -> Path:
     return dest
 
 
-@pytest.mark.xfail(strict=True, reason="transfer/classifier.py: Classifier.load indexes "
-                   "config['body'] and config['tasks'] unchecked: TypeError or KeyError")
 @pytest.mark.parametrize(("key", "value"), [("body", None), ("body", {}), ("tasks", ...),
                                             ("tasks", "x")])
 def test_classifier_meta_of_the_wrong_shape(model_artifacts: dict[str, Path], tmp_path: Path,
@@ -423,8 +421,6 @@ def test_classifier_meta_of_the_wrong_shape(model_artifacts: dict[str, Path], tm
     user_error(e.value, folder)
 
 
-@pytest.mark.xfail(strict=True, reason="models/io.py: load_pretrained indexes "
-                   "config['model'] unchecked: AttributeError or KeyError")
 @pytest.mark.parametrize(("key", "value"), [("model", None), ("model", []), ("model", ...)])
 def test_encoder_meta_of_the_wrong_shape(model_artifacts: dict[str, Path], tmp_path: Path,
                                          key: str, value: Any) -> None:

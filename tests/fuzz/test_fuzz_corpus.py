@@ -174,9 +174,8 @@ def test_random_bytes(data: bytes, suffix: str, zsuffix: str) -> None:
         assert docs and all(isinstance(doc, str) and not blank(doc) for doc in docs)
 
 
-@pytest.mark.xfail(strict=True, reason="corpus.py (being rewritten by another agent): without a "
-                   "header, --text-field is checked with str.isdigit(), which '²' and '①' pass "
-                   "and int() then refuses: ValueError")
+# Found by the campaign: without a header, --text-field was checked with str.isdigit(), which
+# '²' and '①' pass and int() then refuses (ValueError).
 @pytest.mark.parametrize("field", ["\u00b2", "\u2460"])
 def test_digit_like_text_field_without_header(tmp_path: Path, field: str) -> None:
     path = tmp_path / "docs.csv"

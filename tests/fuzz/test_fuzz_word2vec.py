@@ -143,6 +143,7 @@ def word2vec_file(draw: st.DrawFn) -> tuple[bytes, str]:
 @given(word2vec_file(), st.sampled_from((None, False, True)),
        st.none() | st.integers(-2, 6))
 @budget(100)
+@example((b" 1 1", ""), None, None).via("found by the campaign: line 2 of a one-line file")
 def test_damaged_files_load_or_fail_naming_the_file(case: tuple[bytes, str], binary: bool | None,
                                                     limit: int | None) -> None:
     data, zsuffix = case

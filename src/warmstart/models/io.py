@@ -97,7 +97,11 @@ def load_pretrained(path: str | os.PathLike[str], *, kind: str | None = None) ->
         found = meta.get("kind")
         if found not in ("encoder", "decoder"):
             raise WarmstartError(f"{folder}: is a {found!r} artifact, not an encoder or decoder")
-        cfg = TransformerConfig.from_dict(meta["config"]["model"])
+        try:
+            cfg = TransformerConfig.from_dict(meta["config"]["model"])
+        except (KeyError, TypeError, AttributeError, ValueError) as e:
+            raise WarmstartError(f"{folder / META_FILE}: corrupt artifact metadata (config.model: "
+                                 f"{type(e).__name__}: {e}); re-create the artifact") from None
         model: Encoder | Decoder = Encoder(cfg) if found == "encoder" else Decoder(cfg)
         try:
             model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)), strict=True)

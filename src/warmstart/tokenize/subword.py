@@ -32,6 +32,8 @@ SPECIAL_TOKENS: tuple[str, ...] = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 #: Valid values of ``model`` (the CLI's ``--model``).
 SUBWORD_MODELS: tuple[str, ...] = ("bpe", "wordpiece", "unigram")
 TOKENIZER_FILE = "tokenizer.json"
+#: The largest vocabulary we train (the Rust trainer aborts the process near 2**31).
+MAX_VOCAB = 1 << 24
 
 _BATCH = 1000  # texts handed to the Rust trainer per call: far fewer Python round trips
 # ... and at most about this many characters: the trainer's memory grows with the text it
@@ -152,10 +154,10 @@ def train_subword_tokenizer(
         raise WarmstartError(
             f"--model {model!r}: unknown subword model; choose one of {', '.join(SUBWORD_MODELS)}"
         )
-    if not isinstance(vocab_size, int) or vocab_size <= len(SPECIAL_TOKENS):
+    if not isinstance(vocab_size, int) or not len(SPECIAL_TOKENS) < vocab_size <= MAX_VOCAB:
         raise WarmstartError(
             f"--vocab-size {vocab_size!r}: must be an integer above {len(SPECIAL_TOKENS)} "
-            "(the special tokens); a few thousand is typical"
+            f"(the special tokens) and at most {MAX_VOCAB:,}; a few thousand is typical"
         )
     if not isinstance(min_frequency, int) or min_frequency < 1:
         raise WarmstartError(f"--min-frequency {min_frequency!r}: must be an integer of 1 or more")

@@ -25,7 +25,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from warmstart.artifact import read_meta, write_meta
+from warmstart.artifact import META_FILE, read_meta, write_meta
 from warmstart.errors import WarmstartError, with_article
 from warmstart.labeled import LabeledDataset
 from warmstart.models.onnx import is_onnx_folder
@@ -182,33 +182,37 @@ class Classifier:
             from warmstart.transfer.ensemble import Ensemble
 
             return Ensemble.load(folder, precision=precision)
-        spec = config["body"]
-        body: Body
-        if spec["kind"] == "encoder":
-            tok_path = folder / TOKENIZER_FILE
-            if not tok_path.exists():
-                raise WarmstartError(f"{folder}: the classifier has no {TOKENIZER_FILE}")
-            encoder = Encoder(TransformerConfig.from_dict(spec["model"]))
-            body = EncoderBody(encoder, tokenizers.Tokenizer.from_file(str(tok_path)),
-                               pooling=spec["pooling"], max_len=spec["max_len"],
-                               truncation=spec.get("truncation", "head"),
-                               normalize=bool(spec.get("normalize", False)))
-        else:
-            try:
-                words = json.loads((folder / VOCAB_FILE).read_text(encoding="utf-8"))
-            except (OSError, ValueError) as e:
-                raise WarmstartError(f"{folder / VOCAB_FILE}: cannot read the vocabulary ({e})") from None
-            tokenizer = WordVectorBody.tokenizer_from(spec["tokenizer"])
-        if spec["kind"] == "tfidf":
-            body = TfidfBody(words, tokenizer=tokenizer, ngrams=spec["ngrams"],
-                             sublinear=spec["sublinear"], max_len=spec["max_len"])
-        elif spec["kind"] != "encoder":
-            body = WordVectorBody(words, dim=spec["dim"], ngrams=spec["ngrams"],
-                                  buckets=spec["buckets"] or 1, hidden=spec["hidden"],
-                                  max_len=spec["max_len"], static_dim=spec.get("static_dim", 0),
-                                  tokenizer=tokenizer)
-        tasks = [Task(**t) for t in config["tasks"]]
-        model = TextClassifier(body, tasks)
+        try:
+            spec = config["body"]
+            body: Body
+            if spec["kind"] == "encoder":
+                tok_path = folder / TOKENIZER_FILE
+                if not tok_path.exists():
+                    raise WarmstartError(f"{folder}: the classifier has no {TOKENIZER_FILE}")
+                encoder = Encoder(TransformerConfig.from_dict(spec["model"]))
+                body = EncoderBody(encoder, tokenizers.Tokenizer.from_file(str(tok_path)),
+                                   pooling=spec["pooling"], max_len=spec["max_len"],
+                                   truncation=spec.get("truncation", "head"),
+                                   normalize=bool(spec.get("normalize", False)))
+            else:
+                try:
+                    words = json.loads((folder / VOCAB_FILE).read_text(encoding="utf-8"))
+                except (OSError, ValueError) as e:
+                    raise WarmstartError(f"{folder / VOCAB_FILE}: cannot read the vocabulary ({e})") from None
+                tokenizer = WordVectorBody.tokenizer_from(spec["tokenizer"])
+            if spec["kind"] == "tfidf":
+                body = TfidfBody(words, tokenizer=tokenizer, ngrams=spec["ngrams"],
+                                 sublinear=spec["sublinear"], max_len=spec["max_len"])
+            elif spec["kind"] != "encoder":
+                body = WordVectorBody(words, dim=spec["dim"], ngrams=spec["ngrams"],
+                                      buckets=spec["buckets"] or 1, hidden=spec["hidden"],
+                                      max_len=spec["max_len"], static_dim=spec.get("static_dim", 0),
+                                      tokenizer=tokenizer)
+            tasks = [Task(**t) for t in config["tasks"]]
+            model = TextClassifier(body, tasks)
+        except (KeyError, TypeError, AttributeError, ValueError) as e:
+            raise WarmstartError(f"{folder / META_FILE}: corrupt artifact metadata (config: "
+                                 f"{type(e).__name__}: {e}); re-create the artifact") from None
         try:
             state = load_file(str(folder / WEIGHTS_FILE))
         except (OSError, SafetensorError) as e:

@@ -241,8 +241,9 @@ def _read_text(
         if eof:
             if len(words) < n:
                 raise WarmstartError(
-                    f"{path}, line {len(words) + 2}: file ends after {len(words)} of the {n} "
-                    "words its header promises; the file is truncated or the header is wrong"
+                    f"{path}, line {len(words) + 1}: the file ends here, after {len(words)} of "
+                    f"the {n} words its header promises; the file is truncated or the header "
+                    "is wrong"
                 )
             break
         if len(words) < n:
