@@ -135,10 +135,16 @@ def test_settings_make_objects_or_fail_naming_an_option(case: tuple[str, dict[st
         try:
             parts = split_settings(SECTIONS[section], read_toml(path, section=section),
                                    where=where)
-            for cls, part in zip(SECTIONS[section], parts, strict=True):
-                cls(**part)
+            made = [cls(**part) for cls, part in zip(SECTIONS[section], parts, strict=True)]
         except WarmstartError as e:
-            user_error(e, path, *(f"--{k.replace('_', '-')}" for k in values))
+            message = str(e)
+            named = [str(path), *(f"--{k.replace('_', '-')}" for k in values)]
+            assert any(n in message for n in named), f"names none of {named}: {message}"
+            return
+    # Accepted: every value reached its settings object as read (after the checks' conversions).
+    assert sum(len(part) for part in parts) == len(values)
+    for obj, part in zip(made, parts, strict=True):
+        assert {k: getattr(obj, k) for k in part} == part
 
 
 # -- search spaces ---------------------------------------------------------------------------

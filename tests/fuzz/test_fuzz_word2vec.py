@@ -171,9 +171,11 @@ def test_random_bytes(data: bytes) -> None:
         path = d / "v.txt"
         path.write_bytes(data)
         try:
-            load_quietly(path)
+            kv = load_quietly(path)
         except WarmstartError as e:
-            user_error(e, path)
+            assert str(path) in str(e), f"the message does not name the file: {e}"
+            return
+    assert len(kv.words) == len(set(kv.words)) == len(kv.vectors)
 
 
 @pytest.mark.parametrize("header", [b"100000000 100000000\n", b"4611686018427387904 2\n",
