@@ -203,25 +203,13 @@ def export_model(
 
 def _export_classifier(folder: Path, out: str | os.PathLike[str], format: str) -> str:
     # The classifier lives in the transfer layer above this one: imported when asked for.
-    from warmstart.transfer.bodies import EncoderBody
-    from warmstart.transfer.classifier import Classifier
-    from warmstart.transfer.ensemble import Ensemble
+    from warmstart.transfer.classifier import Classifier, load_encoder_classifier
 
-    clf = Classifier.load(folder)
     if format == "transformers":
-        clf.export_hf(out)
+        Classifier.load(folder).export_hf(out)
         return ("BertForSequenceClassification; load it with "
                 "AutoModelForSequenceClassification.from_pretrained")
-    if isinstance(clf, Ensemble):
-        raise WarmstartError(
-            f"--format sentence-transformers: {folder} is an ensemble of {len(clf.members)} "
-            "classifiers, and a SentenceTransformer is one encoder: export an encoder "
-            f"member's folder ({', '.join(f'{folder}/members/{n}' for n in clf.members)})")
-    body = clf.model.body
-    if not isinstance(body, EncoderBody):
-        raise WarmstartError(
-            f"--format sentence-transformers: {folder} reads texts with a {body.kind} body, not "
-            "an encoder; only encoder classifiers have sentence embeddings to export")
+    _, body = load_encoder_classifier(folder, option=f"--format {format}")
     setup = EmbeddingSetup(pooling=body.pooling, normalize=body.normalize, max_len=body.max_len,
                            truncation=body.truncation)
     write_hf_folder(body.encoder, out, tokenizer=body.tokenizer, embedding=setup)

@@ -143,21 +143,9 @@ def _require_onnx() -> None:
 def _read_source(folder: Path) -> _Source:
     # Classifiers live in the transfer layer above this one: imported when asked for.
     if (folder / META_FILE).exists() and read_meta(folder).get("kind") == "classifier":
-        from warmstart.transfer.bodies import EncoderBody
-        from warmstart.transfer.classifier import Classifier
-        from warmstart.transfer.ensemble import Ensemble
+        from warmstart.transfer.classifier import load_encoder_classifier
 
-        clf = Classifier.load(folder, precision="fp32")
-        if isinstance(clf, Ensemble):
-            raise WarmstartError(
-                f"--format onnx: {folder} is an ensemble of {len(clf.members)} classifiers; "
-                "export an encoder member's folder "
-                f"({', '.join(f'{folder}/members/{n}' for n in clf.members)})")
-        body = clf.model.body
-        if not isinstance(body, EncoderBody):
-            raise WarmstartError(
-                f"--format onnx: {folder} reads texts with a {body.kind} body, not an encoder; "
-                "only encoders and encoder classifiers export to ONNX")
+        clf, body = load_encoder_classifier(folder, option="--format onnx", precision="fp32")
         heads = [(t.name, t.labels, t.multi_label, clf.model.head(t.name)) for t in clf.model.tasks]
         return _Source(body.encoder, body.tokenizer, body.pooling, body.normalize, body.max_len,
                        body.truncation, heads, dict(clf.thresholds), "classifier")

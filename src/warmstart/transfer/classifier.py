@@ -224,6 +224,26 @@ class Classifier:
         return cls(model, thresholds=config.get("thresholds") or {}, precision=precision)
 
 
+def load_encoder_classifier(folder: Path, *, option: str, precision: str = "auto",
+                            ) -> tuple[Classifier, EncoderBody]:
+    """The classifier in ``folder`` and its encoder body, for exports of that encoder; an
+    ensemble or a classifier with another body is an error that starts with ``option``."""
+    from warmstart.transfer.ensemble import Ensemble
+
+    clf = Classifier.load(folder, precision=precision)
+    if isinstance(clf, Ensemble):
+        raise WarmstartError(
+            f"{option}: {folder} is an ensemble of {len(clf.members)} classifiers, and this "
+            "export takes one encoder: export an encoder member's folder "
+            f"({', '.join(f'{folder}/members/{n}' for n in clf.members)})")
+    body = clf.model.body
+    if not isinstance(body, EncoderBody):
+        raise WarmstartError(
+            f"{option}: {folder} reads texts with {with_article(body.kind)} body, not an "
+            "encoder; only encoders and encoder classifiers export this way")
+    return clf, body
+
+
 def source_records(source: str | os.PathLike[str], *, text_field: str = "text",
                    ) -> Iterator[tuple[int, str]]:
     """``(line number, text)`` of every line of ``source`` (``"-"``: standard input), blank ones
