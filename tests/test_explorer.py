@@ -164,3 +164,21 @@ def test_explorer_in_a_browser(browser: Any, server: Server, tmp_path: Path) -> 
     assert (tmp_path / "explorer.png").stat().st_size > 10_000
     assert not errors, errors
     assert page.locator("#status").text_content() == ""
+
+
+def test_api_docs_page_works_offline_in_a_browser(browser: Any, server: Server) -> None:
+    """/docs renders every route from files this server sends (no CDN), with the key."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(extra_http_headers={"Authorization": f"Bearer {KEY}"})
+    outside: list[str] = []
+    context.route("**/*", lambda route: (route.continue_() if route.request.url.startswith(
+        server.url) else (outside.append(route.request.url), route.abort())))
+    page = context.new_page()
+    page.goto(server.url + "/docs")
+    schema = server.get("/openapi.json").json()
+    operations = sum(len(methods) for methods in schema["paths"].values())
+    expect(page.locator(".opblock")).to_have_count(operations)
+    expect(page.locator(".opblock-summary-path").first).to_be_visible()
+    context.close()
+    assert not outside, outside

@@ -250,3 +250,84 @@ def test_export_errors(encoder_dir: Path, tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
     with pytest.raises(WarmstartError, match="is an 'encoder' artifact, but an 'onnx'"):
         OnnxModel.load(encoder_dir)
+
+
+# -- embed and serve an ONNX folder ------------------------------------------------------------
+
+
+def test_embed_reads_an_onnx_folder(classifier_dir: Path, classifier_onnx: Path,
+                                    tmp_path: Path) -> None:
+    """`warmstart embed` and embed() take an ONNX export as they take the folder it came from:
+    the same vectors, a blank line a row of zeros, long texts marked as cut."""
+    from warmstart.embed import OnnxEmbedder, embed, load_embedder
+
+    texts = [t for t in TEXTS if t]
+    expected = embed(classifier_dir, texts, precision="fp32")
+    embedder = load_embedder(classifier_onnx, threads=1, batch_size=3)
+    assert isinstance(embedder, OnnxEmbedder) and embedder.kind == "classifier"
+    np.testing.assert_allclose(embedder.embed(texts), expected, atol=TOL, rtol=0)
+    assert embedder.cut(texts) == load_embedder(classifier_dir, precision="fp32").cut(texts)
+    assert sum(embedder.cut(texts)) == 1
+    info = embedder.describe()
+    assert (info["runtime"], info["precision"], info["normalized"]) == ("onnxruntime", "fp32", True)
+
+    source = tmp_path / "texts.txt"
+    source.write_text("the film was great\n\ndull\n", encoding="utf-8")
+    out = tmp_path / "vectors.npy"
+    done = subprocess.run([sys.executable, "-m", "warmstart", "embed", str(classifier_onnx),
+                           str(source), "--out", str(out), "--json"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    rows = np.load(out)
+    assert rows.shape == (3, embedder.dim) and not rows[1].any()
+    np.testing.assert_allclose(rows[[0, 2]], embed(classifier_dir, ["the film was great", "dull"],
+                                                   precision="fp32"), atol=TOL, rtol=0)
+    with pytest.raises(WarmstartError, match="runs on the CPU with onnxruntime"):
+        load_embedder(classifier_onnx, device="cuda")
+
+
+def test_serve_runs_onnx_with_onnxruntime(classifier_dir: Path, classifier_onnx: Path,
+                                          tmp_path: Path) -> None:
+    """An ONNX folder served as it is, and a torch classifier served with --runtime onnx
+    (exported at start): the answers of the torch classifier, within 1e-4."""
+    pytest.importorskip("fastapi")
+    from test_serve import start
+
+    from warmstart.embed import load_embedder
+
+    ours = Classifier.load(classifier_dir, precision="fp32")
+    features = load_embedder(classifier_dir, precision="fp32")
+    server = start([f"exported={classifier_onnx}", f"clf={classifier_dir}", "--runtime", "onnx",
+                    "--max-wait-ms", "5"], tmp_path / "server.log")
+    try:
+        listed = {m["name"]: m for m in server.get("/v1/models").json()["models"]}
+        for name in ("exported", "clf"):
+            assert listed[name]["runtime"] == "onnxruntime", listed[name]
+            assert listed[name]["capabilities"] == ["classify", "embed"]
+            for task in ("sentiment", "topics"):
+                body = server.post(f"/v1/models/{name}/classify",
+                                   {"texts": TEXTS[:5], "task": task}).json()
+                got = np.array([[r["probabilities"][label] for label in ours.tasks[task].labels]
+                                for r in body["results"]])
+                np.testing.assert_allclose(got, ours.predict_proba(TEXTS[:5], task=task),
+                                           atol=TOL, rtol=0)
+                assert [r["truncated"] for r in body["results"]] == [False, False, True, False, False]
+            vectors = server.post(f"/v1/models/{name}/embed", {"texts": TEXTS[:2]}).json()
+            np.testing.assert_allclose(vectors["embeddings"],
+                                       features.embed(TEXTS[:2]),
+                                       atol=TOL, rtol=0)
+        assert "clf: exported to ONNX for onnxruntime" in server.log.read_text()
+    finally:
+        assert server.stop() == 0, server.log.read_text()
+    # The exported copy lived in a temporary folder, removed at the stop.
+    exported = [line for line in server.log.read_text().splitlines() if "clf: classifier from" in line]
+    assert exported and not Path(exported[0].split(" from ")[1].split(" on ")[0]).exists()
+
+
+def test_serve_refuses_onnx_with_runtime_torch(classifier_onnx: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "warmstart", "serve", f"m={classifier_onnx}",
+                           "--runtime", "torch"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "is an ONNX export; serve it with --runtime onnx" in done.stderr, done.stderr
+    done = subprocess.run([sys.executable, "-m", "warmstart", "serve", f"m={classifier_onnx}",
+                           "--runtime", "tensorrt"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "--runtime tensorrt: use one of auto, torch, onnx" in done.stderr

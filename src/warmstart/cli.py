@@ -570,7 +570,8 @@ def embed_command(model: str, source: str, out: str, text_field: str, batch_size
                   device: str, precision: str, quiet: bool, as_json: bool) -> None:
     """Sentence vectors of the texts of SOURCE (a file, or - for one text per line on standard
     input) from MODEL: an encoder (as it pools), a Hugging Face / sentence-transformers folder,
-    word vectors (their mean) or a classifier (its body's features).
+    word vectors (their mean), a classifier (its body's features) or an ONNX export of an
+    encoder or classifier (run by onnxruntime).
 
     One row per input line, in order: a blank line gives a row of zeros (null in .jsonl).
     """

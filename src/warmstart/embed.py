@@ -41,6 +41,7 @@ import torch
 from warmstart.artifact import META_FILE, atomic_file, read_meta
 from warmstart.config import PRECISIONS
 from warmstart.errors import WarmstartError, with_article
+from warmstart.models.onnx import ONNX_KIND, OnnxModel
 from warmstart.train.loop import fast_bf16
 from warmstart.transfer.bodies import EncoderBody, TfidfBody, WordVectorBody, sorted_batches
 from warmstart.transfer.classifier import Classifier, body_autocast, source_records
@@ -201,6 +202,34 @@ class VectorsEmbedder(Embedder):
                 **self.source}
 
 
+class OnnxEmbedder(Embedder):
+    """An ONNX export (an encoder's embeddings, or a classifier's features) run by onnxruntime."""
+
+    def __init__(self, runtime: OnnxModel, *, source: dict[str, Any] | None = None) -> None:
+        self.runtime = runtime
+        self.kind = "classifier" if runtime.is_classifier else "encoder"
+        self.dim = runtime.dim
+        self.normalized = runtime.normalize
+        self.source = source or {}
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        keep = [i for i, t in enumerate(texts) if t.strip()]
+        if keep:
+            out[keep] = self.runtime.embed([texts[i] for i in keep])
+        return out
+
+    def cut(self, texts: Sequence[str]) -> list[bool]:
+        return self.runtime.cut(texts)
+
+    def describe(self) -> dict[str, Any]:
+        r = self.runtime
+        return {"kind": self.kind, "dim": self.dim, "normalized": self.normalized,
+                "precision": r.quantize or "fp32", "runtime": "onnxruntime", "body": "encoder",
+                "pooling": r.pooling, "max_len": r.max_len, "truncation": r.truncation,
+                **self.source}
+
+
 def vectors_tokenizer(path: str | os.PathLike[str]) -> Any:
     """The word tokenizer a vectors artifact was trained with (``tagged`` corpora: jieba, as
     raw text is not tagged), so a text splits into the words the vectors know."""
@@ -225,13 +254,15 @@ def pick_device(device: str) -> torch.device:
 
 def load_embedder(
     path: str | os.PathLike[str], *, precision: str = "auto", batch_size: int = 64,
-    device: str = "auto",
+    device: str = "auto", threads: int | None = None,
 ) -> Embedder:
     """The embedder of folder ``path``: an encoder or classifier artifact, a vectors artifact,
-    or a Hugging Face / sentence-transformers folder (safetensors weights only).
+    a Hugging Face / sentence-transformers folder (safetensors weights only), or an ONNX
+    export (``warmstart model export --format onnx``), run by onnxruntime.
 
     ``precision`` (auto, bf16, fp32) and ``batch_size`` (texts per forward pass) apply to
-    encoders; ``device`` (auto, cpu, cuda) is where a torch model runs.
+    encoders; ``device`` (auto, cpu, cuda) is where a torch model runs; ``threads`` are
+    onnxruntime's (default: one per physical core).
     """
     folder = Path(path)
     if not folder.is_dir():
@@ -239,13 +270,19 @@ def load_embedder(
                              "vectors artifact, or a Hugging Face model folder")
     if precision not in PRECISIONS:
         raise WarmstartError(f"--precision {precision}: use one of {', '.join(PRECISIONS)}")
-    where = pick_device(device)
     kind = read_meta(folder)["kind"] if (folder / META_FILE).exists() else "encoder"
     source = {"path": str(folder)}
+    if kind == ONNX_KIND and device == "cuda":
+        raise WarmstartError(f"{folder}: an ONNX export runs on the CPU with onnxruntime; "
+                             "use --device cpu (or auto)")
+    where = pick_device(device)
     if kind == "vectors":
         # Memory-mapped: several server workers share one copy in the page cache.
         return VectorsEmbedder(KeyedVectors.load(folder, mmap=True), tokenizer=vectors_tokenizer(folder),
                                source=source)
+    if kind == ONNX_KIND:
+        return OnnxEmbedder(OnnxModel.load(folder, threads=threads, batch_size=batch_size),
+                            source=source)
     if kind == "classifier":
         clf = Classifier.load(folder, precision=precision)
         clf.model.to(where)
@@ -256,7 +293,7 @@ def load_embedder(
     if kind != "encoder":
         raise WarmstartError(
             f"{folder}: is {with_article(repr(kind))} artifact, which makes no sentence "
-            "vectors; give an encoder, classifier or vectors artifact")
+            "vectors; give an encoder, classifier or vectors artifact, or an ONNX export")
     return BodyEmbedder(encoder_body(folder).to(where), kind="encoder", precision=precision,
                         batch_size=batch_size, source=source)
 

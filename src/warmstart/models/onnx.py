@@ -83,6 +83,7 @@ class _Source:
 
 def export_onnx(
     path: str | os.PathLike[str], out: str | os.PathLike[str], *, quantize: str | None = None,
+    option: str = "--format onnx",
 ) -> str:
     """Write the encoder or encoder classifier in folder ``path`` (an artifact, or a Hugging
     Face BERT-family folder) as ONNX folder ``out`` (see the module's docstring); returns a
@@ -94,16 +95,16 @@ def export_onnx(
     activations are quantised per batch as it runs), about 4x smaller and faster on CPUs with
     int8 dot products, at a small cost in accuracy (``warmstart evaluate`` the folder to
     see it on your data). The fp32 graph is checked against the torch model on a padded
-    batch before anything is written.
+    batch before anything is written. ``option`` is what error messages call the request.
 
         >>> export_onnx("runs/sentiment", "runs/sentiment-onnx")  # doctest: +SKIP
     """
     if quantize is not None and quantize not in QUANTIZATIONS:
         raise WarmstartError(f"--quantize {quantize}: use {', '.join(QUANTIZATIONS)}")
-    _require_onnx()
+    _require_onnx(option)
     folder = Path(path)
     with building(out) as tmp:
-        source = _read_source(folder)
+        source = _read_source(folder, option)
         graph = ExportGraph(source).float().eval()
         ids, mask = _sample_batch(source)
         _torch_to_onnx(graph, tmp / _FP32_FILE, ids, mask,
@@ -131,21 +132,21 @@ def export_onnx(
             "warmstart.models.onnx.OnnxModel or onnxruntime")
 
 
-def _require_onnx() -> None:
+def _require_onnx(option: str) -> None:
     try:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
         import onnxscript  # noqa: F401
     except ImportError as e:
-        raise WarmstartError(f"--format onnx needs {e.name}: {_INSTALL}") from None
+        raise WarmstartError(f"{option} needs {e.name}: {_INSTALL}") from None
 
 
-def _read_source(folder: Path) -> _Source:
+def _read_source(folder: Path, option: str) -> _Source:
     # Classifiers live in the transfer layer above this one: imported when asked for.
     if (folder / META_FILE).exists() and read_meta(folder).get("kind") == "classifier":
         from warmstart.transfer.classifier import load_encoder_classifier
 
-        clf, body = load_encoder_classifier(folder, option="--format onnx", precision="fp32")
+        clf, body = load_encoder_classifier(folder, option=option, precision="fp32")
         heads = [(t.name, t.labels, t.multi_label, clf.model.head(t.name)) for t in clf.model.tasks]
         return _Source(body.encoder, body.tokenizer, body.pooling, body.normalize, body.max_len,
                        body.truncation, heads, dict(clf.thresholds), "classifier")
@@ -155,10 +156,10 @@ def _read_source(folder: Path) -> _Source:
 
     loaded = load_pretrained(folder)
     if not isinstance(loaded.model, Encoder):
-        raise WarmstartError(f"--format onnx: {folder} holds a decoder; only encoders and "
+        raise WarmstartError(f"{option}: {folder} holds a decoder; only encoders and "
                              "encoder classifiers export to ONNX")
     if loaded.tokenizer is None:
-        raise WarmstartError(f"--format onnx: {folder} has no tokenizer.json (or vocab.txt); "
+        raise WarmstartError(f"{option}: {folder} has no tokenizer.json (or vocab.txt); "
                              "the ONNX folder needs the encoder's tokenizer")
     setup = loaded.embedding or EmbeddingSetup()
     tokenizer = loaded.tokenizer
@@ -454,6 +455,12 @@ class OnnxModel:
         encoded = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
         return [[self.cls_id, *truncate(e.ids, keep, self.truncation), self.sep_id]
                 for e in encoded]
+
+    def cut(self, texts: Sequence[str]) -> list[bool]:
+        """Whether each text is longer than ``max_len`` pieces, so the model reads part of it."""
+        room = self.max_len - 2  # [CLS] and [SEP]
+        encoded = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        return [len(e.ids) > room for e in encoded]
 
     def run(self, texts: Sequence[str], outputs: Sequence[str]) -> list[np.ndarray]:
         """The graph's ``outputs`` for ``texts``, in order: batches of similar lengths, padded."""

@@ -10,13 +10,16 @@ the field, an API key, Prometheus metrics (:mod:`.metrics`), and a graceful stop
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import sys
+import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from warmstart.config import split_settings
@@ -51,7 +54,7 @@ def serve(models: Sequence[str] | dict[str, str], *, echo: Callable[[str], None]
     """
     try:
         import fastapi  # noqa: F401
-        import uvicorn
+        import uvicorn  # noqa: F401
     except ImportError:
         raise WarmstartError("warmstart serve needs FastAPI and uvicorn: "
                              "pip install 'warmstart[serve]'") from None
@@ -65,11 +68,27 @@ def serve(models: Sequence[str] | dict[str, str], *, echo: Callable[[str], None]
     specs = dict(models) if isinstance(models, dict) else parse_model_specs(models)
     api_key = config.api_key or os.environ.get(API_KEY_ENV, "")
 
-    torch.set_num_threads(torch_threads(config))
-    loaded = load_models(specs, precision=config.precision, device=config.device,
-                         batch_size=config.batch_size)
-    for name, m in loaded.items():
-        echo(f"{name}: {m.kind} from {m.path} ({', '.join(m.capabilities)})")
+    threads = torch_threads(config)
+    torch.set_num_threads(threads)
+    with contextlib.ExitStack() as cleanup:
+        if config.runtime == "onnx":
+            from warmstart.serve.models import export_for_onnx
+
+            into = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="warmstart-onnx-")))
+            specs = export_for_onnx(specs, into, echo=echo)
+        loaded = load_models(specs, precision=config.precision, device=config.device,
+                             batch_size=config.batch_size, runtime=config.runtime, threads=threads)
+        for name, m in loaded.items():
+            echo(f"{name}: {m.kind} from {m.path} on {m.runtime} ({', '.join(m.capabilities)})")
+        _run(loaded, specs, config, api_key, echo)
+
+
+def _run(loaded: dict[str, ServedModel], specs: dict[str, str], config: ServeConfig,
+         api_key: str, echo: Callable[[str], None]) -> None:
+    """Listen with uvicorn until a stop: one process, or ``config.workers`` that each load
+    ``specs`` again (``loaded`` is emptied first, so this process holds no model)."""
+    import uvicorn
+
     if config.host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         echo(f"warning: listening on {config.host} without --api-key: anyone who can reach "
              "the port can use the models")
@@ -85,7 +104,7 @@ def serve(models: Sequence[str] | dict[str, str], *, echo: Callable[[str], None]
             return
         # Each worker is a fresh process (spawned) that loads the models itself: they were
         # loaded here once only so that a bad folder is one error line, not N tracebacks.
-        del loaded
+        loaded.clear()
         os.environ[WORKER_ENV] = json.dumps({"models": specs, "config": config.to_dict(),
                                              "api_key": api_key})
         uvicorn.run("warmstart.serve:worker_app", factory=True, workers=config.workers, **run)
@@ -101,10 +120,12 @@ def worker_app() -> Any:
 
     spec = json.loads(os.environ[WORKER_ENV])
     config = ServeConfig(**spec["config"])
-    torch.set_num_threads(torch_threads(config))
+    threads = torch_threads(config)
+    torch.set_num_threads(threads)
     try:
         models = load_models(spec["models"], precision=config.precision, device=config.device,
-                             batch_size=config.batch_size)
+                             batch_size=config.batch_size, runtime=config.runtime,
+                             threads=threads)
     except WarmstartError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(3)  # uvicorn's STARTUP_FAILURE: the parent stops instead of restarting it

@@ -53,10 +53,12 @@ from warmstart.serve.models import ServedModel
 #: Routes that answer without the API key: a load balancer's health check has none, and the
 #: explorer page is where a user pastes the key (the page itself holds no data).
 OPEN_ROUTES = ("/health", "/")
-OPEN_PREFIXES = ("/static/",)
+OPEN_PREFIXES = ("/static/", "/docs-static/")
 
 #: The explorer page's files (index.html, app.js, style.css).
 STATIC_DIR = Path(__file__).parent / "static"
+#: Where the API docs pages (/docs, /redoc) find Swagger UI's and ReDoc's files.
+DOCS_STATIC = "/docs-static"
 
 
 class ApiError(Exception):
@@ -283,12 +285,16 @@ def create_app(models: dict[str, ServedModel], config: ServeConfig, *,
         yield
         await server.close()  # after uvicorn has let requests in flight finish
 
+    offline = _offline_docs_files()
     app = FastAPI(title="warmstart", version=_package_version(), lifespan=lifespan,
-                  description="Classify, embed and query warmstart models.")
+                  description="Classify, embed and query warmstart models.",
+                  docs_url=None if offline else "/docs", redoc_url=None if offline else "/redoc")
     app.state.server = server
     _add_error_handlers(app)
     _add_routes(app, server)
     _add_explorer(app)
+    if offline:
+        _add_docs(app, offline)
     return Guard(app, server, api_key=api_key)
 
 
@@ -511,6 +517,44 @@ def _add_explorer(app: FastAPI) -> None:
         return FileResponse(STATIC_DIR / "index.html")
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+
+def _offline_docs_files() -> Path | None:
+    """Swagger UI's and ReDoc's files from the ``fastapi-offline`` package (a dependency of
+    ``warmstart[serve]``), so that /docs works with no network; None without it (FastAPI's
+    own pages then load them from a CDN)."""
+    try:
+        import fastapi_offline
+    except ImportError:
+        return None
+    folder = Path(fastapi_offline.__file__).parent / "static"
+    return folder if (folder / "swagger-ui-bundle.js").is_file() else None
+
+
+def _add_docs(app: FastAPI, files: Path) -> None:
+    """/docs (Swagger UI) and /redoc, their scripts served here instead of from a CDN."""
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+
+    app.mount(DOCS_STATIC, StaticFiles(directory=files), name="docs-static")
+    schema = str(app.openapi_url)
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=root + schema, title=f"{app.title} - API",
+            swagger_js_url=f"{root}{DOCS_STATIC}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_STATIC}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_STATIC}/favicon.png")
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_redoc_html(openapi_url=root + schema, title=f"{app.title} - API",
+                              redoc_js_url=f"{root}{DOCS_STATIC}/redoc.standalone.js",
+                              redoc_favicon_url=f"{root}{DOCS_STATIC}/favicon.png",
+                              with_google_fonts=False)
 
 
 # -- the guard -------------------------------------------------------------------------------

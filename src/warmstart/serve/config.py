@@ -10,6 +10,9 @@ from warmstart.errors import WarmstartError
 
 #: Where the API key may also come from (so it stays out of ``ps`` and shell history).
 API_KEY_ENV = "WARMSTART_API_KEY"
+#: What runs encoders and encoder classifiers: ``auto`` runs each folder as it is (an ONNX
+#: export with onnxruntime, the rest with torch).
+RUNTIMES = ("auto", "torch", "onnx")
 
 
 @dataclass
@@ -25,6 +28,9 @@ class ServeConfig:
     threads: int = opt(0, "torch threads per worker (0: the CPU cores / --workers)", at_least=0)
     precision: str = opt("auto", "an encoder's forward pass in bf16 (auto: where the hardware has it)")
     device: str = opt("auto", "where torch models run: auto (a GPU if there is one), cpu, cuda")
+    runtime: str = opt("auto", "what runs encoders and classifiers: onnx (onnxruntime; a torch "
+                               "folder is exported to ONNX at start), torch, or auto (each "
+                               "folder as it is: an ONNX export with onnxruntime)")
     max_texts: int = opt(256, "texts in one request, at most", at_least=1)
     max_chars: int = opt(20_000, "characters read of a text; longer texts are cut (and the "
                                  "response says so)", at_least=1)
@@ -45,6 +51,8 @@ class ServeConfig:
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise WarmstartError(f"--precision {self.precision}: use one of {', '.join(PRECISIONS)}")
+        if self.runtime not in RUNTIMES:
+            raise WarmstartError(f"--runtime {self.runtime}: use one of {', '.join(RUNTIMES)}")
         if self.max_texts > self.max_queue:
             raise WarmstartError(f"--max-texts {self.max_texts} is above --max-queue "
                                  f"{self.max_queue}: such a request could never be queued")

@@ -10,15 +10,25 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from warmstart.artifact import META_FILE, read_meta
-from warmstart.embed import Embedder, VectorsEmbedder, body_cuts, load_embedder, pick_device
+from warmstart.embed import (
+    Embedder,
+    OnnxEmbedder,
+    VectorsEmbedder,
+    body_cuts,
+    load_embedder,
+    pick_device,
+)
 from warmstart.errors import WarmstartError, with_article
+from warmstart.models.onnx import ONNX_KIND, OnnxModel, export_onnx
 from warmstart.transfer.classifier import Classifier
+from warmstart.transfer.onnx import OnnxClassifier
 from warmstart.vectors.keyed import KeyedVectors
 
 #: A model's name: it is part of the URL (/v1/models/NAME/...).
@@ -54,6 +64,7 @@ class ServedModel:
     path: str
     kind: str  # classifier, encoder or vectors
     provenance: dict[str, Any]
+    runtime: str = "torch"  # or onnxruntime (an ONNX export); word vectors: numpy
     classifier: Classifier | None = None
     embedder: Embedder | None = None
     vectors: KeyedVectors | None = None
@@ -84,6 +95,8 @@ class ServedModel:
         clf = self.classifier
         if clf is None:
             return [False] * len(texts)
+        if isinstance(clf, OnnxClassifier):
+            return clf.runtime.cut(texts)
         members = clf.members.values() if isinstance(clf, Ensemble) else [clf]
         flags = [False] * len(texts)
         for m in members:
@@ -92,7 +105,7 @@ class ServedModel:
 
     def describe(self) -> dict[str, Any]:
         info: dict[str, Any] = {"name": self.name, "kind": self.kind, "path": self.path,
-                                "capabilities": self.capabilities}
+                                "runtime": self.runtime, "capabilities": self.capabilities}
         if self.classifier is not None:
             clf = self.classifier
             info["tasks"] = [{"name": t.name, "labels": t.labels, "multi_label": t.multi_label,
@@ -123,15 +136,34 @@ def _provenance(folder: Path) -> dict[str, Any]:
 
 
 def load_model(name: str, path: str, *, precision: str = "auto", device: str = "auto",
-               batch_size: int = 64) -> ServedModel:
+               batch_size: int = 64, runtime: str = "auto", threads: int | None = None,
+               ) -> ServedModel:
     """Load folder ``path`` as model ``name``, and run each of its capabilities once (so the
-    first request is not the one that pays for warming up)."""
+    first request is not the one that pays for warming up).
+
+    An ONNX export runs on onnxruntime with ``threads`` intra-op threads; ``runtime="torch"``
+    refuses one (``"onnx"`` expects torch folders exported already: :func:`export_for_onnx`).
+    """
     folder = Path(path)
     if not folder.is_dir():
         raise WarmstartError(f"{name}={path}: no such model folder")
     kind = read_meta(folder)["kind"] if (folder / META_FILE).exists() else "encoder"
     model = ServedModel(name=name, path=str(folder), kind=kind, provenance=_provenance(folder))
-    if kind == "classifier":
+    if kind == ONNX_KIND:
+        if runtime == "torch":
+            raise WarmstartError(f"{name}={path}: is an ONNX export; serve it with --runtime "
+                                 "onnx (or auto), or serve the folder it was exported from")
+        if device == "cuda":
+            raise WarmstartError(f"{name}={path}: an ONNX export runs on the CPU with "
+                                 "onnxruntime; use --device cpu (or auto)")
+        onnx = OnnxModel.load(folder, threads=threads, batch_size=batch_size)
+        model.kind = "classifier" if onnx.is_classifier else "encoder"
+        model.runtime = "onnxruntime"
+        if onnx.is_classifier:
+            model.classifier = OnnxClassifier(onnx)
+            model.classifier.predict_proba(["warm up"])
+        model.embedder = OnnxEmbedder(onnx, source={"path": str(folder)})
+    elif kind == "classifier":
         clf = Classifier.load(folder, precision=precision)
         from warmstart.transfer.ensemble import Ensemble
 
@@ -151,6 +183,7 @@ def load_model(name: str, path: str, *, precision: str = "auto", device: str = "
                                        device=device)
         if isinstance(model.embedder, VectorsEmbedder):
             model.vectors = kv = model.embedder.vectors
+            model.runtime = "numpy"
             if len(kv) > 1:  # computes the unit vectors every query reads
                 kv.most_similar(kv.words[0], topn=1)
     else:
@@ -162,8 +195,35 @@ def load_model(name: str, path: str, *, precision: str = "auto", device: str = "
 
 
 def load_models(specs: dict[str, str], *, precision: str = "auto", device: str = "auto",
-                batch_size: int = 64) -> dict[str, ServedModel]:
+                batch_size: int = 64, runtime: str = "auto", threads: int | None = None,
+                ) -> dict[str, ServedModel]:
     """Every model of ``specs`` ({name: folder}) loaded."""
     return {name: load_model(name, path, precision=precision, device=device,
-                             batch_size=batch_size)
+                             batch_size=batch_size, runtime=runtime, threads=threads)
             for name, path in specs.items()}
+
+
+def export_for_onnx(specs: dict[str, str], into: Path, *,
+                    echo: Callable[[str], None] = print) -> dict[str, str]:
+    """``specs`` with every torch encoder and encoder classifier exported to ONNX in a folder
+    under ``into`` (what ``--runtime onnx`` serves); ONNX exports and word vectors as given."""
+    out = {}
+    for name, path in specs.items():
+        folder = Path(path)
+        if not folder.is_dir():
+            raise WarmstartError(f"{name}={path}: no such model folder")
+        kind = read_meta(folder)["kind"] if (folder / META_FILE).exists() else "encoder"
+        if kind in (ONNX_KIND, "vectors"):
+            out[name] = path
+            continue
+        if kind not in ("encoder", "classifier"):
+            raise WarmstartError(f"{name}={path}: is {with_article(repr(kind))} artifact; serve "
+                                 "a classifier, an encoder or word vectors")
+        start = time.perf_counter()
+        try:
+            export_onnx(folder, into / name, option="--runtime onnx")
+        except WarmstartError as e:
+            raise WarmstartError(f"{name}={path}: {e}") from None
+        echo(f"{name}: exported to ONNX for onnxruntime in {time.perf_counter() - start:.1f} s")
+        out[name] = str(into / name)
+    return out
