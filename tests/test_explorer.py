@@ -31,8 +31,12 @@ SENTENCE = "A wonderful film with a moving story"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    models = tiny_models(tmp_path_factory.mktemp("explorer-models"))
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return tiny_models(tmp_path_factory.mktemp("explorer-models"))
+
+
+@pytest.fixture(scope="module")
+def server(models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     s = start([f"clf={models['clf']}", f"vectors={models['vectors']}", "--precision", "fp32",
                "--api-key", KEY], tmp_path_factory.mktemp("explorer") / "server.log", key=KEY)
     yield s
@@ -82,9 +86,9 @@ def test_page_and_its_files_need_no_key_but_the_data_does(server: Server) -> Non
 def test_map_is_a_pca_of_the_most_frequent_words(server: Server) -> None:
     from warmstart.serve.app import word_map
 
-    body = server.get("/v1/models/vectors/map?n=20").json()
-    assert len(body["words"]) == len(body["points"]) == 20
-    assert body["words"] == server.get("/v1/models/vectors/map?n=5000").json()["words"][:20]
+    body = server.get("/v1/models/vectors/map?n=20&method=pca").json()
+    assert len(body["words"]) == len(body["points"]) == 20 and body["method"] == "pca"
+    assert body["words"] == server.get("/v1/models/vectors/map?n=5000&method=pca").json()["words"][:20]
     pts = np.array(body["points"])
     np.testing.assert_allclose(pts.mean(axis=0), 0, atol=1e-4)  # centred
     assert abs(np.corrcoef(pts.T)[0, 1]) < 1e-3  # principal axes are uncorrelated
@@ -94,8 +98,37 @@ def test_map_is_a_pca_of_the_most_frequent_words(server: Server) -> None:
     u = x / np.linalg.norm(x, axis=1, keepdims=True)
     np.testing.assert_allclose(np.cov(p.T).trace() / np.cov(u.T).trace(), explained.sum())
     assert server.get("/v1/models/vectors/map?n=1").status_code == 422
+    r = server.get("/v1/models/vectors/map?method=tsne")
+    assert r.status_code == 422 and r.json()["error"]["field"] == "method"
     r = server.get("/v1/models/clf/map")
     assert r.status_code == 400 and r.json()["error"]["field"] == "name"
+
+
+def test_umap_map_keeps_neighbours_near(server: Server, models: dict[str, Path]) -> None:
+    """With umap-learn installed the map defaults to UMAP, which keeps each word near its
+    nearest neighbour in the vectors: nearer than PCA keeps it, and than a random word."""
+    pytest.importorskip("umap")
+    from warmstart.vectors.keyed import KeyedVectors
+
+    umap_body = server.get("/v1/models/vectors/map?n=200").json()
+    assert umap_body["method"] == "umap" and umap_body["explained"] is None
+    pca_body = server.get("/v1/models/vectors/map?n=200&method=pca").json()
+    words = umap_body["words"]
+    kv = KeyedVectors.load(models["vectors"])
+    unit = kv.vectors[:len(words)] / np.linalg.norm(kv.vectors[:len(words)], axis=1, keepdims=True)
+    sims = unit @ unit.T
+    np.fill_diagonal(sims, -np.inf)
+    nearest = sims.argmax(axis=1)
+
+    def neighbour_distance(points: list[list[float]]) -> float:
+        """How far a word is from its nearest neighbour, relative to an average pair."""
+        p = np.array(points)
+        spread = np.linalg.norm(p[:, None] - p[None], axis=-1).mean()
+        return float(np.linalg.norm(p - p[nearest], axis=1).mean() / spread)
+
+    assert neighbour_distance(umap_body["points"]) < 0.5
+    assert neighbour_distance(umap_body["points"]) < neighbour_distance(pca_body["points"])
+    assert server.get("/v1/models/vectors/map?n=200").json() == umap_body  # kept, not redone
 
 
 def test_explorer_in_a_browser(browser: Any, server: Server, tmp_path: Path) -> None:
@@ -141,7 +174,8 @@ def test_explorer_in_a_browser(browser: Any, server: Server, tmp_path: Path) -> 
 
     canvas = page.locator("#map")
     n_words = len(server.get("/v1/models/vectors/map?n=300").json()["words"])
-    expect(canvas).to_have_attribute("data-points", str(n_words))
+    # (A first UMAP layout takes seconds: numba compiles it.)
+    expect(canvas).to_have_attribute("data-points", str(n_words), timeout=120_000)
     box = canvas.bounding_box()
     assert box is not None
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)

@@ -26,9 +26,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import importlib.util
 import json
 import os
 import time
+import warnings
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -157,9 +159,11 @@ class AnalogyResponse(BaseModel):
 class MapResponse(BaseModel):
     model: str
     words: list[str] = Field(description="the most frequent words, most frequent first")
+    method: Literal["pca", "umap"] = Field(description="how the words were laid out")
     points: list[list[float]] = Field(description="(x, y) of each word: its first two "
-                                                  "principal components")
-    explained: list[float] = Field(description="share of the variance each axis holds")
+                                                  "principal components, or its UMAP position")
+    explained: list[float] | None = Field(description="PCA: share of the variance each axis "
+                                                      "holds (UMAP: null)")
 
 
 # -- the server's state ----------------------------------------------------------------------
@@ -496,21 +500,62 @@ def word_map(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return points, explained
 
 
+def umap_map(vectors: np.ndarray, *, seed: int = 0) -> np.ndarray:
+    """2-D UMAP of ``vectors`` (n, dim) by cosine -> points (n, 2): words near each other in
+    the vectors stay near on the map (PCA keeps only the two widest directions)."""
+    import umap
+
+    n_neighbors = max(2, min(15, len(vectors) - 1))
+    with warnings.catch_warnings():  # "n_jobs overridden by setting random_state": wanted
+        warnings.simplefilter("ignore", UserWarning)
+        reducer = umap.UMAP(n_components=2, metric="cosine", n_neighbors=n_neighbors,
+                            random_state=seed, init="spectral" if len(vectors) > 3 else "random")
+        return np.asarray(reducer.fit_transform(vectors.astype(np.float32)), dtype=np.float64)
+
+
+def has_umap() -> bool:
+    """Whether umap-learn is installed (the map then defaults to UMAP)."""
+    return importlib.util.find_spec("umap") is not None
+
+
+#: Maps already made, per (model, words, method): UMAP takes seconds, and the page asks again.
+_MAPS_KEPT = 16
+
+
 def _add_explorer(app: FastAPI) -> None:
     server: Server = app.state.server
+    made: dict[tuple[str, int, str], dict[str, Any]] = {}
 
     @app.get("/v1/models/{name}/map", tags=["models"], response_model=None,
              responses={200: {"model": MapResponse}})
-    async def word_map_route(name: str, n: int = Query(300, ge=2, le=5000)) -> JSONResponse:
-        """The ``n`` most frequent words of a word-vectors model laid out in 2-D by PCA of
-        their unit vectors, for the explorer page's map."""
+    async def word_map_route(
+        name: str, n: int = Query(300, ge=2, le=5000),
+        method: Literal["auto", "pca", "umap"] = Query(
+            "auto", description="pca, umap (needs umap-learn), or auto: UMAP where installed"),
+    ) -> JSONResponse:
+        """The ``n`` most frequent words of a word-vectors model laid out in 2-D (PCA of their
+        unit vectors, or UMAP by cosine), for the explorer page's map."""
         kv = server.model(name, "neighbors").vectors
         assert kv is not None
         n = min(n, len(kv))
-        points, explained = await asyncio.to_thread(word_map, kv.vectors[:n])
-        return JSONResponse({"model": name, "words": list(kv.words[:n]),
-                             "points": np.round(points, 5).tolist(),
-                             "explained": explained.tolist()})
+        if method == "auto":
+            method = "umap" if has_umap() else "pca"
+        elif method == "umap" and not has_umap():
+            raise ApiError(422, "method=umap needs umap-learn (pip install umap-learn); "
+                                "or ask for method=pca", field="method")
+        key = (name, n, method)
+        if key not in made:
+            body: dict[str, Any] = {"model": name, "method": method, "words": list(kv.words[:n])}
+            if method == "umap":
+                points, explained = await asyncio.to_thread(umap_map, kv.vectors[:n]), None
+            else:
+                points, shares = await asyncio.to_thread(word_map, kv.vectors[:n])
+                explained = shares.tolist()
+            body.update(points=np.round(points, 5).tolist(), explained=explained)
+            if len(made) >= _MAPS_KEPT:
+                made.pop(next(iter(made)))
+            made[key] = body
+        return JSONResponse(made[key])
 
     @app.get("/", include_in_schema=False)
     async def explorer() -> FileResponse:

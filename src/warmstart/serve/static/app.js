@@ -139,7 +139,12 @@ const map = { words: [], points: [], scale: 1, dx: 0, dy: 0, highlight: new Set(
 
 async function drawMap() {
   const n = Number($("map-n").value) || 300;
-  const data = await api(`/v1/models/${encodeURIComponent(current.name)}/map?n=${n}`);
+  const method = $("map-method").value;
+  $("map-caption").textContent = "laying out the words…";
+  const data = await api(
+    `/v1/models/${encodeURIComponent(current.name)}/map?n=${n}&method=${method}`);
+  $("map-caption").textContent = data.method === "umap" ? "UMAP by cosine ·"
+    : `PCA of the unit vectors (${Math.round(100 * (data.explained[0] + data.explained[1]))}% of the variance) ·`;
   map.words = data.words;
   map.points = data.points;
   map.highlight = new Set();
