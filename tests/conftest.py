@@ -32,11 +32,28 @@ SHARED_DATA = Path(
 )
 
 
+def in_ci() -> bool:
+    """Whether this is a CI run (``CI=1``), where a missing fixture is a failure, not a skip."""
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _missing_data() -> str:
+    return (f"shared data folder {SHARED_DATA} not found: put the real datasets there (the "
+            "project's ../shared/data) or point WARMSTART_SHARED_DATA at them")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under ``CI=1`` the run stops before any test when the real data is missing: the tests
+    that read it would otherwise be skipped, and a CI run that skipped them proves nothing."""
+    if in_ci() and not SHARED_DATA.is_dir():
+        raise pytest.UsageError(f"CI=1: {_missing_data()}")
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The shared data folder; skips the test when it is not there."""
+    """The shared data folder; skips the test when it is not there (outside CI)."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared data folder {SHARED_DATA} not found")
+        pytest.skip(_missing_data())
     return SHARED_DATA
 
 

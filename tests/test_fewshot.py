@@ -158,9 +158,11 @@ def test_any_body_takes_the_pair_phase_and_augmented_copies(agnews: tuple) -> No
     assert accuracy > 0.25 + 0.15, accuracy
 
 
-def test_few_label_options_refuse_what_they_cannot_do(agnews: tuple, tmp_path: Path) -> None:
-    train, _ = agnews
-    few = train.sample_per_class(5, seed=0)
+def test_few_label_options_refuse_what_they_cannot_do(tmp_path: Path) -> None:
+    # Refused before any data is read: a handful of made-up examples is enough.
+    few = LabeledDataset(texts=[f"{w} film {i}" for i in range(5) for w in ("good", "bad")],
+                         y=np.array([1, 0] * 5), labels=["neg", "pos"], multi_label=False,
+                         source="made-up")
     with pytest.raises(WarmstartError, match="--unlabeled"):
         finetune(few, self_train=1, progress=False)
     with pytest.raises(WarmstartError, match="--method finetune"):

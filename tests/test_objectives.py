@@ -586,6 +586,43 @@ def test_accuracy_stats_counts_the_rows_whose_target_scores_highest() -> None:
     targets = torch.randint(0, 300, (500,), generator=g)
     targets[:100] = logits[:100].float().argmax(-1)  # 100 rows right, plus chance hits
     stats = accuracy_stats("mlm", logits, targets, torch.tensor(1.0))
-    want = (logits.float().argmax(-1) == targets).sum().item()
-    assert stats["mlm_correct"].item() == want >= 100
+    others = logits.float().scatter(1, targets[:, None], -math.inf)  # every logit but the target's
+    want = (logits.float().gather(1, targets[:, None]).squeeze(1) > others.amax(-1)).sum().item()
+    assert stats["mlm_correct"].item() == want >= 95
     assert stats["mlm_total"].item() == 500
+    # In bf16 some top logits tie (here one of the first 100 rows): an argmax calls them right.
+    assert (logits.float().argmax(-1) == targets).sum().item() > want
+    # A tie for the top is wrong: a constant model scores 0, not 100%; so does a NaN.
+    flat = torch.zeros(50, 300, dtype=torch.bfloat16)
+    assert accuracy_stats("mlm", flat, targets[:50], torch.tensor(1.0))["mlm_correct"].item() == 0
+    two = torch.zeros(4, 3)
+    two[:, 0] = two[:, 1] = 1.0  # classes 0 and 1 tie
+    assert accuracy_stats("x", two, torch.tensor([0, 1, 2, 0]), torch.tensor(1.0))["x_correct"] == 0
+    two[3, 0] = math.nan
+    assert accuracy_stats("x", two, torch.tensor([1, 1, 1, 0]), torch.tensor(1.0))["x_correct"] == 0
+
+
+def test_a_classifier_that_ignores_its_input_scores_zero() -> None:
+    """Training statistics and evaluate() alike: equal logits for every class are no answer."""
+    from warmstart.evaluate.classification import classification_report
+    from warmstart.transfer.model import Task, TextClassifier
+
+    class Constant(torch.nn.Module):
+        dim = 4
+
+        def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+            return torch.zeros(len(batch["y"]), self.dim)
+
+        def penalty(self) -> torch.Tensor:
+            return torch.zeros(())
+
+    model = TextClassifier(Constant(), [Task("label", ["a", "b", "c"])])  # type: ignore[arg-type]
+    torch.nn.init.zeros_(model.head("label").weight)
+    torch.nn.init.zeros_(model.head("label").bias)
+    y = torch.tensor([0, 0, 0, 1, 2])
+    _, stats = model({"y": y, "task": torch.zeros(5, dtype=torch.long)}, {"rows": 5.0})
+    assert stats["label_correct"].item() == 0 and stats["label_total"].item() == 5
+    probs = torch.full((5, 3), 1 / 3).numpy()
+    report = classification_report(y.numpy(), probs.argmax(1), ["a", "b", "c"], scores=probs)
+    assert report["accuracy"] == 0 and report["ties"] == 5
+    assert classification_report(y.numpy(), probs.argmax(1), ["a", "b", "c"])["accuracy"] == 0.6

@@ -376,9 +376,11 @@ def test_truncation_keeps_head_tail_or_both() -> None:
     assert truncate(ids, 12, "head+tail") == ids
 
 
-def test_export_refuses_mean_pooling(sst2: tuple, minilm: str, tmp_path: Path) -> None:
-    clf = finetune(sst2[0].sample_per_class(8, seed=0), init=minilm, progress=False,
-                   max_steps=1, max_len=16).classifier
+def test_export_refuses_mean_pooling(minilm: str, tmp_path: Path) -> None:
+    few = LabeledDataset(texts=[f"{w} film {i}" for i in range(8) for w in ("good", "bad")],
+                         y=np.array([1, 0] * 8), labels=["neg", "pos"], multi_label=False,
+                         source="made-up")
+    clf = finetune(few, init=minilm, progress=False, max_steps=1, max_len=16).classifier
     with pytest.raises(WarmstartError, match="--pooling pooler"):
         clf.export_hf(tmp_path / "hf")
 

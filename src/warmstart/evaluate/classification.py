@@ -39,8 +39,18 @@ CONFUSION_PLOT = "plots/confusion.png"
 _MAX_CELL_TEXT = 20
 
 
+def correct_top1(scores: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(N,) bool: the true class scores highest, alone. A tie for the top counts as wrong, so
+    a model that gives every class the same score (bf16 logits tie more often than one would
+    think) scores 0, not the share of the class an argmax happens to pick."""
+    top = scores.max(1)
+    true = scores[np.arange(len(y)), y]
+    return (true >= top) & ((scores == top[:, None]).sum(1) == 1)
+
+
 def classification_report(
-    y_true: ArrayLike, y_pred: ArrayLike, labels: Sequence[str]
+    y_true: ArrayLike, y_pred: ArrayLike, labels: Sequence[str], *,
+    scores: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Metrics of single-label predictions against the truth, as a JSON-ready dict.
 
@@ -49,6 +59,10 @@ def classification_report(
     ``weighted_recall``, ``weighted_f1`` (weighted by support), ``per_class`` (label name ->
     ``precision``, ``recall``, ``f1``, ``support``) and ``confusion`` (list of rows: row = true
     class, column = predicted class, in the order of ``labels``).
+
+    With ``scores`` (N, K), the probabilities or logits ``y_pred`` came from, ``accuracy``
+    counts a row whose top score is tied as wrong (:func:`correct_top1`) and ``ties`` says how
+    many rows were; the other metrics read ``y_pred`` as given.
     """
     names = _check_labels(labels)
     k = len(names)
@@ -67,11 +81,19 @@ def classification_report(
     true_sum = cm.sum(axis=1)
     precision, recall, f1 = _prf(tp, pred_sum, true_sum)
     present = (true_sum + pred_sum) > 0
+    tied: dict[str, int] = {}
+    if scores is None:
+        accuracy = float(np.mean(t == p))
+    else:
+        top = scores.max(1, keepdims=True)
+        tied = {"ties": int(((scores == top).sum(1) > 1).sum())}
+        accuracy = float(np.mean(correct_top1(scores, t)))
     return {
         "kind": SINGLE,
         "n": int(t.shape[0]),
         "labels": names,
-        "accuracy": float(np.mean(t == p)),
+        "accuracy": accuracy,
+        **tied,
         "macro_precision": float(np.mean(precision[present])),
         "macro_recall": float(np.mean(recall[present])),
         "macro_f1": float(np.mean(f1[present])),

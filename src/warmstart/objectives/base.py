@@ -203,16 +203,20 @@ class Masking:
         return (r < self.mask_prob) & candidate
 
 
+def top1_correct(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """(N,) bool: the target's logit is above every other logit of its row. A tie for the
+    top counts as wrong: bf16 logits tie, and a model that scores every class alike must
+    score 0, not 100%. (One comparison pass: far faster than an argmax over bf16 logits.)"""
+    target = logits.gather(1, targets.unsqueeze(1))  # (N, 1)
+    return (logits >= target).sum(-1) == 1
+
+
 def accuracy_stats(
     name: str, logits: torch.Tensor, targets: torch.Tensor, loss_sum: torch.Tensor
 ) -> dict[str, torch.Tensor]:
     with torch.no_grad():
         return {
             f"{name}_loss": loss_sum.detach().float(),
-            # The target's logit is the largest (ties count as right): 20x faster than an
-            # argmax over bf16 logits, which took an eighth of an MLM step on CPU.
-            f"{name}_correct": (
-                logits.gather(1, targets.unsqueeze(1)).squeeze(1) >= logits.amax(-1)
-            ).sum().float(),
+            f"{name}_correct": top1_correct(logits, targets).sum().float(),
             f"{name}_total": torch.tensor(float(targets.numel())),
         }

@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from warmstart.errors import WarmstartError, with_article
+from warmstart.evaluate.classification import correct_top1
 from warmstart.labeled import LabeledDataset
 from warmstart.transfer.recipes import (
     FineTune,
@@ -479,11 +480,8 @@ def cross_validate(
 
 
 def _correct(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """1 where the true class has the highest probability alone (a tie counts as wrong)."""
-    top = probs.max(1)
-    true = probs[np.arange(len(y)), y]
-    ties = (probs == top[:, None]).sum(1) > 1
-    return ((true >= top) & ~ties).astype(np.float64)
+    """1.0 where the true class has the highest probability alone (a tie counts as wrong)."""
+    return correct_top1(probs, y).astype(np.float64)
 
 
 def _fits(recipe: Recipe, alive: list[Recipe], scores: dict[str, Score], deadline: float,

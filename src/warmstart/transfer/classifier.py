@@ -299,4 +299,4 @@ def evaluate(classifier: Classifier, dataset: LabeledDataset, *, task: str | Non
     if t.multi_label:
         cut = classifier.thresholds.get(t.name, 0.5)
         return multilabel_report(dataset.y, (probs >= cut).astype(np.uint8), t.labels)
-    return classification_report(dataset.y, probs.argmax(1), t.labels)
+    return classification_report(dataset.y, probs.argmax(1), t.labels, scores=probs)

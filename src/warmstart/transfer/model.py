@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from warmstart.errors import WarmstartError
+from warmstart.objectives.base import top1_correct
 from warmstart.transfer.bodies import Body
 
 
@@ -139,7 +140,7 @@ class TextClassifier(nn.Module):
             else:
                 target = batch["y"][rows]
                 per_row = F.cross_entropy(logits, target, weight=weight, reduction="none")
-                correct = (logits.argmax(1) == target).float().sum()
+                correct = top1_correct(logits, target).float().sum()  # a tie: wrong
             trained = per_row
             if not t.multi_label and self.tsa < 1.0 and self.training:
                 with torch.no_grad():
