@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import read_agnews
+from conftest import read_agnews, tfidf_lr_accuracy
 from torch import nn
 
 from warmstart.errors import WarmstartError
@@ -140,7 +140,8 @@ def test_contrastive_tuning_pulls_classes_apart_and_classifies(agnews: tuple, mi
     gap_before, gap_after = separation(before.classifier), separation(after.classifier)
     assert gap_after > 1.3 * gap_before, (gap_before, gap_after)
     accuracy = evaluate(after.classifier, test)["accuracy"]
-    assert accuracy > 0.25 + 0.4, accuracy  # 4 balanced classes, 24 training texts
+    baseline = tfidf_lr_accuracy(few, test)  # 24 training texts (18 after the dev split)
+    assert accuracy > baseline + 0.15, (accuracy, baseline)
     # The pair phase's checkpoint was a working file: the artifact replaced it.
     assert not list((tmp_path / "setfit").glob("checkpoint*"))
     assert Classifier.load(tmp_path / "setfit").predict(test.texts[:8]) == \

@@ -123,12 +123,22 @@ def test_gradient_accumulation_matches_the_whole_batch(corpus: Path, cache: str)
         torch.testing.assert_close(whole[k], parts[k], rtol=1e-4, atol=1e-5, msg=k)
 
 
-def test_bf16_autocast_trains(corpus: Path, cache: str) -> None:
-    """bf16 autocast runs (emulated on CPUs without AMX, so kept tiny) and tracks fp32."""
-    small = dict(max_steps=2, batch_size=4, seq_len=16, eval_batches=1, eval_every=2)
-    bf16 = run(corpus, cache, None, precision="bf16", **small).training.final_valid
-    fp32 = run(corpus, cache, None, precision="fp32", **small).training.final_valid
-    assert abs(bf16["valid_loss"] - fp32["valid_loss"]) < 0.05
+def test_bf16_autocast_trains(corpus: Path, cache: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """bf16 autocast is on (the linear layers compute in bf16), learns, and tracks fp32
+    (emulated on CPUs without AMX or AVX-512 BF16, so kept small)."""
+    from test_transfer import record_linear_dtypes
+
+    small = dict(max_steps=40, batch_size=8, seq_len=32, eval_batches=4, eval_every=40,
+                 objective="clm")
+    dtypes = record_linear_dtypes(monkeypatch)
+    bf16 = run(corpus, cache, None, precision="bf16", **small).training.history
+    assert torch.bfloat16 in dtypes, dtypes
+    dtypes.clear()
+    fp32 = run(corpus, cache, None, precision="fp32", **small).training.history
+    assert dtypes == {torch.float32}, dtypes
+    (b0, b1), (f0, f1) = ([r for r in h if "valid_loss" in r] for h in (bf16, fp32))
+    assert b0["valid_loss"] - b1["valid_loss"] > 1.0, (b0, b1)  # it learns: 40 steps, > 1 nat
+    assert abs(b1["valid_loss"] - f1["valid_loss"]) < 0.1 * (f0["valid_loss"] - f1["valid_loss"])
 
 
 def test_compiled_model_trains_like_the_eager_one(corpus: Path, cache: str) -> None:

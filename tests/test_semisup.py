@@ -532,6 +532,33 @@ def test_consistency_training_through_finetune(shared_data: Path, tmp_path: Path
     assert result.training.tokens > 3 * alone.training.tokens
 
 
+def test_uda_does_not_collapse_to_one_class(shared_data: Path, tmp_path: Path) -> None:
+    """UDA's consistency term on a small real task (AG News, 20 labels per class, 800
+    unlabeled headlines): a classifier that answers one class makes every pair agree, which is
+    the failure to rule out. Every class keeps a fair share of the test predictions and the
+    accuracy stays with that of the same classifier trained on the labels alone."""
+    from warmstart.transfer.classifier import evaluate
+    from warmstart.transfer.finetune import finetune
+
+    train, test = _agnews(shared_data)
+    labeled = train.sample_per_class(20, seed=0)
+    unlabeled = tmp_path / "unlabeled.txt"
+    unlabeled.write_text("".join(t.replace("\n", " ") + "\n"
+                                 for t in train.sample_per_class(200, seed=5).texts),
+                         encoding="utf-8")
+    common = dict(progress=False, max_steps=80, batch_size=16, buckets=20_000, seed=0,
+                  dev_fraction=0.0)
+    uda = finetune(labeled, consistency=1.0, unlabeled=str(unlabeled), consistency_ratio=2,
+                   tsa="linear", **common).classifier
+    alone = finetune(labeled, **common).classifier
+    predicted = np.bincount(np.array([uda.labels.index(x) for x in uda.predict(test.texts)]),
+                            minlength=len(uda.labels)) / len(test)
+    assert predicted.min() > 0.1 and predicted.max() < 0.5, predicted  # 4 balanced classes
+    acc_uda, acc_alone = evaluate(uda, test)["accuracy"], evaluate(alone, test)["accuracy"]
+    assert acc_alone > 0.4, acc_alone  # the task is learnable from these labels
+    assert acc_uda > acc_alone - 0.05, (acc_uda, acc_alone)
+
+
 def test_a_teacher_of_another_kind_labels_the_unlabeled_text(shared_data: Path, tmp_path: Path) -> None:
     """--teacher: the first round's pseudo-labels are the teacher's, in the student's labels.
 

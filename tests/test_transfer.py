@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import tfidf_lr_accuracy
 
 from warmstart.errors import WarmstartError
 from warmstart.labeled import LabeledDataset
@@ -48,6 +49,20 @@ def minilm() -> str:
     return str(pkg.get_model_path())
 
 
+def record_linear_dtypes(monkeypatch: pytest.MonkeyPatch) -> set[torch.dtype]:
+    """The dtypes every nn.Linear computes in from now on (bf16 under autocast)."""
+    seen: set[torch.dtype] = set()
+    forward = torch.nn.Linear.forward
+
+    def recording(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
+        out = forward(self, x)
+        seen.add(out.dtype)
+        return out
+
+    monkeypatch.setattr(torch.nn.Linear, "forward", recording)
+    return seen
+
+
 def majority(ds: LabeledDataset) -> float:
     return float(np.bincount(ds.y).max() / len(ds))
 
@@ -57,8 +72,10 @@ def test_word_vector_classifier_from_scratch_learns_topics(agnews: tuple, tmp_pa
     result = finetune(train, out=tmp_path / "clf", progress=False, epochs=10, seed=0,
                       buckets=50_000)
     report = evaluate(result.classifier, test)
-    # 4 balanced classes: majority 25%; bag of words + bigrams from 1,200 texts gets far more.
-    assert report["accuracy"] > majority(test) + 0.35, report["accuracy"]
+    # fastText's model: about as good as TF-IDF + LR on the same 1,200 texts (measured 0.79
+    # against 0.81), where a model that reads nothing scores 0.25.
+    baseline = tfidf_lr_accuracy(train, test)
+    assert report["accuracy"] > baseline - 0.04, (report["accuracy"], baseline)
     folder = tmp_path / "clf"
     assert {"model.safetensors", "vocab.json", "warmstart.json", "metrics.jsonl"} <= {
         p.name for p in folder.iterdir()}
@@ -86,12 +103,16 @@ def test_head_init_probe_starts_from_the_probes_head(agnews: tuple) -> None:
         finetune(small, head_init="lda", progress=False)
 
 
-def test_bf16_finetuning_learns(agnews: tuple) -> None:
-    """bf16 autocast (emulated on CPUs without AMX: slow, so a small model) still learns."""
+def test_bf16_finetuning_learns(agnews: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
+    """bf16 autocast (emulated on CPUs without AMX: slow, so a small model) still learns,
+    and it was on: the linear layers computed in bf16 while training."""
     train, test = agnews
+    dtypes = record_linear_dtypes(monkeypatch)
     result = finetune(train, progress=False, epochs=10, seed=0, buckets=50_000,
                       precision="bf16", hidden=64)
-    assert evaluate(result.classifier, test)["accuracy"] > majority(test) + 0.3
+    assert torch.bfloat16 in dtypes, dtypes
+    accuracy, baseline = evaluate(result.classifier, test)["accuracy"], tfidf_lr_accuracy(train, test)
+    assert accuracy > baseline - 0.05, (accuracy, baseline)
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +168,8 @@ def test_linear_probe_on_minilm_features(sst2: tuple, minilm: str, tmp_path: Pat
     result = finetune(train.sample_per_class(200, seed=0), init=minilm, method="probe",
                       progress=False, out=tmp_path / "probe")
     report = evaluate(result.classifier, dev)
-    assert report["accuracy"] > majority(dev) + 0.15, report["accuracy"]
+    baseline = tfidf_lr_accuracy(train.sample_per_class(200, seed=0), dev)  # 0.65
+    assert report["accuracy"] > baseline + 0.1, (report["accuracy"], baseline)
     loaded = Classifier.load(tmp_path / "probe")
     assert loaded.predict(dev.texts[:20]) == result.classifier.predict(dev.texts[:20])
 
@@ -169,7 +191,8 @@ def test_finetuning_minilm_beats_majority(sst2: tuple, minilm: str, tmp_path: Pa
     result = finetune(train.sample_per_class(100, seed=0), init=minilm, out=tmp_path / "ft",
                       progress=False, epochs=4, max_len=48, lr=1e-4, batch_size=16)
     report = evaluate(result.classifier, dev)
-    assert report["accuracy"] > majority(dev) + 0.20, report["accuracy"]
+    baseline = tfidf_lr_accuracy(train.sample_per_class(100, seed=0), dev)  # 0.63
+    assert report["accuracy"] > baseline + 0.1, (report["accuracy"], baseline)
     history = [json.loads(line) for line in (tmp_path / "ft" / "metrics.jsonl").open()]
     assert any("valid_label_accuracy" in r for r in history)
 

@@ -145,6 +145,9 @@ class ReplacedTokenDetection(Objective):
                     "discriminator_total": torch.tensor(float(truth.numel())),
                     "replaced_correct": ((scores > 0) & (truth > 0)).sum().float(),
                     "replaced_total": truth.sum(),
+                    # What a discriminator that always says "original" scores: the bar.
+                    "always_original_correct": (truth == 0).sum().float(),
+                    "always_original_total": torch.tensor(float(truth.numel())),
                 }
             )
         return loss, stats
