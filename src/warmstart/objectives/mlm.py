@@ -69,7 +69,8 @@ class MaskedLM(Objective):
         stats = accuracy_stats("mlm", logits, targets, loss_sum)
         # Where the input says [MASK]: no copying the input helps there (a tenth of the
         # chosen tokens stay themselves), so this is what reading the context is worth.
-        at_mask = inputs[chosen] == self.special.mask
+        mask_id = -1 if self.special.mask is None else self.special.mask
+        at_mask = inputs[chosen] == mask_id
         with torch.no_grad():
             stats["mlm_at_mask_correct"] = top1_correct(logits[at_mask], targets[at_mask]).sum().float()
             stats["mlm_at_mask_total"] = at_mask.sum().float()
