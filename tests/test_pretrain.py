@@ -60,15 +60,36 @@ def test_a_tiny_model_learns(corpus: Path, cache: str, objective: str, steps: in
     assert before["valid_loss"] - after["valid_loss"] > margin, (objective, before, after)
     assert seconds < 120
     if objective == "electra":
-        assert after["valid_discriminator_accuracy"] > before["valid_discriminator_accuracy"] + 0.1
+        # The discriminator learns the base rate first: "original" nearly everywhere, which
+        # is what always answering "original" scores (about 85%). It beats that only once the
+        # generator leaves its unigram plateau (thousands of steps; docs/benchmarks.md).
+        base = after["valid_always_original_accuracy"]
+        assert before["valid_discriminator_accuracy"] < base - 0.1
+        assert after["valid_discriminator_accuracy"] > base - 0.01, (after, base)
 
 
-def test_mlm_accuracy_rises_from_chance(corpus: Path, cache: str) -> None:
-    """After 60 steps masked tokens are predicted far above chance (1 in 4,000)."""
-    history = run(corpus, cache, None, objective="mlm", max_steps=60, eval_every=60).training.history
-    before, after = (r for r in history if "valid_loss" in r)
-    assert before["valid_mlm_accuracy"] < 0.005
-    assert after["valid_mlm_accuracy"] > 0.03
+def test_mlm_learns_the_token_frequencies_first(corpus: Path, cache: str) -> None:
+    """After 60 steps, at [MASK] positions (where copying the input cannot help), the model
+    predicts about as well as always answering the most frequent token, from 0 at the start.
+
+    That is the first stage of masked-LM training (the "unigram plateau"); leaving it, to
+    beat that rate by reading the context, takes thousands of steps on real text (measured
+    here: 4.1% at 60 steps, 3.3% at 200, 3.6% at 300, against 3.8% for "the"), too long for
+    a test: docs/benchmarks.md has the long runs, at 32-42% masked accuracy.
+    """
+    import collections
+
+    result = run(corpus, cache, None, objective="mlm", max_steps=60, eval_every=60,
+                 eval_batches=16)
+    before, after = (r for r in result.training.history if "valid_loss" in r)
+    tok = result.tokenizer
+    counts = collections.Counter(i for line in corpus.read_text(encoding="utf-8").splitlines()
+                                 for i in tok.encode(line).ids)
+    most_frequent_rate = max(counts.values()) / sum(counts.values())  # 3.8%: "the"
+    assert before["valid_mlm_at_mask_accuracy"] < 0.005
+    assert after["valid_mlm_at_mask_accuracy"] > 0.7 * most_frequent_rate, (after, most_frequent_rate)
+    # Where the input keeps its token (a tenth of the chosen positions) copying it helps.
+    assert after["valid_mlm_accuracy"] > after["valid_mlm_at_mask_accuracy"]
 
 
 def test_artifact_holds_model_tokenizer_metrics_and_plot(corpus: Path, cache: str,
