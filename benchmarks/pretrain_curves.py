@@ -13,6 +13,11 @@ folder with train.tsv and test.tsv, e.g. ``../shared/data/en/sst2-sentences``) e
 also scored the way it will be used: mean-pooled hidden states of the frozen model, fed to a
 logistic regression trained on train.tsv and tested on test.tsv, next to the same probe on a
 randomly initialised model of the same shape and tokenizer (what pretraining must beat).
+
+A model an earlier run left in ``--work`` is reused only if it was made (or begun) on the same
+commit, CPU and settings (its stamp is ``--work/OBJECTIVE.provenance.json``); otherwise it is
+moved aside to ``OBJECTIVE.stale-COMMIT`` and pretrained again (``--reuse-any`` keeps it and
+says so). ``--json PATH`` also writes the table and the probe scores, with their provenance.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+from provenance import describe, folder_stamp, keep_folder, stamp, stamp_folder, write_json
 
 OBJECTIVES = ("mlm", "electra", "clm", "dae")
 
@@ -37,11 +45,22 @@ def main() -> None:
     ap.add_argument("--probe", help="folder with train.tsv/test.tsv to score the models on")
     ap.add_argument("--also", nargs="*", default=[],
                     help="more model folders to probe, e.g. an imported checkpoint for reference")
+    ap.add_argument("--reuse-any", action="store_true",
+                    help="keep models made on other commits, CPUs or settings (says which)")
+    ap.add_argument("--json", help="also write the table and probe scores, with provenance")
     ap.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more pretrain options")
     args = ap.parse_args()
+    settings = {k: v for k, v in vars(args).items() if k not in ("work", "plot", "json")}
+    prov = stamp(settings, "tokenizers", "scikit-learn")
+    print(describe(prov), flush=True)
     work = Path(args.work)
     for objective in args.objectives:
         out = work / objective
+        # What the model depends on besides the code: reused only if made of these.
+        made = {"corpus": args.corpus, "minutes": args.minutes, "size": args.size,
+                "extra": args.extra, "objective": objective}
+        if not keep_folder(out, made, reuse_any=args.reuse_any):
+            stamp_folder(out, made, "tokenizers")
         if (out / "warmstart.json").exists():
             print(f"{objective}: already done in {out}", flush=True)
             continue
@@ -51,13 +70,15 @@ def main() -> None:
                "--cache-dir", str(work / "cache"), *args.extra]
         print(" ".join(cmd), flush=True)
         subprocess.run(cmd, check=True)
-    report(work, args.objectives, Path(args.plot))
+    results: dict[str, Any] = {"objectives": report(work, args.objectives, Path(args.plot))}
     if args.probe:
-        probe([work / o for o in args.objectives] + [Path(p) for p in args.also],
-              Path(args.probe))
+        results["probe"] = probe([work / o for o in args.objectives] + [Path(p) for p in args.also],
+                                 Path(args.probe))
+    if args.json:
+        write_json(args.json, {"results": results, **prov})
 
 
-def report(work: Path, objectives: list[str], plot: Path) -> None:
+def report(work: Path, objectives: list[str], plot: Path) -> dict[str, Any]:
     rows = []
     curves = {}
     for objective in objectives:
@@ -77,8 +98,12 @@ def report(work: Path, objectives: list[str], plot: Path) -> None:
     for o, steps, tokens, first, last, speed, acc in rows:
         accs = ", ".join(f"{k.removeprefix('valid_')} {v:.3f}" for k, v in acc.items())
         print(f"{o:9} {steps:>6} {tokens:>10,} {first:>11.3f} {last:>10.3f} {speed:>14,.0f}  {accs}")
+    table = {o: {"steps": steps, "tokens": tokens, "first_valid_loss": first,
+                 "last_valid_loss": last, "tokens_per_s_median": speed, **acc,
+                 "made": folder_stamp(work / o)}
+             for o, steps, tokens, first, last, speed, acc in rows}
     if not curves:
-        return
+        return table
     import matplotlib
 
     matplotlib.use("Agg")
@@ -95,6 +120,7 @@ def report(work: Path, objectives: list[str], plot: Path) -> None:
     plot.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(plot)
     print(f"wrote {plot}")
+    return table
 
 
 def read_tsv(path: Path) -> tuple[list[str], list[int]]:
@@ -129,7 +155,7 @@ def pooled_features(model, tokenizer, texts: list[str], max_len: int = 128):  # 
     return np.concatenate(out)
 
 
-def probe(folders: list[Path], data: Path) -> None:
+def probe(folders: list[Path], data: Path) -> dict[str, Any]:
     """Linear-probe test accuracy of each model, and of a random model of the same shape."""
     import numpy as np
     import torch
@@ -152,14 +178,19 @@ def probe(folders: list[Path], data: Path) -> None:
 
     print(f"linear probe on {data} (train {len(train_x):,}, test {len(test_x):,}, "
           f"majority class {majority:.3f})")
+    scores: dict[str, Any] = {"data": str(data), "majority": float(majority)}
     for folder in folders:
         if not (folder / "warmstart.json").exists() and not (folder / "config.json").exists():
             continue
         loaded = load_pretrained(folder)
         torch.manual_seed(0)
         random_model = type(loaded.model)(loaded.model.config)
-        print(f"{folder.name:9} pretrained {score(loaded.model, loaded.tokenizer):.3f}   "
-              f"random init {score(random_model, loaded.tokenizer):.3f}", flush=True)
+        pretrained = score(loaded.model, loaded.tokenizer)
+        random_init = score(random_model, loaded.tokenizer)
+        print(f"{folder.name:9} pretrained {pretrained:.3f}   "
+              f"random init {random_init:.3f}", flush=True)
+        scores[str(folder)] = {"pretrained": pretrained, "random_init": random_init}
+    return scores
 
 
 if __name__ == "__main__":

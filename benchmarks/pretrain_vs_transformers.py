@@ -32,7 +32,8 @@ then trains a ``tiny`` MLM for 20 steps, on the corpus and on a copy of it five 
 (separate cache folders, emptied first, so both tokenize). Bounded memory means the two peaks
 are about the same. ``--memory-docs N`` uses only the first N documents (for quick trials).
 
-Absolute numbers are labeled with the machine they were measured on. Take figures on an
+Absolute numbers are labeled with the machine they were measured on, and ``--json`` records
+the run's provenance (commit, settings, CPU, versions, date). Take figures on an
 otherwise idle machine: the script prints the load average and warns when other processes
 share the CPUs. Nothing here reaches the network (the HF model is built from a local config).
 """
@@ -524,6 +525,8 @@ def main() -> None:
     if a.child:
         print(json.dumps(CHILDREN[a.child](json.loads(a.spec))))
         return
+    from provenance import describe, stamp, write_json  # not in the children: their RSS is measured
+
     if not a.corpus.exists():
         raise SystemExit(f"--corpus {a.corpus}: no such file")
     if a.train_docs < 1 or a.steps < 1 or a.repeats < 1 or a.warmup_steps < 0:
@@ -531,6 +534,10 @@ def main() -> None:
     a.work.mkdir(parents=True, exist_ok=True)
     tokenizer = minilm_tokenizer()
     precision, why, native = choose_precision(a.precision)
+    settings = {**{k: v for k, v in vars(a).items() if k not in ("work", "json", "child", "spec")},
+                "precision_run": precision}
+    prov = stamp(settings, "transformers", "tokenizers")
+    print(describe(prov))
     m = machine()
     print(f"machine: {label(m, a.threads)}")
     print(f"precision: {precision} ({why})", flush=True)
@@ -548,7 +555,7 @@ def main() -> None:
     report["load_after"] = check_load("after the runs (includes this benchmark's own)")
     print(f"measured on {label(m, a.threads)}; precision {precision}")
     if a.json:
-        a.json.write_text(json.dumps(report, indent=1))
+        write_json(a.json, {**report, **prov})
         print(f"wrote {a.json}")
 
 

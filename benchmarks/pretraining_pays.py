@@ -21,8 +21,12 @@ Two questions, each against the same model from random initialisation:
   baseline, and the classifier without any vectors is shown too.
 
 Test: a fixed subsample of 5,000 of the 25,000 IMDB test reviews (stratified, seed 0), the
-same as ``finetune_vs_anchors.py``. Pretrained artifacts are kept under ``--out`` and reused;
-results go to ``--out/results.json``.
+same as ``finetune_vs_anchors.py``. Pretrained artifacts are kept under ``--out`` and reused if
+made (or begun) on the same commit, CPU and settings (their stamp is
+``--out/NAME.provenance.json``); otherwise they are moved aside to ``NAME.stale-COMMIT`` and made
+again (``--reuse-any`` keeps them and says so). Results go to ``--out/results.json``, each with
+its provenance (commit, settings, CPU, versions, date); the entries this run did not make are
+named, with where they were made.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ import statistics
 import time
 from pathlib import Path
 from typing import Any
+
+from provenance import describe, keep_folder, stamp, stamp_folder, where, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 PRETRAIN = dict(size="tiny", vocab_size=16000, lowercase=True, seq_len=128, batch_size=32,
@@ -92,7 +98,12 @@ def main() -> None:
     ap.add_argument("--objectives", nargs="+", choices=list(OBJECTIVE), default=list(OBJECTIVE),
                     help="which pretraining objectives to run (--only transformers)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--reuse-any", action="store_true",
+                    help="keep pretrained models made on other commits, CPUs or settings (says which)")
     args = ap.parse_args()
+    # What can change an entry besides the code (the constants above are code).
+    settings = {"data": args.data, "seeds": args.seeds}
+    print(describe(stamp({**settings, "minutes": args.minutes})), flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data = Path(args.data)
@@ -100,12 +111,15 @@ def main() -> None:
     train, test = imdb(data)
     results_file = out / "results.json"
     results = json.loads(results_file.read_text()) if results_file.exists() else {}
+    made_now: set[str] = set()
 
     if args.only in (None, "vectors"):
         from warmstart import train_vectors
 
         folder = out / "vectors"
         start = time.perf_counter()
+        if not keep_folder(folder, {"corpus": str(unsup)}, reuse_any=args.reuse_any):
+            stamp_folder(folder, {"corpus": str(unsup)})
         if not (folder / "warmstart.json").exists():
             train_vectors(str(unsup), out=folder, **VECTORS)
         results["vectors"] = compare("word vectors", str(folder), train, test, args.seeds,
@@ -114,13 +128,18 @@ def main() -> None:
         results["vectors"]["no_vectors"] = score("", train, test, args.seeds,
                                                  random_init=False, options=FINETUNE_WORDS)
         results["vectors"]["pretrain"] = {**VECTORS, "seconds": round(time.perf_counter() - start)}
-        results_file.write_text(json.dumps(results, indent=1))
+        results["vectors"].update(stamp(settings))
+        made_now.add("vectors")
+        write_json(results_file, results)
 
     if args.only in (None, "transformers"):
         from warmstart.pretrain import pretrain
 
         for objective in args.objectives:
             folder = out / objective
+            made = {"corpus": str(unsup), "minutes": args.minutes, "objective": objective}
+            if not keep_folder(folder, made, reuse_any=args.reuse_any):
+                stamp_folder(folder, made, "tokenizers")
             if not (folder / "warmstart.json").exists():
                 print(f"== pretraining {objective} for {args.minutes:g} minutes", flush=True)
                 pretrain(str(unsup), out=folder, objective=objective,
@@ -134,8 +153,13 @@ def main() -> None:
                                               "minutes": args.minutes,
                                               "steps": last["step"], "tokens": last["tokens"],
                                               "valid": valid[-1] if valid else None}
-            results_file.write_text(json.dumps(results, indent=1))
+            results[objective].update(stamp({**settings, "minutes": args.minutes}))
+            made_now.add(objective)
+            write_json(results_file, results)
     print(json.dumps(results, indent=1))
+    for key in sorted(set(results) - made_now):
+        print(f"NOT made by this run (kept in {results_file}): {key}, made on "
+              f"{where(results[key])}", flush=True)
 
 
 if __name__ == "__main__":

@@ -81,7 +81,88 @@ def stamp(settings: dict[str, Any], *packages: str) -> dict[str, Any]:
 
 
 def same_run(entry: dict[str, Any], settings: dict[str, Any]) -> bool:
-    """Whether ``entry`` was made on this commit and CPU with these settings (reusable)."""
+    """Whether ``entry`` was made on this commit and machine (CPU model, instruction sets,
+    cores) with these settings and the same versions of the packages it names (reusable)."""
     m = machine()
+    recorded = entry.get("versions") or {}
     return (entry.get("commit") == commit() and entry.get("cpu") == m["cpu"]
-            and entry.get("settings_hash") == settings_hash(settings))
+            and entry.get("isa") == m["isa"] and entry.get("cores") == m["cores"]
+            and entry.get("settings_hash") == settings_hash(settings)
+            and bool(recorded) and versions(*recorded) == recorded)
+
+
+def describe(entry: dict[str, Any]) -> str:
+    """One line of an entry's (or a stamp's) provenance: commit, CPU, ISA, versions, date."""
+    isa = ", ".join(entry.get("isa") or []) or "none of avx2/avx512f/avx512_bf16/amx_bf16"
+    versions_ = ", ".join(f"{k} {v}" for k, v in (entry.get("versions") or {}).items())
+    return (f"provenance: commit {entry.get('commit', 'not recorded')}; "
+            f"{entry.get('cpu', 'CPU not recorded')} ({entry.get('cores', '?')} cores; {isa}); "
+            f"{versions_ or 'versions not recorded'}; settings {entry.get('settings_hash', '?')}; "
+            f"{entry.get('date', 'date not recorded')}")
+
+
+def where(entry: dict[str, Any]) -> str:
+    """Where an earlier entry was made, for the line that says it is reused or run again."""
+    if "commit" not in entry:
+        return "an unrecorded commit and CPU (made before provenance was recorded)"
+    return (f"commit {entry['commit']} / {entry.get('cpu')} / settings {entry.get('settings_hash')}"
+            f" ({entry.get('date')})")
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    """``obj`` as JSON into ``path``, atomically: ``PATH.tmp`` first, then renamed over it."""
+    tmp = f"{os.fspath(path)}.tmp"
+    Path(tmp).write_text(json.dumps(obj, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# Artifacts an earlier run made and a later one reuses (a pretrained model, a fine-tuned
+# classifier, its checkpoints): their stamp sits beside the folder, in FOLDER.provenance.json.
+
+
+def _sidecar(folder: Path) -> Path:
+    return folder.with_name(folder.name + ".provenance.json")
+
+
+def folder_stamp(folder: Path) -> dict[str, Any]:
+    """The stamp of the run that made ``folder`` ({} if none was recorded)."""
+    side = _sidecar(Path(folder))
+    return json.loads(side.read_text()) if side.exists() else {}
+
+
+def stamp_folder(folder: Path, settings: dict[str, Any], *packages: str) -> dict[str, Any]:
+    """Record that this run (commit, CPU, settings) makes ``folder``; call it before making it."""
+    entry = stamp(settings, *packages)
+    write_json(_sidecar(Path(folder)), entry)
+    return entry
+
+
+def keep_folder(folder: Path, settings: dict[str, Any], *, reuse_any: bool = False) -> bool:
+    """Whether ``folder``, made (or begun) by an earlier run, may be reused by this one.
+
+    It may if its stamp says it was made on this commit and CPU with these settings, or, said
+    loudly, if ``reuse_any``. Otherwise it is moved aside to ``FOLDER.stale-COMMIT`` (not
+    deleted), so that the caller makes it again from scratch rather than resuming it.
+    """
+    folder = Path(folder)
+    if not folder.exists():
+        return False
+    made = folder_stamp(folder)
+    if same_run(made, settings):
+        return True
+    if reuse_any:
+        print(f"REUSED {folder}: made on {where(made)}, not on this commit, CPU and settings "
+              "(--reuse-any)", flush=True)
+        return True
+    aside = folder.with_name(f"{folder.name}.stale-{made.get('commit', 'unrecorded')}")
+    n = 1
+    while aside.exists():
+        aside = folder.with_name(f"{folder.name}.stale-{made.get('commit', 'unrecorded')}-{n}")
+        n += 1
+    folder.rename(aside)
+    side = _sidecar(folder)
+    if side.exists():
+        side.rename(aside.with_name(aside.name + ".provenance.json"))
+    print(f"{folder}: made on {where(made)}, with other code, CPU or settings: moved to {aside}, "
+          "making it again", flush=True)
+    return False

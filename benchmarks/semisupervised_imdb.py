@@ -31,7 +31,10 @@ the student pseudo-labels the reviews itself (``--self-train 2``).
 The vectors (``--vectors``) are skip-gram vectors warmstart trained on the same unlabeled
 reviews (``benchmarks/pretraining_pays.py --only vectors`` makes them). Test: the fixed
 5,000-review subsample of the IMDB test set (stratified, seed 0) of the other benchmarks.
-Results go to ``--out/results.json``.
+Results go to ``--out/results.json``, one entry per (seed, method), each with its provenance
+(commit, settings, CPU, versions, date, and the stamp of the vectors used); re-running skips
+the entries already there that were made on the same commit, CPU and settings, and runs the
+others again (``--reuse-any`` keeps them and says which).
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ import statistics
 import time
 from pathlib import Path
 from typing import Any
+
+from provenance import describe, folder_stamp, same_run, stamp, where, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,7 +71,16 @@ def main() -> None:
     ap.add_argument("--data", default=os.environ.get("WARMSTART_SHARED_DATA",
                                                      str(ROOT.parent / "shared" / "data")))
     ap.add_argument("--out", default="runs/bench-semi")
+    ap.add_argument("--reuse-any", action="store_true",
+                    help="keep entries made on other commits, CPUs or settings (says which)")
     args = ap.parse_args()
+    # What can change an entry besides its key (seed/method) and the code; the vectors' own
+    # stamp (pretraining_pays.py writes it), so that vectors made again make the entries again.
+    made = folder_stamp(Path(args.vectors))
+    settings = {k: v for k, v in vars(args).items() if k not in ("seeds", "methods", "out",
+                                                                 "reuse_any")}
+    settings["vectors_made"] = {k: made.get(k) for k in ("commit", "date")}
+    print(describe(stamp(settings)), flush=True)
     d = Path(args.data) / "en" / "imdb"
 
     def clean(ds: Any) -> Any:
@@ -99,29 +113,45 @@ def main() -> None:
         few = train.sample_per_class(20, seed=seed)
         for method in args.methods:
             key = f"{seed}/{method}"
-            if key in results:
+            if key in results and same_run(results[key], settings):
                 continue
+            if key in results and args.reuse_any:
+                print(f"seed {seed} {method}: REUSED, made on {where(results[key])}, not on this "
+                      "commit, CPU and settings", flush=True)
+                continue
+            if key in results:
+                print(f"seed {seed} {method}: made on {where(results[key])}, with other code, CPU "
+                      "or settings: running it again", flush=True)
             start = time.perf_counter()
             # The probes are kept: the teachers of "teacher" and "teacher_c1".
             teacher = out / f"probe{'_c1' if '_c1' in method else ''}-{seed}"
             is_teacher = method.startswith("teacher")
             if is_teacher and not teacher.exists():
                 raise SystemExit(f"run the probe first (for {teacher})")
+            probe_key = f"{seed}/{teacher.name.rsplit('-', 1)[0]}"
+            if is_teacher and not same_run(results.get(probe_key, {}), settings):
+                told = (f"{teacher}: the teacher was made on {where(results.get(probe_key, {}))}"
+                        ", not on this commit, CPU and settings")
+                if not args.reuse_any:
+                    raise SystemExit(f"{told}; run {probe_key.split('/')[1]} first")
+                print(f"seed {seed} {method}: REUSED teacher {told}", flush=True)
             clf = finetune(few, dev_fraction=0, seed=seed, progress=False,
                            out=teacher if method.startswith("probe") else None,
                            **(dict(teacher=str(teacher)) if is_teacher else {}),
                            **options[method]).classifier
             acc = 100 * evaluate(clf, test)["accuracy"]
-            results[key] = {"accuracy": acc, "seconds": round(time.perf_counter() - start, 1)}
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(results, indent=1))
-            tmp.replace(path)
+            results[key] = {"accuracy": acc, "seconds": round(time.perf_counter() - start, 1),
+                            **stamp(settings), "vectors_made": made}
+            write_json(path, results)
             print(f"seed {seed} {method}: {acc:.1f} ({results[key]['seconds']:.0f} s)", flush=True)
     for method in args.methods:
         accs = [v["accuracy"] for k, v in results.items() if k.endswith(f"/{method}")]
         if accs:
             print(f"{method}: mean {statistics.mean(accs):.1f} over {len(accs)} seeds "
                   f"({' '.join(f'{a:.1f}' for a in accs)})")
+        for k, v in results.items():
+            if k.endswith(f"/{method}") and not same_run(v, settings):
+                print(f"   {k}: made by an earlier run, on {where(v)}", flush=True)
 
 
 if __name__ == "__main__":

