@@ -243,9 +243,11 @@ def _torch_to_onnx(graph: ExportGraph, path: Path, ids: torch.Tensor, mask: torc
 
 
 def _quantize_int8(src: Path, dst: Path) -> None:
-    """The encoder's weight matrices and embeddings in int8, one scale per output channel
-    (per-tensor scales cost a MiniLM SST-2 probe about 2 points of dev accuracy, per-channel
-    ones nothing).
+    """The encoder's weight matrices in int8 with one scale per output channel (per-tensor
+    scales cost a MiniLM SST-2 probe about 2 points of dev accuracy, per-channel ones
+    nothing), and its embedding tables in uint8 with one scale per table (onnxruntime
+    quantises Gather that way; measured on a fine-tuned MiniLM: no accuracy change, and the
+    file 23 MB instead of 59 MB with fp32 embeddings).
 
     The heads stay fp32: a probe's logistic regression can have weights spread over three
     orders of magnitude, which int8 rounds mostly to 0, and they are a tiny share of the work.
