@@ -99,7 +99,7 @@ class Attention(nn.Module):
         k = k.view(B, T, self.n_heads, C // self.n_heads).transpose(1, 2)
         v = v.view(B, T, self.n_heads, C // self.n_heads).transpose(1, 2)
         dropout = self.attention_dropout if self.training else 0.0
-        if x.device.type == "cpu" and T <= _CPU_EXPLICIT_ATTENTION_MAX_LEN:
+        if x.device.type == "cpu" and T <= _CPU_EXPLICIT_ATTENTION_MAX_LEN and torch.is_grad_enabled():
             y = _explicit_attention(q, k, v, mask, dropout=dropout, causal=self.causal)
         else:
             y = F.scaled_dot_product_attention(
@@ -114,7 +114,9 @@ class Attention(nn.Module):
 
 # Up to this length, attention written as two batched matmuls and a softmax runs fwd+bwd 3x
 # faster on CPU than torch's fused CPU kernel (128 tokens, bf16, two cores); the (T, T)
-# weights it keeps for the backward pass are small there.
+# weights it keeps for the backward pass are small there. Without gradients (prediction,
+# embedding, validation) the fused kernel is the faster one: 1.3-1.4x on MiniLM at 256 tokens
+# (fp32 and bf16; docs/benchmarks.md, ONNX section), the same at 32.
 _CPU_EXPLICIT_ATTENTION_MAX_LEN = 256
 
 
