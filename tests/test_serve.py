@@ -411,6 +411,22 @@ def test_cli_serve_bad_input_exits_2(models: dict[str, Path], args: list[str], m
     assert "Traceback" not in proc.stderr
 
 
+def test_histogram_sums_keep_every_digit() -> None:
+    """A long-running server's sums grow past a million: printed whole, so a rate of them
+    (Prometheus' rate(x_sum)) stays exact."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from warmstart.serve.metrics import Histogram
+
+    h = Histogram([1, 10, 100])
+    for _ in range(1_280_001):
+        h.observe(1.0)
+    h.observe(0.25)
+    text = "\n".join(["# TYPE t histogram", *h.lines("t", (("model", "m"),))]) + "\n"
+    samples = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+    assert samples["t_sum"] == 1_280_001.25 and samples["t_count"] == 1_280_002
+
+
 # -- the micro-batcher on its own ------------------------------------------------------------
 
 

@@ -42,7 +42,7 @@ class Histogram:
             running += count
             le = "+Inf" if bound == math.inf else f"{bound:g}"
             out.append(f"{name}_bucket{_labels((*labels, ('le', le)))} {running}")
-        out.append(f"{name}_sum{_labels(labels)} {self.total:.6g}")
+        out.append(f"{name}_sum{_labels(labels)} {self.total!r}")  # every digit: it only grows
         out.append(f"{name}_count{_labels(labels)} {self.n}")
         return out
 
