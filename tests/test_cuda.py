@@ -7,8 +7,6 @@ these on a GPU machine, with the GPU benchmarks. Each test shows the work ran on
 
 from __future__ import annotations
 
-import gzip
-import itertools
 import json
 import subprocess
 import sys
@@ -16,20 +14,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import test_pretrain
 import torch
+
+corpus = test_pretrain.corpus  # the fixture: the first 1,500 unlabeled IMDB reviews
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
 TINY = dict(size="tiny", vocab_size=4000, lowercase=True, seq_len=64, batch_size=16, lr=1e-3,
             log_every=5, eval_batches=4, valid_fraction=0.05)
-
-
-@pytest.fixture(scope="module")
-def corpus(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("corpus") / "imdb1500.txt"
-    with gzip.open(shared_data / "en" / "imdb" / "unsup.txt.gz", "rt", encoding="utf-8") as f:
-        path.write_text("".join(itertools.islice(f, 1500)), encoding="utf-8")
-    return path
 
 
 def used_the_gpu() -> bool:

@@ -223,6 +223,12 @@ _JSON_NAMES = {dict: "an object", list: "an array", str: "a string", int: "a num
                float: "a number", bool: "true or false", type(None): "null"}
 
 
+def folder_kind(folder: str | os.PathLike[str]) -> str:
+    """What folder ``folder`` holds: its artifact's kind, or ``"encoder"`` for a folder without
+    ``warmstart.json`` (a Hugging Face or sentence-transformers model)."""
+    return str(read_meta(folder)["kind"]) if (Path(folder) / META_FILE).exists() else "encoder"
+
+
 def read_meta(folder: str | os.PathLike[str], *, kind: str | None = None) -> dict[str, Any]:
     """Read an artifact's ``warmstart.json``, checking its format and (optionally) its kind.
 

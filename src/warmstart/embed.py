@@ -38,7 +38,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 
-from warmstart.artifact import META_FILE, atomic_file, read_meta
+from warmstart.artifact import atomic_file, folder_kind, read_meta
 from warmstart.config import PRECISIONS
 from warmstart.errors import WarmstartError, with_article
 from warmstart.models.onnx import ONNX_KIND, OnnxModel
@@ -270,7 +270,7 @@ def load_embedder(
                              "vectors artifact, or a Hugging Face model folder")
     if precision not in PRECISIONS:
         raise WarmstartError(f"--precision {precision}: use one of {', '.join(PRECISIONS)}")
-    kind = read_meta(folder)["kind"] if (folder / META_FILE).exists() else "encoder"
+    kind = folder_kind(folder)
     source = {"path": str(folder)}
     if kind == ONNX_KIND and device == "cuda":
         raise WarmstartError(f"{folder}: an ONNX export runs on the CPU with onnxruntime; "

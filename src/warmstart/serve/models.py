@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from warmstart.artifact import META_FILE, read_meta
+from warmstart.artifact import META_FILE, folder_kind, read_meta
 from warmstart.embed import (
     Embedder,
     OnnxEmbedder,
@@ -147,7 +147,7 @@ def load_model(name: str, path: str, *, precision: str = "auto", device: str = "
     folder = Path(path)
     if not folder.is_dir():
         raise WarmstartError(f"{name}={path}: no such model folder")
-    kind = read_meta(folder)["kind"] if (folder / META_FILE).exists() else "encoder"
+    kind = folder_kind(folder)
     model = ServedModel(name=name, path=str(folder), kind=kind, provenance=_provenance(folder))
     if kind == ONNX_KIND:
         if runtime == "torch":
@@ -212,7 +212,7 @@ def export_for_onnx(specs: dict[str, str], into: Path, *,
         folder = Path(path)
         if not folder.is_dir():
             raise WarmstartError(f"{name}={path}: no such model folder")
-        kind = read_meta(folder)["kind"] if (folder / META_FILE).exists() else "encoder"
+        kind = folder_kind(folder)
         if kind in (ONNX_KIND, "vectors"):
             out[name] = path
             continue
