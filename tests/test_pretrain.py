@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
+import math
 import os
 import signal
 import subprocess
@@ -85,9 +86,16 @@ def test_mlm_learns_the_token_frequencies_first(corpus: Path, cache: str) -> Non
     tok = result.tokenizer
     counts = collections.Counter(i for line in corpus.read_text(encoding="utf-8").splitlines()
                                  for i in tok.encode(line).ids)
-    most_frequent_rate = max(counts.values()) / sum(counts.values())  # 3.8%: "the"
+    total = sum(counts.values())
+    most_frequent_rate = max(counts.values()) / total  # 3.8%: "the"
+    unigram_entropy = -sum(n / total * math.log(n / total) for n in counts.values())  # nats
     assert before["valid_mlm_at_mask_accuracy"] < 0.005
-    assert after["valid_mlm_at_mask_accuracy"] > 0.7 * most_frequent_rate, (after, most_frequent_rate)
+    # The loss reaches the unigram entropy (from log V): the frequencies are learned. Which of
+    # "the", "." and "," wins the argmax at [MASK] still flips from run to run on this
+    # plateau (measured 2.4% to 4.1%), so the accuracy is held only to half the top rate.
+    assert before["valid_mlm_loss"] > unigram_entropy + 1.0, (before, unigram_entropy)
+    assert after["valid_mlm_loss"] < unigram_entropy + 0.5, (after, unigram_entropy)
+    assert after["valid_mlm_at_mask_accuracy"] > 0.5 * most_frequent_rate, (after, most_frequent_rate)
     # Where the input keeps its token (a tenth of the chosen positions) copying it helps.
     assert after["valid_mlm_accuracy"] > after["valid_mlm_at_mask_accuracy"]
 
