@@ -196,7 +196,7 @@ def _median_after(step_rates: list[float], warmup: int) -> float:
 
 def run_ours(spec: dict[str, Any]) -> dict[str, Any]:
     """warmstart's own pretraining, exactly as a user calls it."""
-    from warmstart.pretrain import pretrain
+    from warmstart.pretraining import pretrain
 
     steps = spec["warmup"] + spec["steps"]
     device = spec["device"]
@@ -230,7 +230,7 @@ def run_hf(spec: dict[str, Any]) -> dict[str, Any]:
     from warmstart.models.transformer import TransformerConfig, param_groups
     from warmstart.objectives import make_objective
     from warmstart.objectives.base import ObjectiveConfig, SpecialTokens
-    from warmstart.pretrain import PretrainBatches
+    from warmstart.pretraining import PretrainBatches
     from warmstart.shards import PackedSequences, build_shards
     from warmstart.train.loop import TrainConfig, learning_rate
 
@@ -319,7 +319,7 @@ def run_memory(spec: dict[str, Any]) -> dict[str, Any]:
     import tokenizers
 
     from warmstart.corpus import Corpus
-    from warmstart.pretrain import pretrain
+    from warmstart.pretraining import pretrain
     from warmstart.shards import build_shards
 
     after_import = _peak_rss_mb()

@@ -133,7 +133,7 @@ def main() -> None:
         write_json(results_file, results)
 
     if args.only in (None, "transformers"):
-        from warmstart.pretrain import pretrain
+        from warmstart.pretraining import pretrain
 
         for objective in args.objectives:
             folder = out / objective

@@ -124,7 +124,7 @@ def run_study(space: str, train: Path, test: Any, out: Path, **options: Any) -> 
     from warmstart.config import read_toml
     from warmstart.transfer.classifier import evaluate
     from warmstart.transfer.finetune import finetune
-    from warmstart.tune.study import tune
+    from warmstart.tuning.study import tune
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "space.toml").write_text(space, encoding="utf-8")

@@ -157,7 +157,7 @@ def peoples_daily_tokens(work: Path) -> Path:
 
 
 def quality(vectors: str, data: Path, chinese: bool = False) -> dict:
-    from warmstart.evaluate.intrinsic import evaluate_analogies, evaluate_word_pairs
+    from warmstart.evaluation.intrinsic import evaluate_analogies, evaluate_word_pairs
     from warmstart.vectors.formats import load_word2vec
 
     kv = load_word2vec(vectors)

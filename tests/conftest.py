@@ -89,7 +89,7 @@ def tfidf_lr_accuracy(train: Any, test: Any) -> float:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegressionCV
 
-    from warmstart.evaluate.classification import correct_top1
+    from warmstart.evaluation.classification import correct_top1
 
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
     x = vectorizer.fit_transform(train.texts)

@@ -286,7 +286,7 @@ def test_chinese_copies_have_no_spaces_between_characters(
 
 @pytest.fixture(scope="module")
 def mlm_dir(lee: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from warmstart.pretrain import pretrain
+    from warmstart.pretraining import pretrain
 
     root = tmp_path_factory.mktemp("mlm")
     pretrain(lee, out=root / "mlm", objective="mlm", size="tiny", max_steps=20, seq_len=64,

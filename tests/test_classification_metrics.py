@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from warmstart.errors import WarmstartError
-from warmstart.evaluate.classification import (
+from warmstart.evaluation.classification import (
     classification_report,
     format_report,
     multilabel_report,

@@ -30,7 +30,7 @@ def used_the_gpu() -> bool:
 
 
 def test_pretraining_on_the_gpu_learns_in_bf16(corpus: Path, tmp_path: Path) -> None:
-    from warmstart.pretrain import pretrain
+    from warmstart.pretraining import pretrain
 
     torch.cuda.reset_peak_memory_stats()
     history = pretrain(corpus, out=tmp_path / "enc", progress=False, cache_dir=str(tmp_path),

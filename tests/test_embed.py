@@ -1,4 +1,4 @@
-"""Sentence embeddings (warmstart.embed, `warmstart embed`) from every kind of artifact.
+"""Sentence embeddings (warmstart.embedding, `warmstart embed`) from every kind of artifact.
 
 Tiny models are made here in a second (a random 2-layer encoder, a classifier on it, a word
 classifier, subword vectors); MiniLM checks an imported sentence-transformers folder against
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from warmstart.embed import embed, embed_file, load_embedder, npy_header
+from warmstart.embedding import embed, embed_file, load_embedder, npy_header
 from warmstart.errors import WarmstartError
 
 TEXTS = [
@@ -138,7 +138,7 @@ def test_encoder_embeddings_pool_and_normalise_as_the_artifact_records(models: d
 
 
 def test_word_vector_embeddings_are_the_mean_with_subwords(models: dict[str, Path]) -> None:
-    from warmstart.embed import VectorsEmbedder
+    from warmstart.embedding import VectorsEmbedder
     from warmstart.tokenize import make_tokenizer
     from warmstart.vectors.keyed import KeyedVectors
 
@@ -207,7 +207,7 @@ def test_npy_header_is_what_numpy_reads(tmp_path: Path) -> None:
 
 def test_embed_file_rows_line_up_with_lines(models: dict[str, Path], tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    import warmstart.embed as embed_module
+    import warmstart.embedding as embed_module
 
     monkeypatch.setattr(embed_module, "CHUNK", 3)  # several chunks, a short last one
     lines = [*TEXTS[:4], "", *TEXTS[4:], "   "]

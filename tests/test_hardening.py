@@ -142,7 +142,7 @@ def _unwritable_outs(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 @pytest.fixture
 def no_training(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make any start of real work fail the test: the check must come first."""
-    import warmstart.pretrain
+    import warmstart.pretraining
     import warmstart.transfer.finetune
     import warmstart.vectors.train
 
@@ -150,7 +150,7 @@ def no_training(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("work started before --out was checked")
 
     monkeypatch.setattr(warmstart.vectors.train, "scan_corpus", started)
-    monkeypatch.setattr(warmstart.pretrain, "_tokenizer", started)
+    monkeypatch.setattr(warmstart.pretraining, "_tokenizer", started)
     monkeypatch.setattr(warmstart.transfer.finetune, "_read", started)
 
 
@@ -190,15 +190,15 @@ def test_a_full_disk_is_refused_before_training(corpus: Path, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
 
-    import warmstart.pretrain
+    import warmstart.pretraining
 
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr(artifact.shutil, "disk_usage",
                         lambda _: usage._replace(free=100_000))
-    monkeypatch.setattr(warmstart.pretrain, "train", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr(warmstart.pretraining, "train", lambda *a, **k: pytest.fail("training started"))
     out = tmp_path / "out"
     with pytest.raises(WarmstartError, match=r"--out .*MiB free on its disk, but the model .* need"):
-        warmstart.pretrain.pretrain(
+        warmstart.pretraining.pretrain(
             corpus, out=out, progress=False, cache_dir=str(tmp_path / "c"), size="tiny",
             vocab_size=300, seq_len=32, batch_size=8, max_steps=2, eval_every=0)
     assert not out.exists()

@@ -284,7 +284,7 @@ def corpus(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def pretrain_tiny(corpus: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """``pretrain_tiny(name, **options)``: a tiny artifact pretrained on ``corpus``."""
-    from warmstart.pretrain import pretrain
+    from warmstart.pretraining import pretrain
 
     root = tmp_path_factory.mktemp("pretrained")
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import warmstart.evaluate.intrinsic as intrinsic
+import warmstart.evaluation.intrinsic as intrinsic
 from warmstart.errors import WarmstartError
-from warmstart.evaluate.intrinsic import evaluate_analogies, evaluate_word_pairs, format_table
+from warmstart.evaluation.intrinsic import evaluate_analogies, evaluate_word_pairs, format_table
 from warmstart.vectors.keyed import KeyedVectors
 
 # Axes: male, female, royal, young, city, country, france, germany.

@@ -604,7 +604,7 @@ def test_accuracy_stats_counts_the_rows_whose_target_scores_highest() -> None:
 
 def test_a_classifier_that_ignores_its_input_scores_zero() -> None:
     """Training statistics and evaluate() alike: equal logits for every class are no answer."""
-    from warmstart.evaluate.classification import classification_report
+    from warmstart.evaluation.classification import classification_report
     from warmstart.transfer.model import Task, TextClassifier
 
     class Constant(torch.nn.Module):

@@ -259,7 +259,7 @@ def test_embed_reads_an_onnx_folder(classifier_dir: Path, classifier_onnx: Path,
                                     tmp_path: Path) -> None:
     """`warmstart embed` and embed() take an ONNX export as they take the folder it came from:
     the same vectors, a blank line a row of zeros, long texts marked as cut."""
-    from warmstart.embed import OnnxEmbedder, embed, load_embedder
+    from warmstart.embedding import OnnxEmbedder, embed, load_embedder
 
     texts = [t for t in TEXTS if t]
     expected = embed(classifier_dir, texts, precision="fp32")
@@ -292,7 +292,7 @@ def test_serve_runs_onnx_with_onnxruntime(classifier_dir: Path, classifier_onnx:
     pytest.importorskip("fastapi")
     from test_serve import start
 
-    from warmstart.embed import load_embedder
+    from warmstart.embedding import load_embedder
 
     ours = Classifier.load(classifier_dir, precision="fp32")
     features = load_embedder(classifier_dir, precision="fp32")

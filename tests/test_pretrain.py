@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 
 from warmstart.errors import RunInterrupted, WarmstartError
 from warmstart.models.io import load_pretrained
-from warmstart.pretrain import PretrainBatches, pretrain
+from warmstart.pretraining import PretrainBatches, pretrain
 
 # A tiny, fast setting: every run here takes seconds on 2 CPU cores.
 TINY = dict(size="tiny", vocab_size=4000, lowercase=True, seq_len=64, batch_size=16, lr=1e-3,

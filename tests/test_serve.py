@@ -31,7 +31,7 @@ pytest.importorskip("uvicorn")
 
 from test_embed import TEXTS, tiny_models  # noqa: E402
 
-from warmstart.embed import embed, load_embedder  # noqa: E402
+from warmstart.embedding import embed, load_embedder  # noqa: E402
 
 KEY = "test-key-0123"
 JSON = {"Content-Type": "application/json"}
@@ -416,7 +416,7 @@ def test_histogram_sums_keep_every_digit() -> None:
     (Prometheus' rate(x_sum)) stays exact."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    from warmstart.serve.metrics import Histogram
+    from warmstart.serving.metrics import Histogram
 
     h = Histogram([1, 10, 100])
     for _ in range(1_280_001):
@@ -433,7 +433,7 @@ def test_histogram_sums_keep_every_digit() -> None:
 def test_micro_batcher_merges_splits_back_and_survives_errors() -> None:
     import asyncio
 
-    from warmstart.serve.batching import MicroBatcher, QueueFull
+    from warmstart.serving.batching import MicroBatcher, QueueFull
 
     seen: list[list[str]] = []
 

@@ -180,7 +180,7 @@ def test_one_long_line_is_tokenized_in_bounded_pieces(
 def test_pretrain_on_one_long_line(
     shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from warmstart.pretrain import pretrain
+    from warmstart.pretraining import pretrain
 
     monkeypatch.setattr(corpus_mod, "MAX_DOC_CHARS", 5000)
     with gzip.open(shared_data / "en" / "imdb" / "unsup.txt.gz", "rt", encoding="utf-8") as f:

@@ -571,3 +571,23 @@ def test_every_public_name_of_the_package_resolves() -> None:
     for name in warmstart.__all__:
         assert getattr(warmstart, name) is not None, name
     assert warmstart.finetune is finetune and warmstart.Classifier is Classifier
+
+
+def test_top_level_functions_are_not_shadowed_by_their_modules() -> None:
+    # importing every submodule first sets the package's attributes to modules; a module named
+    # like a function (warmstart/pretrain.py) would then win over the function.
+    import importlib
+    import pkgutil
+
+    import warmstart
+
+    for info in pkgutil.walk_packages(warmstart.__path__, "warmstart."):
+        if info.name != "warmstart.__main__":
+            importlib.import_module(info.name)
+    for name in ("pretrain", "finetune", "tune", "embed", "augment_dataset", "evaluate", "predict",
+                 "serve", "train_vectors"):
+        assert callable(getattr(warmstart, name)), name
+        assert type(getattr(warmstart, name)).__name__ == "function", name
+    namespace: dict[str, object] = {}
+    exec("from warmstart import pretrain, embed, tune, evaluate", namespace)
+    assert all(callable(namespace[n]) for n in ("pretrain", "embed", "tune", "evaluate"))

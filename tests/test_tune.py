@@ -25,10 +25,10 @@ from test_cli import ok, run, user_error
 from warmstart.config import read_toml
 from warmstart.errors import WarmstartError
 from warmstart.transfer.finetune import finetune
-from warmstart.tune.objectives import option_types
-from warmstart.tune.report import best_config_text
-from warmstart.tune.space import SearchSpace
-from warmstart.tune.study import retry_schema_race, tune
+from warmstart.tuning.objectives import option_types
+from warmstart.tuning.report import best_config_text
+from warmstart.tuning.space import SearchSpace
+from warmstart.tuning.study import retry_schema_race, tune
 
 FINETUNE = option_types("finetune")
 SPACE = """
@@ -232,7 +232,7 @@ choices = ["skipgram", "cbow"]
     assert result.counts == {"complete": 5} and max(values) - min(values) >= 0.05
     best = read_toml(tmp_path / "out" / "best.toml", section="vectors")
     assert best["epochs"] == result.best_params["epochs"] and best["dim"] == 32
-    from warmstart.evaluate.intrinsic import evaluate_word_pairs
+    from warmstart.evaluation.intrinsic import evaluate_word_pairs
     from warmstart.vectors.train import train_vectors
 
     kv = train_vectors(str(corpus), progress=False, **best)
@@ -290,7 +290,7 @@ def cheap_scores(monkeypatch: pytest.MonkeyPatch, *, kill_at: int = 0) -> None:
             raise Killed
         return -abs(math.log10(options["lr"]) + 2.0)
 
-    monkeypatch.setattr("warmstart.tune.study.finetune_score", score)
+    monkeypatch.setattr("warmstart.tuning.study.finetune_score", score)
 
 
 def check_no_trial_repeated(out: Path, n_trials: int, killed: list[int]) -> None:

@@ -210,7 +210,7 @@ RELATED = [("春节", "元旦"), ("北京", "上海"), ("经济", "金融"), ("�
 
 
 def _quality(kv: KeyedVectors, shared_data: Path) -> tuple[float, int]:
-    from warmstart.evaluate.intrinsic import evaluate_analogies
+    from warmstart.evaluation.intrinsic import evaluate_analogies
 
     rng = np.random.default_rng(0)
     gaps = []

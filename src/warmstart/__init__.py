@@ -3,7 +3,7 @@
     >>> from warmstart import Corpus, train_vectors
     >>> kv = train_vectors(Corpus("reviews.txt"), out="vecs", dim=100)   # doctest: +SKIP
     >>> kv.most_similar("good", topn=5)                                  # doctest: +SKIP
-    >>> from warmstart.pretrain import pretrain
+    >>> from warmstart import pretrain
     >>> run = pretrain("reviews.txt", out="mlm", objective="mlm", time_budget="20m")  # doctest: +SKIP
     >>> from warmstart import Classifier, finetune
     >>> clf = finetune("train.tsv", init="mlm", out="clf").classifier                 # doctest: +SKIP
@@ -25,16 +25,24 @@ _LAZY = {
     "KeyedVectors": "warmstart.vectors.keyed",
     "VectorsConfig": "warmstart.vectors.train",
     "train_vectors": "warmstart.vectors.train",
-    "evaluate_analogies": "warmstart.evaluate.intrinsic",
-    "evaluate_word_pairs": "warmstart.evaluate.intrinsic",
+    "evaluate_analogies": "warmstart.evaluation.intrinsic",
+    "evaluate_word_pairs": "warmstart.evaluation.intrinsic",
     "TransformerConfig": "warmstart.models.transformer",
     "Encoder": "warmstart.models.transformer",
     "Decoder": "warmstart.models.transformer",
     "load_pretrained": "warmstart.models.io",
-    "PretrainConfig": "warmstart.pretrain",  # the function is warmstart.pretrain.pretrain
+    "PretrainConfig": "warmstart.pretraining",
+    "pretrain": "warmstart.pretraining",
     "LabeledDataset": "warmstart.labeled",
     "finetune": "warmstart.transfer.finetune",
     "Classifier": "warmstart.transfer.classifier",
+    "evaluate": "warmstart.transfer.classifier",
+    "predict": "warmstart.transfer.classifier",
+    "augment_dataset": "warmstart.transfer.augment",
+    "tune": "warmstart.tuning.study",
+    "TuneConfig": "warmstart.tuning.study",
+    "embed": "warmstart.embedding",
+    "serve": "warmstart.serving",
 }
 
 __all__ = ["__version__", *_LAZY]

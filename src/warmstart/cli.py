@@ -178,7 +178,7 @@ def vectors_train(ctx: click.Context, corpus: tuple[str, ...], text_field: str, 
 def vectors_eval(model: str, analogies: tuple[str, ...], pairs: tuple[str, ...], restrict_vocab: int,
                  method: str, case_sensitive: bool, as_json: bool) -> None:
     """Intrinsic evaluation of MODEL (a vectors artifact or a word2vec file)."""
-    from warmstart.evaluate.intrinsic import evaluate_analogies, evaluate_word_pairs, format_table
+    from warmstart.evaluation.intrinsic import evaluate_analogies, evaluate_word_pairs, format_table
 
     if not analogies and not pairs:
         raise WarmstartError("give at least one --analogies or --pairs file")
@@ -275,7 +275,7 @@ def tokenizer_train(corpus: tuple[str, ...], text_field: str, no_header: bool, s
 
 
 def _pretrain_settings() -> tuple[type, ...]:
-    from warmstart.pretrain import SETTINGS
+    from warmstart.pretraining import SETTINGS
 
     return SETTINGS
 
@@ -290,7 +290,7 @@ def pretrain_command(ctx: click.Context, corpus: tuple[str, ...], text_field: st
     Runs data-parallel under torchrun, e.g.
     `torchrun --nproc-per-node 2 -m warmstart pretrain CORPUS --out DIR`.
     """
-    from warmstart.pretrain import SETTINGS, pretrain
+    from warmstart.pretraining import SETTINGS, pretrain
 
     settings = _settings(SETTINGS, ctx, config, "pretrain")
     result = pretrain(_corpus(corpus, text_field, no_header, strict), out=out,
@@ -392,7 +392,7 @@ def finetune_command(ctx: click.Context, train: str, out: str, config: str | Non
         _emit({**result.summary, "dev": result.dev,
                **({"auto": result.auto} if result.auto else {})})
         return
-    from warmstart.evaluate.classification import format_report
+    from warmstart.evaluation.classification import format_report
 
     if result.auto and "cross_validation" in result.auto:
         from warmstart.transfer.auto import format_table
@@ -484,7 +484,7 @@ def evaluate_command(model: str, test: str, task: str | None, text_field: str, l
                      no_header: bool, label_sep: str, out: str | None, as_json: bool,
                      precision: str) -> None:
     """Score a classifier on the labeled file TEST: accuracy, macro-F1, per class, confusion."""
-    from warmstart.evaluate.classification import format_report, write_report
+    from warmstart.evaluation.classification import format_report, write_report
     from warmstart.labeled import LabeledDataset
     from warmstart.transfer.classifier import Classifier, evaluate
 
@@ -503,7 +503,7 @@ def evaluate_command(model: str, test: str, task: str | None, text_field: str, l
 
 
 def _tune_settings() -> type:
-    from warmstart.tune.study import TuneConfig
+    from warmstart.tuning.study import TuneConfig
 
     return TuneConfig
 
@@ -526,7 +526,7 @@ def tune_command(ctx: click.Context, data: tuple[str, ...], space_file: str, out
     Each trial is a real run scored on dev; the study is kept in a database (--storage,
     SQLite in --out by default) and the same command resumes it.
     """
-    from warmstart.tune.study import TuneConfig, tune
+    from warmstart.tuning.study import TuneConfig, tune
 
     settings = _settings(TuneConfig, ctx, None, "tune")
     target = settings.get("target") or _space_target(space_file)
@@ -575,7 +575,7 @@ def embed_command(model: str, source: str, out: str, text_field: str, batch_size
 
     One row per input line, in order: a blank line gives a row of zeros (null in .jsonl).
     """
-    from warmstart.embed import embed_file
+    from warmstart.embedding import embed_file
 
     summary = embed_file(model, source, out=out, text_field=text_field, precision=precision,
                          batch_size=batch_size, device=device, progress=not quiet)
@@ -583,7 +583,7 @@ def embed_command(model: str, source: str, out: str, text_field: str, batch_size
 
 
 def _serve_settings() -> type:
-    from warmstart.serve.config import ServeConfig
+    from warmstart.serving.config import ServeConfig
 
     return ServeConfig
 
@@ -600,7 +600,7 @@ def serve_command(ctx: click.Context, models: tuple[str, ...], config: str | Non
     /v1/models/NAME/classify, /embed and /analogy, GET /v1/models/NAME/neighbors, /v1/models,
     /health, /metrics; the schema at /openapi.json and /docs.
     """
-    from warmstart.serve import ServeConfig, serve
+    from warmstart.serving import ServeConfig, serve
 
     settings = _settings(ServeConfig, ctx, config, "serve")
     serve(list(models), echo=lambda line: click.echo(line, err=True), **settings)

@@ -68,9 +68,9 @@ def run_demo(*, out: str = "runs/demo", analogies: list[str] | None = None, epoc
              progress: bool = True) -> dict[str, Any]:
     """Pretrain on unlabeled Chinese text, transfer to sentiment with few labels, report."""
     from warmstart.corpus import Corpus
-    from warmstart.evaluate.intrinsic import evaluate_analogies, format_table
+    from warmstart.evaluation.intrinsic import evaluate_analogies, format_table
     from warmstart.labeled import LabeledDataset
-    from warmstart.pretrain import pretrain
+    from warmstart.pretraining import pretrain
     from warmstart.tokenize import make_tokenizer
     from warmstart.transfer.classifier import evaluate
     from warmstart.transfer.finetune import finetune
@@ -134,7 +134,7 @@ def run_demo(*, out: str = "runs/demo", analogies: list[str] | None = None, epoc
     # 3. transfer ----------------------------------------------------------------------------
     echo(f"\ntraining sentiment classifiers on {len(labeled)} labels...")
     runs: dict[str, dict[str, Any]] = {}
-    from warmstart.evaluate.classification import classification_report
+    from warmstart.evaluation.classification import classification_report
 
     # --recipe auto: every recipe that applies to the pretrained models and the unlabeled
     # reviews, chosen by cross-validation on the labels alone; the test set is read once, after.

@@ -379,7 +379,7 @@ def test_unigram_vocabulary_too_small_for_the_characters(tmp_path: Path) -> None
 def model_artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A TF-IDF probe classifier and a one-layer encoder, made on a few lines of text."""
     from warmstart.corpus import Corpus
-    from warmstart.pretrain import pretrain
+    from warmstart.pretraining import pretrain
     from warmstart.transfer.finetune import finetune
 
     root = tmp_path_factory.mktemp("artifacts")

@@ -170,7 +170,7 @@ class World:
 
 def make_world(root: Path) -> World:
     from warmstart.corpus import Corpus
-    from warmstart.pretrain import pretrain
+    from warmstart.pretraining import pretrain
     from warmstart.tokenize.subword import train_subword_tokenizer
     from warmstart.transfer.finetune import finetune
     from warmstart.vectors.formats import save_word2vec

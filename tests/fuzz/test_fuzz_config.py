@@ -29,14 +29,14 @@ from hypothesis import strategies as st
 
 from warmstart.config import field_kind, load_toml, read_toml, split_settings
 from warmstart.errors import WarmstartError
-from warmstart.tune.objectives import option_types
-from warmstart.tune.space import TYPES, SearchSpace
-from warmstart.tune.study import TuneConfig, read_space_file
+from warmstart.tuning.objectives import option_types
+from warmstart.tuning.space import TYPES, SearchSpace
+from warmstart.tuning.study import TuneConfig, read_space_file
 
 
 def command_settings() -> dict[str, tuple[type, ...]]:
     """The settings classes of each command that takes --config (its TOML section)."""
-    from warmstart.pretrain import SETTINGS as PRETRAIN
+    from warmstart.pretraining import SETTINGS as PRETRAIN
     from warmstart.transfer.augment import AugmentConfig
     from warmstart.transfer.settings import SETTINGS as FINETUNE
     from warmstart.vectors.train import VectorsConfig

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from warmstart.errors import WarmstartError
-from warmstart.evaluate.intrinsic import evaluate_analogies, evaluate_word_pairs
+from warmstart.evaluation.intrinsic import evaluate_analogies, evaluate_word_pairs
 from warmstart.vectors.keyed import KeyedVectors
 
 VOCAB = ["king", "queen", "man", "woman", "Paris", "France", "Rome", "Italy", "ß", "北京"]

@@ -405,9 +405,8 @@ def load_mlm(path: str | os.PathLike[str]) -> tuple[Any, Any, Any]:
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    from warmstart.models.io import load_pretrained
+    from warmstart.models.io import HEADS_FILE, load_pretrained
     from warmstart.models.transformer import MaskedLMHead
-    from warmstart.pretrain import HEADS_FILE
 
     folder = Path(path)
     if not folder.is_dir():

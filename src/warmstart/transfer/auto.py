@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from warmstart.errors import WarmstartError, with_article
-from warmstart.evaluate.classification import correct_top1
+from warmstart.evaluation.classification import correct_top1
 from warmstart.labeled import LabeledDataset
 from warmstart.transfer.recipes import (
     FineTune,

@@ -291,7 +291,7 @@ def predict(
 
 def evaluate(classifier: Classifier, dataset: LabeledDataset, *, task: str | None = None) -> dict[str, Any]:
     """The classification report of ``classifier`` on ``dataset`` (labels in its label map)."""
-    from warmstart.evaluate.classification import classification_report, multilabel_report
+    from warmstart.evaluation.classification import classification_report, multilabel_report
 
     t = classifier.task(task)
     dataset = dataset.with_labels(t.labels)

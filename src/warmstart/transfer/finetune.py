@@ -214,7 +214,7 @@ def finetune(
     result = results[-1]
     for t in task_list:  # multi-label: the decision threshold that does best on dev
         if t.multi_label:
-            from warmstart.evaluate.classification import tune_thresholds
+            from warmstart.evaluation.classification import tune_thresholds
 
             dev_set = splits[t.name][1]
             probs = classifier.predict_proba(dev_set.texts, task=t.name)
@@ -364,7 +364,7 @@ def _save(
 ) -> None:
     import json
 
-    from warmstart.evaluate.classification import write_report
+    from warmstart.evaluation.classification import write_report
     from warmstart.train.plots import plot_losses
 
     with building(out) as folder:

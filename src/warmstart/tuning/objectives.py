@@ -83,7 +83,7 @@ def finetune_score(data: Any, options: dict[str, Any], metric: str, report: Repo
 def vectors_score(data: Any, options: dict[str, Any], metric: str, report: Report | None,
                   *, eval_file: str) -> float:
     """Train word vectors with ``options``; their analogy accuracy or word-pair Spearman."""
-    from warmstart.evaluate.intrinsic import evaluate_analogies, evaluate_word_pairs
+    from warmstart.evaluation.intrinsic import evaluate_analogies, evaluate_word_pairs
     from warmstart.vectors.train import train_vectors
 
     kv = train_vectors(data, progress=False, **options)

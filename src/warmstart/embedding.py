@@ -1,6 +1,6 @@
 """Sentence embeddings from any artifact that can make them: one vector per text.
 
-    >>> from warmstart.embed import embed, load_embedder
+    >>> from warmstart.embedding import embed, load_embedder
     >>> embed("runs/mlm", ["a wonderful film", "dull"]).shape           # doctest: +SKIP
     (2, 256)
     >>> model = load_embedder("all-MiniLM-L6-v2", precision="fp32")    # doctest: +SKIP

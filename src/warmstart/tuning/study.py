@@ -6,7 +6,7 @@
     {'lr': 0.0031, 'dropout': 0.21}
 
 The space file holds the search space (``[space.OPTION]`` tables, see
-:mod:`warmstart.tune.space`), the options every trial shares (a ``[finetune]`` or ``[vectors]``
+:mod:`warmstart.tuning.space`), the options every trial shares (a ``[finetune]`` or ``[vectors]``
 table, as in ``--config`` files) and the study's own settings (a ``[tune]`` table: the fields
 of :class:`TuneConfig`; keyword arguments override them).
 
@@ -48,14 +48,14 @@ from typing import Any, TypeVar
 
 from warmstart.config import load_toml, opt, read_toml
 from warmstart.errors import RunInterrupted, WarmstartError
-from warmstart.tune.objectives import (
+from warmstart.tuning.objectives import (
     TARGETS,
     check_options,
     finetune_score,
     option_types,
     vectors_score,
 )
-from warmstart.tune.space import SearchSpace
+from warmstart.tuning.space import SearchSpace
 
 SAMPLERS = ("random", "tpe", "gp")
 PRUNERS = ("none", "median", "halving", "hyperband")
@@ -263,7 +263,7 @@ def tune(
     finally:
         bar.close()
 
-    from warmstart.tune.report import write_results
+    from warmstart.tuning.report import write_results
 
     result = write_results(study, cfg, fixed, out_dir, interrupted=interrupted)
     if interrupted:

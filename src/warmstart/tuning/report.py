@@ -48,7 +48,7 @@ def write_results(study: Any, cfg: Any, fixed: dict[str, Any], out: Path, *,
     """Write the study's results into ``out``; return its :class:`TuneResult`."""
     import optuna
 
-    from warmstart.tune.study import TuneResult
+    from warmstart.tuning.study import TuneResult
 
     trials = study.get_trials(deepcopy=False)
     counts: dict[str, int] = {}

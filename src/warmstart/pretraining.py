@@ -30,7 +30,7 @@ from warmstart.artifact import building, check_out, check_room
 from warmstart.config import opt, split_settings
 from warmstart.corpus import Corpus
 from warmstart.errors import WarmstartError
-from warmstart.models.io import Pretrained, load_pretrained, save_model
+from warmstart.models.io import HEADS_FILE, Pretrained, load_pretrained, save_model
 from warmstart.models.transformer import SIZES, Decoder, Encoder, TransformerConfig
 from warmstart.objectives import KINDS, OBJECTIVES, Objective, ObjectiveConfig, make_objective
 from warmstart.objectives.base import Prepared, SpecialTokens
@@ -319,7 +319,6 @@ def _budget(tcfg: TrainConfig, *, n_rows: int) -> Budget:
     return Budget(max_steps=max_steps, max_tokens=tcfg.max_tokens, seconds=seconds)
 
 
-HEADS_FILE = "heads.safetensors"
 
 
 def _heads(objective: Objective) -> dict[str, torch.Tensor]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from warmstart.artifact import META_FILE, folder_kind, read_meta
-from warmstart.embed import (
+from warmstart.embedding import (
     Embedder,
     OnnxEmbedder,
     VectorsEmbedder,

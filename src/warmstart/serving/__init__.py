@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from warmstart.config import split_settings
 from warmstart.errors import WarmstartError
-from warmstart.serve.config import API_KEY_ENV, ServeConfig
+from warmstart.serving.config import API_KEY_ENV, ServeConfig
 
 if TYPE_CHECKING:
-    from warmstart.serve.models import ServedModel
+    from warmstart.serving.models import ServedModel
 
 # The CLI imports this package for ServeConfig's options: torch, FastAPI and the models are
 # imported only when a server starts.
@@ -38,8 +38,8 @@ WORKER_ENV = "WARMSTART_SERVE_SPEC"
 
 
 def create_app(models: dict[str, ServedModel], config: ServeConfig, *, api_key: str = "") -> Any:
-    """The ASGI app serving ``models`` (see :mod:`warmstart.serve.app`)."""
-    from warmstart.serve.app import create_app as make
+    """The ASGI app serving ``models`` (see :mod:`warmstart.serving.app`)."""
+    from warmstart.serving.app import create_app as make
 
     return make(models, config, api_key=api_key)
 
@@ -60,8 +60,8 @@ def serve(models: Sequence[str] | dict[str, str], *, echo: Callable[[str], None]
                              "pip install 'warmstart[serve]'") from None
     import torch
 
-    from warmstart.serve.app import torch_threads
-    from warmstart.serve.models import load_models, parse_model_specs
+    from warmstart.serving.app import torch_threads
+    from warmstart.serving.models import load_models, parse_model_specs
 
     (values,) = split_settings((ServeConfig,), options, where="options")
     config = ServeConfig(**values)
@@ -72,7 +72,7 @@ def serve(models: Sequence[str] | dict[str, str], *, echo: Callable[[str], None]
     torch.set_num_threads(threads)
     with contextlib.ExitStack() as cleanup:
         if config.runtime == "onnx":
-            from warmstart.serve.models import export_for_onnx
+            from warmstart.serving.models import export_for_onnx
 
             into = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="warmstart-onnx-")))
             specs = export_for_onnx(specs, into, echo=echo)
@@ -107,7 +107,7 @@ def _run(loaded: dict[str, ServedModel], specs: dict[str, str], config: ServeCon
         loaded.clear()
         os.environ[WORKER_ENV] = json.dumps({"models": specs, "config": config.to_dict(),
                                              "api_key": api_key})
-        uvicorn.run("warmstart.serve:worker_app", factory=True, workers=config.workers, **run)
+        uvicorn.run("warmstart.serving:worker_app", factory=True, workers=config.workers, **run)
 
 
 def worker_app() -> Any:
@@ -115,8 +115,8 @@ def worker_app() -> Any:
     parent left in the environment (uvicorn imports this by name in each worker)."""
     import torch
 
-    from warmstart.serve.app import torch_threads
-    from warmstart.serve.models import load_models
+    from warmstart.serving.app import torch_threads
+    from warmstart.serving.models import load_models
 
     spec = json.loads(os.environ[WORKER_ENV])
     config = ServeConfig(**spec["config"])

@@ -47,10 +47,10 @@ from starlette.routing import Match
 from starlette.types import Message, Receive, Scope, Send
 
 from warmstart.errors import WarmstartError
-from warmstart.serve.batching import MicroBatcher, QueueFull
-from warmstart.serve.config import ServeConfig
-from warmstart.serve.metrics import Labels, Metrics
-from warmstart.serve.models import ServedModel
+from warmstart.serving.batching import MicroBatcher, QueueFull
+from warmstart.serving.config import ServeConfig
+from warmstart.serving.metrics import Labels, Metrics
+from warmstart.serving.models import ServedModel
 
 #: Routes that answer without the API key: a load balancer's health check has none, and the
 #: explorer page is where a user pastes the key (the page itself holds no data).

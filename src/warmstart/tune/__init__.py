@@ -1,1 +1,0 @@
-"""Hyperparameter search over warmstart's own options, on Optuna: see :mod:`warmstart.tune.study`."""

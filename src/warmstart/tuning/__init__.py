@@ -1,0 +1,1 @@
+"""Hyperparameter search over warmstart's own options, on Optuna: see :mod:`warmstart.tuning.study`."""
