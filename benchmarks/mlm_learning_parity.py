@@ -70,8 +70,8 @@ def run(side: str, sample: Path, work: Path, args: argparse.Namespace) -> list[t
     from warmstart.models.transformer import TransformerConfig, param_groups
     from warmstart.objectives import make_objective
     from warmstart.objectives.base import ObjectiveConfig, SpecialTokens
-    from warmstart.pretraining import PretrainBatches
-    from warmstart.shards import PackedSequences, build_shards
+    from warmstart.sequences import PackedSequences, PretrainBatches
+    from warmstart.shards import build_shards
     from warmstart.tokenize.subword import train_subword_tokenizer
     from warmstart.train.loop import TrainConfig, learning_rate
 

@@ -230,8 +230,8 @@ def run_hf(spec: dict[str, Any]) -> dict[str, Any]:
     from warmstart.models.transformer import TransformerConfig, param_groups
     from warmstart.objectives import make_objective
     from warmstart.objectives.base import ObjectiveConfig, SpecialTokens
-    from warmstart.pretraining import PretrainBatches
-    from warmstart.shards import PackedSequences, build_shards
+    from warmstart.sequences import PackedSequences, PretrainBatches
+    from warmstart.shards import build_shards
     from warmstart.train.loop import TrainConfig, learning_rate
 
     torch.set_num_threads(spec["threads"])

@@ -21,24 +21,18 @@ import pytest
 from warmstart.cli import main
 from warmstart.corpus import Corpus
 from warmstart.errors import WarmstartError
-from warmstart.transfer.augment import (
+from warmstart.tokenize.words import join_words, placed_words
+from warmstart.transfer.augment.base import Augmenter, OneOf, augment_copies, n_touched
+from warmstart.transfer.augment.dataset import AugmentConfig, augment_dataset, make_augmenter
+from warmstart.transfer.augment.eda import (
     EDA,
-    AugmentConfig,
-    Augmenter,
-    ContextualMLM,
-    OneOf,
     Synonyms,
-    augment_copies,
-    augment_dataset,
-    join_words,
-    make_augmenter,
-    n_touched,
-    placed_words,
     random_deletion,
     random_insertion,
     random_swap,
     synonym_replacement,
 )
+from warmstart.transfer.augment.mlm import ContextualMLM
 from warmstart.vectors.keyed import KeyedVectors
 from warmstart.vectors.train import train_vectors
 

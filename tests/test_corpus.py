@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from conftest import write
 
-from warmstart import artifact
+from warmstart import artifact, textfiles
 from warmstart import corpus as corpus_mod
 from warmstart.corpus import (
     MAX_DOC_CHARS,
@@ -295,7 +295,7 @@ def test_every_format_cuts_long_text_and_keeps_short_lines(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
 ) -> None:
     monkeypatch.setattr(corpus_mod, "MAX_DOC_CHARS", 1000)
-    monkeypatch.setattr(corpus_mod, "_READ_BLOCK", 777)  # blocks end inside lines and characters
+    monkeypatch.setattr(textfiles, "_READ_BLOCK", 777)  # blocks end inside lines and characters
     long = " ".join(f"wörd{i} 第{i}" for i in range(1500))  # non-ASCII across the block ends
     docs = ["short one", long, "short two", long + " again"]
     if suffix == ".jsonl":
@@ -315,7 +315,7 @@ def test_every_format_cuts_long_text_and_keeps_short_lines(
 
 def test_text_without_spaces_is_cut_at_the_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(corpus_mod, "MAX_DOC_CHARS", 300)
-    monkeypatch.setattr(corpus_mod, "_READ_BLOCK", 1000)  # not a multiple of 3 UTF-8 bytes
+    monkeypatch.setattr(textfiles, "_READ_BLOCK", 1000)  # not a multiple of 3 UTF-8 bytes
     han = "".join(chr(0x4E00 + i % 2000) for i in range(10_000))
     path = write(tmp_path / "zh.txt", f"{han}\n短\n")
     docs, warned = read_warned(Corpus(path))
@@ -334,7 +334,7 @@ def test_normal_lines_are_read_as_before(shared_data: Path) -> None:
 
 def test_invalid_utf8_across_block_ends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(corpus_mod, "MAX_DOC_CHARS", 50)
-    monkeypatch.setattr(corpus_mod, "_READ_BLOCK", 7)
+    monkeypatch.setattr(textfiles, "_READ_BLOCK", 7)
     raw = "é".encode() * 40 + b"\xff" + "ü".encode() * 10 + b"\xe4\n"  # truncated at the end
     path = write(tmp_path / "a.txt", raw)
     corpus = Corpus(path)

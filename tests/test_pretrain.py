@@ -19,7 +19,8 @@ from safetensors.torch import load_file
 
 from warmstart.errors import RunInterrupted, WarmstartError
 from warmstart.models.io import load_pretrained
-from warmstart.pretraining import PretrainBatches, pretrain
+from warmstart.pretraining import pretrain
+from warmstart.sequences import PretrainBatches
 
 # A tiny, fast setting: every run here takes seconds on 2 CPU cores.
 TINY = dict(size="tiny", vocab_size=4000, lowercase=True, seq_len=64, batch_size=16, lr=1e-3,

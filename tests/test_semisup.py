@@ -439,7 +439,7 @@ def test_uda_trains_with_the_loop_on_sst2(shared_data: Path) -> None:
     from warmstart.labeled import LabeledDataset
     from warmstart.train.budget import Budget
     from warmstart.train.loop import TrainConfig, train
-    from warmstart.transfer.augment import EDA
+    from warmstart.transfer.augment.eda import EDA
 
     data = LabeledDataset.read(shared_data / "en" / "sst2-sentences" / "train.tsv",
                                text_field="sentence")

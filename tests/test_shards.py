@@ -18,17 +18,12 @@ import tokenizers
 from tokenizers import models, normalizers, pre_tokenizers
 
 from warmstart import corpus as corpus_mod
+from warmstart import sequences as sequences_mod
 from warmstart import shards as shards_mod
 from warmstart.corpus import Corpus, LongLineWarning
 from warmstart.errors import WarmstartError
-from warmstart.shards import (
-    DocumentSequences,
-    PackedSequences,
-    TokenShards,
-    build_shards,
-    load_shards,
-    rows_for_step,
-)
+from warmstart.sequences import DocumentSequences, PackedSequences, rows_for_step
+from warmstart.shards import TokenShards, build_shards, load_shards
 from warmstart.tokenize import subword as subword_mod
 from warmstart.tokenize.subword import load_subword_tokenizer, train_subword_tokenizer
 
@@ -465,7 +460,7 @@ def test_rows_for_step_deterministic_and_covers_each_epoch() -> None:
     assert flat[:10].tolist() != flat[10:].tolist()  # each epoch has its own order
     np.testing.assert_array_equal(flat[:10], np.random.default_rng([7, 0]).permutation(10))
     # a "resumed" run at step 3 gets the same rows, whatever was asked before
-    shards_mod._permutation.cache_clear()
+    sequences_mod._permutation.cache_clear()
     np.testing.assert_array_equal(rows_for_step(3, batch, n_rows, seed=7), steps[3])
     assert rows_for_step(3, batch, n_rows, seed=8).tolist() != steps[3].tolist()
     # a batch larger than the data spans several epochs: flat positions 25..49

@@ -38,7 +38,7 @@ _LAZY = {
     "Classifier": "warmstart.transfer.classifier",
     "evaluate": "warmstart.transfer.classifier",
     "predict": "warmstart.transfer.classifier",
-    "augment_dataset": "warmstart.transfer.augment",
+    "augment_dataset": "warmstart.transfer.augment.dataset",
     "tune": "warmstart.tuning.study",
     "TuneConfig": "warmstart.tuning.study",
     "embed": "warmstart.embedding",

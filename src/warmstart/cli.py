@@ -408,7 +408,7 @@ def finetune_command(ctx: click.Context, train: str, out: str, config: str | Non
 
 
 def _augment_settings() -> type:
-    from warmstart.transfer.augment import AugmentConfig
+    from warmstart.transfer.augment.dataset import AugmentConfig
 
     return AugmentConfig
 
@@ -426,7 +426,7 @@ def augment_command(ctx: click.Context, train: str, out: str, config: str | None
                     as_json: bool, **_: Any) -> None:
     """Write TRAIN (CSV/TSV/JSONL, fastText format, or class folders) with --copies augmented
     copies of each example: EDA with synonyms from --vectors, and/or refills by an --mlm encoder."""
-    from warmstart.transfer.augment import AugmentConfig, augment_dataset
+    from warmstart.transfer.augment.dataset import AugmentConfig, augment_dataset
 
     settings = _settings(AugmentConfig, ctx, config, "augment")
     _print_summary(augment_dataset(train, out=out, progress=not quiet, **settings), as_json)

@@ -25,58 +25,45 @@ long JSONL field or CSV cell) is cut into consecutive documents of at most ``MAX
 characters, each cut placed just after a whitespace character in the last tenth of the piece
 (text without spaces, such as Chinese, is cut at the limit). No character is lost: the pieces
 of a line, concatenated, are the line. Each pass over the corpus reports the lines it split
-in one :class:`LongLineWarning`. Text files are read in blocks of at most ``_READ_BLOCK``
-bytes, so a line of any length is never held whole; a JSONL or CSV record must be parsed
+in one :class:`LongLineWarning`. Text files are read in bounded blocks
+(:meth:`~warmstart.textfiles.LineReader.blocks`), so a line of any length is never held whole; a JSONL or CSV record must be parsed
 whole, so it is held once, as it is read, and its text is cut before anything tokenizes it.
 """
 
 from __future__ import annotations
 
-import bz2
 import csv
 import glob
-import gzip
-import json
-import lzma
 import os
 import re
-import sys
 import warnings
-import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any, Union, cast
+from typing import Any, Union
 
 from warmstart import artifact
 from warmstart.errors import WarmstartError
+from warmstart.textfiles import (
+    COMPRESSIONS,
+    FORMATS,
+    LineReader,
+    json_field,
+    json_lines,
+    json_object,
+    json_text,
+    listed,
+    split_suffixes,
+)
 
 PathArg = Union[str, "os.PathLike[str]"]
-
-#: Format of a file by its (lower-cased) suffix, once any compression suffix is removed.
-FORMATS = {".txt": "txt", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "tsv"}
-#: Compression by suffix; the opener returns a binary file object.
-COMPRESSIONS: dict[str, Callable[..., Any]] = {
-    ".gz": gzip.open,
-    ".bz2": bz2.open,
-    ".xz": lzma.open,
-}
 
 #: The longest document a pass yields, in characters; longer ones are cut (see above). About
 #: 20,000 words: far beyond a review, a post or an article, so normal corpora are read as
 #: they are, and small enough that tokenizing one piece takes tens of MB, not gigabytes.
 MAX_DOC_CHARS = 100_000
 
-_BINARY_PROBE = 8192  # bytes of the decompressed stream checked for a NUL byte
-_READ_BLOCK = 1 << 20  # bytes read at a time: a whole line, unless it is longer than this
 _LAST_SPACE = re.compile(r".*\s", re.DOTALL)  # a match ends just after its last whitespace
 _GLOB_CHARS = frozenset("*?[")
-# Errors a damaged compressed stream (or a file that vanished mid-run) raises while reading.
-_READ_ERRORS = (OSError, EOFError, lzma.LZMAError, zlib.error)
-
-# Long documents (a whole book per CSV cell) must not trip the csv module's 128 KiB default.
-csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-
-
 class InvalidUTF8Warning(UserWarning):
     """Some bytes of the corpus were not valid UTF-8 and were replaced with U+FFFD."""
 
@@ -134,28 +121,6 @@ def text_batches(texts: Iterable[str], *, max_docs: int, max_chars: int) -> Iter
         yield batch
 
 
-def _utf8_tail(raw: bytes) -> int:
-    """How many bytes at the end of ``raw`` start a UTF-8 character that continues after it."""
-    for back in range(1, min(4, len(raw)) + 1):
-        b = raw[-back]
-        if b & 0xC0 != 0x80:  # not a continuation byte: the last character starts here
-            need = 2 if b & 0xE0 == 0xC0 else 3 if b & 0xF0 == 0xE0 else 4 if b & 0xF8 == 0xF0 else 1
-            return back if need > back else 0
-    return 0
-
-
-def _split_suffixes(path: Path) -> tuple[str | None, str | None]:
-    """Return ``(format or None, compression suffix or None)`` for a file name."""
-    name = path.name.lower()
-    compression = None
-    for ext in COMPRESSIONS:
-        if name.endswith(ext):
-            compression = ext
-            name = name[: -len(ext)]
-            break
-    return FORMATS.get(os.path.splitext(name)[1]), compression
-
-
 def _is_glob(pattern: str) -> bool:
     return any(c in _GLOB_CHARS for c in pattern)
 
@@ -169,7 +134,7 @@ def _walk(folder: Path) -> list[Path]:
             if name.startswith("."):
                 continue
             path = Path(root, name)
-            if _split_suffixes(path)[0] is not None and path.is_file():
+            if split_suffixes(path)[0] is not None and path.is_file():
                 found.append(path)
     return found
 
@@ -214,46 +179,6 @@ def _expand(arg: PathArg) -> list[Path]:
 
 def _known_suffixes() -> str:
     return ", ".join(FORMATS) + " (each optionally + " + "/".join(COMPRESSIONS) + ")"
-
-
-def json_object(path: Path, lineno: int, line: str) -> dict[str, Any]:
-    """One line of a .jsonl file as a dict, or an error naming the file and line."""
-    try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise WarmstartError(
-            f"{path}:{lineno}: invalid JSON ({e.msg.removesuffix(' at')}, column {e.colno}); each line "
-            "of a .jsonl file must be one JSON object"
-        ) from None
-    if not isinstance(obj, dict):
-        raise WarmstartError(
-            f"{path}:{lineno}: expected a JSON object, found {type(obj).__name__}; "
-            "each line of a .jsonl file must be one JSON object"
-        )
-    return obj
-
-
-def _whole_lines(blocks: Iterator[tuple[int, str, bool]]) -> Iterator[tuple[int, str]]:
-    """``(line number, line)`` from the blocks of :meth:`Corpus._blocks`: for the formats
-    whose records must be parsed whole (JSONL, CSV)."""
-    parts: list[str] = []
-    for lineno, text, ended in blocks:
-        if ended and not parts:
-            yield lineno, text
-        elif ended:
-            parts.append(text)
-            yield lineno, "".join(parts)
-            parts.clear()
-        else:
-            parts.append(text)
-
-
-def _listed(counts: dict[Path, int]) -> str:
-    """``"a.txt (3), b.txt (1)"``: the first five files and their counts."""
-    listed = ", ".join(f"{p} ({n})" for p, n in list(counts.items())[:5])
-    if len(counts) > 5:
-        listed += f" and {len(counts) - 5} more file(s)"
-    return listed
 
 
 class Corpus:
@@ -309,7 +234,7 @@ class Corpus:
 
         # A column index: ASCII digits only (str.isdigit also takes "²", which int() refuses).
         if not has_header and not (self.text_field.isascii() and self.text_field.isdigit()):
-            tabular = [f for f in files if _split_suffixes(f)[0] in ("csv", "tsv")]
+            tabular = [f for f in files if split_suffixes(f)[0] in ("csv", "tsv")]
             if tabular:
                 raise WarmstartError(
                     f"{tabular[0]}: without a header row (has_header=False) the text column "
@@ -335,18 +260,18 @@ class Corpus:
     def __iter__(self) -> Iterator[str]:
         """Yield every document of every file, opening the files afresh."""
         n_docs = 0
-        bad: dict[Path, int] = {}
+        reader = LineReader(strict=self.strict)
+        bad = reader.invalid_utf8
         split: dict[Path, int] = {}
         for path in self.files:
-            fmt, compression = _split_suffixes(path)
+            fmt = split_suffixes(path)[0]
             if fmt == "jsonl":
-                lines = self._lines(path, compression, bad)
-                docs = self._bounded(path, self._jsonl(path, lines), split)
+                docs = self._bounded(path, self._jsonl(path, reader.lines(path)), split)
             elif fmt in ("csv", "tsv"):
-                rows = (line for _, line in self._lines(path, compression, bad))
+                rows = (line for _, line in reader.lines(path))
                 docs = self._bounded(path, self._table(path, rows, tsv=fmt == "tsv"), split)
             else:
-                docs = self._txt(path, self._blocks(path, compression, bad), split)
+                docs = self._txt(path, reader.blocks(path), split)
             for doc in docs:
                 n_docs += 1
                 yield doc
@@ -356,7 +281,7 @@ class Corpus:
         if bad:
             warnings.warn(
                 f"replaced {self.n_invalid_utf8} invalid UTF-8 byte sequence(s) with U+FFFD "
-                f"in {_listed(bad)}; re-encode the input as UTF-8, or use --strict to stop at "
+                f"in {listed(bad)}; re-encode the input as UTF-8, or use --strict to stop at "
                 "the first bad line",
                 InvalidUTF8Warning,
                 stacklevel=2,
@@ -365,7 +290,7 @@ class Corpus:
             warnings.warn(
                 f"split {self.n_split_lines} line(s) longer than {MAX_DOC_CHARS:,} characters "
                 f"into documents of at most that many (cut at whitespace where there is some) "
-                f"in {_listed(split)}; end each document with a line break to choose the cuts",
+                f"in {listed(split)}; end each document with a line break to choose the cuts",
                 LongLineWarning,
                 stacklevel=2,
             )
@@ -381,95 +306,21 @@ class Corpus:
         ``(file, number, text)``, the number being the line of a text or JSONL file and the
         row (after the header) of a CSV/TSV file. For outputs that must line up with their
         inputs, as ``warmstart predict``'s; training reads documents by iterating instead."""
-        bad: dict[Path, int] = {}
+        reader = LineReader(strict=self.strict)
         for path in self.files:
-            fmt, compression = _split_suffixes(path)
-            lines = self._lines(path, compression, bad)
+            fmt = split_suffixes(path)[0]
+            lines = reader.lines(path)
             if fmt == "jsonl":
                 for lineno, line in lines:
                     blank = not line or line.isspace()
-                    yield path, lineno, "" if blank else self._jsonl_text(path, lineno, line)
+                    yield path, lineno, "" if blank else self._jsonl_text(
+                        path, lineno, json_object(path, lineno, line))
             elif fmt in ("csv", "tsv"):
                 for number, text in self._rows(path, (line for _, line in lines), tsv=fmt == "tsv"):
                     yield path, number, text
             else:
                 for lineno, line in lines:
                     yield path, lineno, line.rstrip("\r\n")
-
-    # -- reading ---------------------------------------------------------------------------
-
-    def _open(self, path: Path, compression: str | None) -> IO[bytes]:
-        if compression is None:
-            return open(path, "rb", buffering=1 << 20)
-        return cast("IO[bytes]", COMPRESSIONS[compression](path, "rb"))
-
-    def _blocks(
-        self, path: Path, compression: str | None, bad: dict[Path, int]
-    ) -> Iterator[tuple[int, str, bool]]:
-        """Yield ``(line number, text, line ends here)`` for one file, in bounded blocks.
-
-        A line comes in one block with its line ending, unless it is longer than
-        ``_READ_BLOCK`` bytes: then in several, the last one flagged as the end (at the end
-        of the file, that block may be empty). A block never ends inside a UTF-8 character.
-        """
-        lineno = 0
-        try:
-            with self._open(path, compression) as f:
-                if b"\0" in f.read(_BINARY_PROBE):
-                    raise WarmstartError(
-                        f"{path}: looks binary (NUL bytes near the start), not UTF-8 text; "
-                        "remove it from the inputs (UTF-16 text must be converted to UTF-8)"
-                    )
-                f.seek(0)
-                carry = b""  # the start of a character cut by the block size
-                seen = -1  # bytes of the current line already decoded; -1 between lines
-                while True:
-                    raw = f.readline(_READ_BLOCK)
-                    if not raw:
-                        if seen >= 0:  # the file ends inside a long line
-                            yield lineno, self._decode(path, lineno, carry, seen, bad), True
-                        return
-                    if seen < 0:
-                        lineno += 1
-                        seen = 0
-                    ended = raw.endswith(b"\n")
-                    if carry:
-                        raw, carry = carry + raw, b""
-                    if not ended and (tail := _utf8_tail(raw)):
-                        raw, carry = raw[:-tail], raw[-tail:]
-                    text = self._decode(path, lineno, raw, seen, bad)
-                    if lineno == 1 and seen == 0 and text.startswith("\ufeff"):
-                        text = text[1:]
-                    seen = -1 if ended else seen + len(raw)
-                    yield lineno, text, ended
-        except _READ_ERRORS as e:
-            where = f"after line {lineno}" if lineno else "at the start"
-            what = "corrupt or truncated compressed file" if compression else "cannot read file"
-            raise WarmstartError(f"{path}: {what} ({where}: {e}); re-create or remove it") from None
-
-    def _lines(
-        self, path: Path, compression: str | None, bad: dict[Path, int]
-    ) -> Iterator[tuple[int, str]]:
-        """Yield ``(line number, decoded line with its line ending)`` for one file, each line
-        whole, however long (the labeled-data readers of :mod:`warmstart.labeled` use it)."""
-        return _whole_lines(self._blocks(path, compression, bad))
-
-    def _decode(self, path: Path, lineno: int, raw: bytes, seen: int, bad: dict[Path, int]) -> str:
-        """``raw`` as text; ``seen`` bytes of its line came before it (for error messages)."""
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            if self.strict:
-                raise WarmstartError(
-                    f"{path}:{lineno}: invalid UTF-8 at byte {seen + e.start + 1} of the "
-                    "line; re-encode the file as UTF-8, or drop --strict to replace "
-                    "bad bytes with U+FFFD"
-                ) from None
-        text = raw.decode("utf-8", "replace")
-        # "replace" puts one U+FFFD per invalid sequence; genuine U+FFFD characters in the
-        # input are not counted.
-        bad[path] = bad.get(path, 0) + text.count("\ufffd") - raw.count(b"\xef\xbf\xbd")
-        return text
 
     @staticmethod
     def _txt(
@@ -520,29 +371,17 @@ class Corpus:
                     yield piece
 
     def _jsonl(self, path: Path, lines: Iterator[tuple[int, str]]) -> Iterator[str]:
-        for lineno, line in lines:
-            if line and not line.isspace():
-                doc = self._jsonl_text(path, lineno, line)
-                if doc and not doc.isspace():
-                    yield doc
+        for lineno, obj in json_lines(path, lines):
+            doc = self._jsonl_text(path, lineno, obj)
+            if doc and not doc.isspace():
+                yield doc
 
-    def _jsonl_text(self, path: Path, lineno: int, line: str) -> str:
-        """The text field of one JSONL line, or an error naming the file, line and field."""
-        field = self.text_field
-        obj = json_object(path, lineno, line)
-        if field not in obj:
-            keys = ", ".join(map(str, list(obj)[:20])) or "none"
-            raise WarmstartError(
-                f"{path}:{lineno}: no field {field!r} (fields: {keys}); "
-                "choose the text field with --text-field"
-            )
-        doc = obj[field]
-        if not isinstance(doc, str):
-            raise WarmstartError(
-                f"{path}:{lineno}: field {field!r} holds {type(doc).__name__}, not a "
-                "string; choose the text field with --text-field"
-            )
-        return doc
+    def _jsonl_text(self, path: Path, lineno: int, obj: dict[str, Any]) -> str:
+        """The text field of one JSONL object, or an error naming the file, line and field."""
+        where = f"{path}:{lineno}"
+        doc = json_field(where, obj, self.text_field,
+                         hint="choose the text field with --text-field")
+        return json_text(where, self.text_field, doc)
 
     def _table(self, path: Path, lines: Iterator[str], *, tsv: bool) -> Iterator[str]:
         for _, doc in self._rows(path, lines, tsv=tsv):

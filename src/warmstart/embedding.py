@@ -43,7 +43,7 @@ from warmstart.config import PRECISIONS
 from warmstart.errors import WarmstartError, with_article
 from warmstart.models.onnx import ONNX_KIND, OnnxModel
 from warmstart.train.loop import fast_bf16
-from warmstart.transfer.bodies import EncoderBody, TfidfBody, WordVectorBody, sorted_batches
+from warmstart.transfer.bodies import Body, EncoderBody, TfidfBody, WordVectorBody, sorted_batches
 from warmstart.transfer.classifier import Classifier, body_autocast, source_records
 from warmstart.vectors.keyed import KeyedVectors
 
@@ -95,6 +95,7 @@ class Embedder:
             raise WarmstartError(
                 "this classifier reads texts with TF-IDF: its features are sparse term weights "
                 f"({body.dim:,} of them), not an embedding; embed with an encoder or word vectors")
+        assert isinstance(body, EncoderBody | WordVectorBody)  # the other kinds of body
         return BodyEmbedder(body, kind="classifier", precision=classifier.precision,
                             batch_size=batch_size, source=source)
 
@@ -152,13 +153,14 @@ class BodyEmbedder(Embedder):
         return {**info, **self.source}
 
 
-def body_cuts(body: EncoderBody | WordVectorBody | TfidfBody, texts: Sequence[str]) -> list[bool]:
+def body_cuts(body: Body, texts: Sequence[str]) -> list[bool]:
     """Whether ``body`` reads only the first ``max_len`` pieces (an encoder) or words of each
     text, as its ``encode`` cuts them."""
     if isinstance(body, EncoderBody):
         room = body.max_len - 2  # [CLS] and [SEP]
         enc = body.tokenizer.encode_batch(list(texts), add_special_tokens=False)
         return [len(e.ids) > room for e in enc]
+    assert isinstance(body, WordVectorBody | TfidfBody)  # the other kinds of body
     return [len(body.tokenizer.tokenize(t)) > body.max_len for t in texts]
 
 

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import tokenizers
 import torch
 
@@ -33,8 +32,9 @@ from warmstart.errors import WarmstartError
 from warmstart.models.io import HEADS_FILE, Pretrained, load_pretrained, save_model
 from warmstart.models.transformer import SIZES, Decoder, Encoder, TransformerConfig
 from warmstart.objectives import KINDS, OBJECTIVES, Objective, ObjectiveConfig, make_objective
-from warmstart.objectives.base import Prepared, SpecialTokens
-from warmstart.shards import DocumentSequences, PackedSequences, build_shards, rows_for_step
+from warmstart.objectives.base import SpecialTokens
+from warmstart.sequences import DocumentSequences, PackedSequences, PretrainBatches
+from warmstart.shards import build_shards
 from warmstart.train.budget import Budget, parse_duration
 from warmstart.train.distributed import Distributed
 from warmstart.train.loop import TrainConfig, TrainResult, train
@@ -103,53 +103,6 @@ class PretrainResult:
             "stopped_by": t.stopped_by,
             **{k: v for k, v in final.items() if k.startswith("valid_")},
         }
-
-
-class PretrainBatches:
-    """Global batches for the loop: rows chosen by (seed, step), prepared by the objective."""
-
-    def __init__(
-        self,
-        objective: Objective,
-        train_rows: PackedSequences | DocumentSequences,
-        valid_rows: PackedSequences | DocumentSequences | None,
-        *,
-        batch_size: int,
-        seed: int,
-    ) -> None:
-        self.objective = objective
-        self.train_rows = train_rows
-        self.valid_rows = valid_rows
-        self.batch_size = batch_size
-        self.seed = seed
-        self._valid: list[Prepared] | None = None
-
-    def _prepare(self, rows: np.ndarray, rows_of: Any, seed: int) -> tuple[Prepared, int]:
-        generator = torch.Generator().manual_seed(seed)
-        if isinstance(rows_of, DocumentSequences):
-            ids, lengths = rows_of.batch(rows)
-            t_ids, t_len = torch.from_numpy(ids), torch.from_numpy(lengths)
-            return self.objective.prepare(t_ids, t_len, generator=generator), int(lengths.sum())
-        ids = rows_of.batch(rows)
-        return self.objective.prepare(torch.from_numpy(ids), None, generator=generator), ids.size
-
-    def train_batch(self, step: int) -> tuple[Prepared, int]:
-        rows = rows_for_step(step, self.batch_size, len(self.train_rows), seed=self.seed)
-        return self._prepare(rows, self.train_rows, _seed(self.seed, "train", step))
-
-    def valid_batches(self, n: int) -> Sequence[Prepared]:
-        if self._valid is None:
-            self._valid = []
-            if self.valid_rows is not None and len(self.valid_rows):
-                order = np.arange(len(self.valid_rows))
-                for i in range(min(n, math.ceil(len(order) / self.batch_size))):
-                    rows = order[i * self.batch_size:(i + 1) * self.batch_size]
-                    self._valid.append(self._prepare(rows, self.valid_rows, _seed(self.seed, "valid", i))[0])
-        return self._valid[:n]
-
-
-def _seed(*parts: Any) -> int:
-    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "little") >> 1
 
 
 def pretrain(

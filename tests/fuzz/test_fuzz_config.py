@@ -37,7 +37,7 @@ from warmstart.tuning.study import TuneConfig, read_space_file
 def command_settings() -> dict[str, tuple[type, ...]]:
     """The settings classes of each command that takes --config (its TOML section)."""
     from warmstart.pretraining import SETTINGS as PRETRAIN
-    from warmstart.transfer.augment import AugmentConfig
+    from warmstart.transfer.augment.dataset import AugmentConfig
     from warmstart.transfer.settings import SETTINGS as FINETUNE
     from warmstart.vectors.train import VectorsConfig
 

@@ -280,7 +280,8 @@ def test_augment_writes_what_reads_back(case: tuple[str, list[tuple[str, list[st
     """The one writer of labeled data (`warmstart augment`, JSON Lines): read -> write ->
     read gives each example back (each followed by its copy, here the text unchanged), and
     writing again gives the same bytes."""
-    from warmstart.transfer.augment import Augmenter, augment_dataset
+    from warmstart.transfer.augment.base import Augmenter
+    from warmstart.transfer.augment.dataset import augment_dataset
 
     class Same(Augmenter):
         def augment(self, texts: Any, rng: Any) -> list[str]:

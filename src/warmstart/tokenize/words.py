@@ -2,6 +2,8 @@
 
 All of them share ``name``, ``lowercase``, ``tokenize(text) -> list[str]`` and ``config()``.
 Lowercasing is applied to the whole text before splitting (one C call, not one per token).
+The way back, :func:`join_words`, turns a list of words into text again (what augmenters do
+after editing a text's words), with :func:`placed_words` to keep the spacing of the original.
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ import logging
 import re
 import threading
 import unicodedata
+from collections.abc import Sequence
 from typing import Any
+
+from warmstart.errors import WarmstartError
 
 # Han ideographs (CJK Unified Ideographs, extensions A-H, compatibility ideographs) and the
 # ideographic iteration mark and number zero. Planes 2 and 3 hold nothing but Han.
@@ -260,3 +265,80 @@ TOKENIZERS: dict[str, type[_WordTokenizer]] = {
         CharsTokenizer,
     )
 }
+
+
+# -- joining words back into text ------------------------------------------------------------
+
+#: How words are joined back into text (``join=``). ``auto``: words that were neighbours in
+#: the text keep what stood between them; other pairs get a space, except next to a CJK
+#: character (Chinese and Japanese are written without spaces), before closing punctuation and
+#: after opening brackets. ``space``: one space between all words. ``none``: no spaces.
+JOINS = {"auto": None, "space": " ", "none": ""}
+# Han, CJK punctuation, kana, full-width forms: no space on either side of these.
+_CJK = re.compile(f"[{_HAN}\u3000-\u303f\u3040-\u30ff\uff00-\uffef]")
+_CLOSING, _OPENING = ",.!?;:%)]}", "([{"
+
+
+class _Placed(str):
+    """A word that remembers its place in the text it came from and what stood before it."""
+
+    place: int
+    before: str
+
+
+def placed_words(text: str, words: Sequence[str]) -> list[str]:
+    """``words`` (a tokenizer's split of ``text``) marked with their places in it.
+
+    :func:`join_words` uses the marks to give words that stay neighbours their own spacing.
+    When a word is not found in order in ``text`` (a lowercasing tokenizer), the words are
+    returned as they are and joining falls back to the rules of ``auto``.
+    """
+    out: list[str] = []
+    pos = 0
+    for i, w in enumerate(words):
+        at = text.find(w, pos)
+        if at < 0:
+            return list(words)
+        p = _Placed(w)
+        p.place, p.before = i, text[pos:at]
+        out.append(p)
+        pos = at + len(w)
+    return out
+
+
+def join_words(words: Sequence[str], join: str = "auto") -> str:
+    """Words back into one text, as ``join`` says (see :data:`JOINS`).
+
+    >>> join_words(["我", "用", "Python", "3", "写", "代码", "。"])
+    '我用Python 3写代码。'
+    >>> join_words(["a", "fine", "(", "French", ")", "film", "!"])
+    'a fine (French) film!'
+    >>> join_words(placed_words("At 4:00pm, rain.", ["At", "4", ":", "00pm", ",", "rain", "."]))
+    'At 4:00pm, rain.'
+    """
+    sep = join_separator(join)
+    if sep is not None:
+        return sep.join(words)
+    out: list[str] = []
+    prev: str | None = None
+    for w in (w for w in words if w):
+        if isinstance(w, _Placed) and (
+            w.place == 0 if prev is None else isinstance(prev, _Placed) and prev.place == w.place - 1
+        ):
+            out.append(w.before)
+        elif prev is not None and not (
+            _CJK.match(prev[-1]) or _CJK.match(w[0])
+            or not w.strip(_CLOSING) or not prev.strip(_OPENING)
+        ):
+            out.append(" ")
+        out.append(w)
+        prev = w
+    return "".join(out)
+
+
+def join_separator(join: str) -> str | None:
+    """The one separator ``join`` puts between all words, None for ``auto``; a name not in
+    :data:`JOINS` is an error naming ``--join``."""
+    if join not in JOINS:
+        raise WarmstartError(f"--join {join!r}: use one of {', '.join(JOINS)}")
+    return JOINS[join]

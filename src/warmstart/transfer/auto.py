@@ -71,7 +71,7 @@ class Init:
 
     @classmethod
     def read(cls, path: str) -> Init:
-        from warmstart.transfer.bodies import artifact_kind
+        from warmstart.transfer.starting_body import artifact_kind
 
         if not Path(path).exists():
             raise WarmstartError(f"--init {path}: no such folder")

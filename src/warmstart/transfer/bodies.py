@@ -1,8 +1,10 @@
 """What a classifier reads texts with: a pretrained encoder, (pretrained) word vectors, or TF-IDF.
 
 A body turns a batch of token ids into one vector per text, ``(B, T) -> (B, C)``, and knows
-how to turn raw texts into those ids (``encode``). Both bodies take padded id tensors, so the
-training loop can slice any batch into micro-batches.
+how to turn raw texts into those ids (``encode``). Every body takes padded id tensors, so the
+training loop can slice any batch into micro-batches. Each is a :class:`Body`: it describes
+itself (``describe()``, saved in a classifier's ``warmstart.json``) and writes what it reads
+texts with (``save_vocabulary``), and :meth:`Body.from_spec` makes it again from both.
 
 * :class:`EncoderBody`: a BERT-family encoder (ours, or imported from Hugging Face) with its
   subword tokenizer; pooling by mean of the tokens, the [CLS] state, or BERT's pooler, then
@@ -17,12 +19,14 @@ training loop can slice any batch into micro-batches.
 
 from __future__ import annotations
 
+import json
 import math
 import zlib
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar
 
 import numpy as np
 import tokenizers
@@ -31,14 +35,14 @@ from torch import nn
 from torch.nn import functional as F
 
 from warmstart.errors import WarmstartError
-from warmstart.models.transformer import Encoder
+from warmstart.models.io import TOKENIZER_FILE
+from warmstart.models.transformer import Encoder, TransformerConfig
 from warmstart.tokenize import Tokenizer, make_tokenizer
-
-if TYPE_CHECKING:
-    from warmstart.transfer.settings import FinetuneConfig
 
 POOLINGS = ("mean", "cls", "pooler")
 TRUNCATIONS = ("head", "tail", "head+tail")
+#: The words (or TF-IDF terms) of a word-vector or TF-IDF body, saved beside its weights.
+VOCAB_FILE = "vocab.json"
 
 
 def truncate(ids: Sequence[int], keep: int, how: str = "head") -> list[int]:
@@ -79,7 +83,69 @@ def sorted_batches(
         yield rows, body.batch([encoded[i] for i in rows])
 
 
-class EncoderBody(nn.Module):
+class Body(nn.Module, ABC):
+    """What a classifier reads texts with: texts -> padded ids -> one vector per text.
+
+    ``kind`` names the family member in saved specs; :data:`BODY_KINDS` holds them all.
+    """
+
+    kind: ClassVar[str]
+
+    @property
+    @abstractmethod
+    def dim(self) -> int:
+        """Width ``C`` of the vector per text."""
+
+    @abstractmethod
+    def encode(self, texts: Sequence[str]) -> list[Any]:
+        """One encoded item per text (ids, or what :meth:`batch` pads into tensors)."""
+
+    @abstractmethod
+    def batch(self, encoded: Sequence[Any]) -> dict[str, torch.Tensor]:
+        """Encoded items padded into the tensors :meth:`forward` takes."""
+
+    @abstractmethod
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``(B, C)`` vectors of a padded batch."""
+
+    @abstractmethod
+    def blocks(self) -> list[list[nn.Module]]:
+        """Trained parameter blocks from the bottom up, for gradual unfreezing."""
+
+    @abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """The body's settings and shape, JSON-serialisable, with its ``kind``: the spec that
+        :meth:`from_spec` makes it again from (saved in a classifier's ``warmstart.json``)."""
+
+    @abstractmethod
+    def save_vocabulary(self, folder: Path) -> None:
+        """Write what the body reads texts with (its tokenizer or its words) into ``folder``."""
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any], folder: Path) -> Body:
+        """The body ``spec`` (from :meth:`describe`) describes, reading its vocabulary from
+        ``folder`` (where :meth:`save_vocabulary` wrote it), with untrained weights.
+
+        On ``Body`` itself, the member is chosen by ``spec["kind"]`` (:data:`BODY_KINDS`); a
+        bad spec raises ``KeyError``, ``TypeError`` or ``ValueError``.
+        """
+        return BODY_KINDS[spec["kind"]].from_spec(spec, folder)
+
+
+def read_words(folder: Path) -> list[str]:
+    """The words a word-vector or TF-IDF body saved in ``folder``."""
+    try:
+        return list(json.loads((folder / VOCAB_FILE).read_text(encoding="utf-8")))
+    except (OSError, ValueError) as e:
+        raise WarmstartError(f"{folder / VOCAB_FILE}: cannot read the vocabulary ({e})") from None
+
+
+def write_words(folder: Path, words: Sequence[str]) -> None:
+    """Save a word-vector or TF-IDF body's words in ``folder``."""
+    (folder / VOCAB_FILE).write_text(json.dumps(list(words), ensure_ascii=False), encoding="utf-8")
+
+
+class EncoderBody(Body):
     """A transformer encoder pooled to one vector per text."""
 
     kind = "encoder"
@@ -158,6 +224,20 @@ class EncoderBody(nn.Module):
                 "max_len": self.max_len, "truncation": self.truncation,
                 "model": self.encoder.config.to_dict()}
 
+    def save_vocabulary(self, folder: Path) -> None:
+        self.tokenizer.save(str(folder / TOKENIZER_FILE))
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any], folder: Path) -> EncoderBody:
+        tok_path = folder / TOKENIZER_FILE
+        if not tok_path.exists():
+            raise WarmstartError(f"{folder}: the classifier has no {TOKENIZER_FILE}")
+        encoder = Encoder(TransformerConfig.from_dict(spec["model"]))
+        return cls(encoder, tokenizers.Tokenizer.from_file(str(tok_path)),
+                   pooling=spec["pooling"], max_len=spec["max_len"],
+                   truncation=spec.get("truncation", "head"),
+                   normalize=bool(spec.get("normalize", False)))
+
 
 _MASK64 = (1 << 64) - 1
 
@@ -173,7 +253,7 @@ def _ngram_buckets(hashes: Sequence[int], n_max: int, buckets: int) -> list[int]
     return out
 
 
-class WordVectorBody(nn.Module):
+class WordVectorBody(Body):
     """fastText's supervised text model: mean of word and hashed n-gram embeddings (+ MLP)."""
 
     kind = "words"
@@ -319,12 +399,23 @@ class WordVectorBody(nn.Module):
                 "buckets": self.buckets, "hidden": self.hidden, "max_len": self.max_len,
                 "static_dim": self.static_dim, "tokenizer": self.tokenizer.config()}
 
-    @staticmethod
-    def tokenizer_from(config: dict[str, Any]) -> Tokenizer:
-        return make_tokenizer(config.get("name", "words"), lowercase=config.get("lowercase", False))
+    def save_vocabulary(self, folder: Path) -> None:
+        write_words(folder, self.words)
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any], folder: Path) -> WordVectorBody:
+        words, tokenizer = read_words(folder), tokenizer_from_config(spec["tokenizer"])
+        return cls(words, dim=spec["dim"], ngrams=spec["ngrams"], buckets=spec["buckets"] or 1,
+                   hidden=spec["hidden"], max_len=spec["max_len"],
+                   static_dim=spec.get("static_dim", 0), tokenizer=tokenizer)
 
 
-class TfidfBody(nn.Module):
+def tokenizer_from_config(config: dict[str, Any]) -> Tokenizer:
+    """The word tokenizer a body's saved ``tokenizer`` config describes."""
+    return make_tokenizer(config.get("name", "words"), lowercase=config.get("lowercase", False))
+
+
+class TfidfBody(Body):
     """TF-IDF of words and word n-grams: the classic sparse text features, nothing trained.
 
     A text's features are its term counts (``1 + log(count)`` with ``sublinear``) times each
@@ -427,80 +518,17 @@ class TfidfBody(nn.Module):
                 "max_len": self.max_len, "terms": len(self.words),
                 "tokenizer": self.tokenizer.config()}
 
+    def save_vocabulary(self, folder: Path) -> None:
+        write_words(folder, self.words)
 
-#: What a classifier may read texts with.
-Body = EncoderBody | WordVectorBody | TfidfBody
-
-
-def make_body(cfg: FinetuneConfig, texts: list[str]) -> tuple[Body, str | None]:
-    """The body to start from, and what it was made from (for provenance)."""
-    from warmstart.tokenize import make_tokenizer
-
-    if cfg.body == "tfidf":
-        return TfidfBody.from_texts(
-            texts, tokenizer=make_tokenizer(cfg.tokenizer, lowercase=cfg.lowercase),
-            ngrams=cfg.ngrams, min_df=cfg.min_count, max_terms=cfg.max_vocab), None
-    if cfg.init:
-        meta_kind = artifact_kind(cfg.init)
-        if meta_kind == "vectors":
-            from warmstart.artifact import read_meta
-            from warmstart.vectors.keyed import KeyedVectors
-
-            vectors = KeyedVectors.load(cfg.init)
-            made_with = read_meta(cfg.init).get("config", {})
-            # Vectors trained on pre-segmented, tagged text read raw text with jieba.
-            name = {"tagged": "jieba"}.get(made_with.get("tokenizer", "words"),
-                                           made_with.get("tokenizer", "words"))
-            tokenizer = make_tokenizer(name, lowercase=bool(made_with.get("lowercase", False)))
-            # The vectors' own words join the training words: a word no label ever came
-            # with still carries what pretraining learned about it.
-            # A probe freezes everything: its features are the vectors' averages themselves.
-            static = cfg.channels in ("static", "both") and cfg.method != "probe"
-            trained = cfg.channels in ("trained", "both") or cfg.method == "probe"
-            body = WordVectorBody.from_texts(
-                texts, tokenizer=tokenizer, min_count=cfg.min_count, dim=vectors.dim,
-                ngrams=1 if cfg.method == "probe" else cfg.ngrams, buckets=cfg.buckets,
-                hidden=cfg.hidden, extra_words=vectors.words[:cfg.max_vocab],
-                static_dim=vectors.dim if static else 0,
-            )
-            if not cfg.random_init:
-                body.init_from(vectors, trained=trained)
-            body.fit_static(body.encode(texts))
-            if cfg.freeze or cfg.method == "probe":
-                body.word_emb.requires_grad_(False)
-            return body, cfg.init
-        from warmstart.models.io import load_pretrained
-
-        pretrained = load_pretrained(cfg.init, kind="encoder")
-        encoder = pretrained.model
-        if cfg.random_init:
-            from warmstart.models.transformer import Encoder
-
-            encoder = Encoder(encoder.config)
-        if pretrained.tokenizer is None:
-            raise WarmstartError(f"--init {cfg.init}: the encoder has no tokenizer")
-        return EncoderBody(encoder, pretrained.tokenizer, pooling=cfg.pooling,  # type: ignore[arg-type]
-                           max_len=cfg.max_len, truncation=cfg.truncation,
-                           normalize=resolve_normalize(cfg)), cfg.init
-    tokenizer = make_tokenizer(cfg.tokenizer, lowercase=cfg.lowercase)
-    return WordVectorBody.from_texts(texts, tokenizer=tokenizer, min_count=cfg.min_count,
-                                     dim=cfg.dim, ngrams=cfg.ngrams, buckets=cfg.buckets,
-                                     hidden=cfg.hidden), None
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any], folder: Path) -> TfidfBody:
+        words, tokenizer = read_words(folder), tokenizer_from_config(spec["tokenizer"])
+        return cls(words, tokenizer=tokenizer, ngrams=spec["ngrams"], sublinear=spec["sublinear"],
+                   max_len=spec["max_len"])
 
 
-def resolve_normalize(cfg: FinetuneConfig) -> bool:
-    """--normalize resolved: auto follows a sentence-transformers model's own pipeline for
-    frozen features (a probe or prototype), where the embedding is the model's output."""
-    if cfg.normalize != "auto":
-        return cfg.normalize == "yes"
-    from warmstart.models.hf import normalizes_embeddings
-
-    return cfg.method in ("probe", "prototype") and normalizes_embeddings(cfg.init)
-
-
-def artifact_kind(path: str) -> str:
-    from warmstart.artifact import META_FILE, read_meta
-
-    if (Path(path) / META_FILE).exists():
-        return str(read_meta(path)["kind"])
-    return "encoder"  # a Hugging Face folder; load_pretrained says if it is not one
+#: Every kind of body by its ``kind``: what :meth:`Body.from_spec` chooses from.
+BODY_KINDS: dict[str, type[Body]] = {
+    cls.kind: cls for cls in (EncoderBody, WordVectorBody, TfidfBody)
+}

@@ -12,7 +12,6 @@ of multi-label tasks, and the settings it was trained with.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -20,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tokenizers
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -29,14 +27,11 @@ from warmstart.artifact import META_FILE, read_meta, write_meta
 from warmstart.errors import WarmstartError, with_article
 from warmstart.labeled import LabeledDataset
 from warmstart.models.onnx import is_onnx_folder
-from warmstart.models.transformer import Encoder, TransformerConfig
 from warmstart.train.loop import bf16_autocast, check_precision
-from warmstart.transfer.bodies import Body, EncoderBody, TfidfBody, WordVectorBody, sorted_batches
+from warmstart.transfer.bodies import Body, EncoderBody, sorted_batches
 from warmstart.transfer.model import Task, TextClassifier
 
 WEIGHTS_FILE = "model.safetensors"
-TOKENIZER_FILE = "tokenizer.json"
-VOCAB_FILE = "vocab.json"
 
 
 def body_autocast(body: Body, device: torch.device, precision: str) -> torch.autocast:
@@ -157,11 +152,7 @@ class Classifier:
         body = self.model.body
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
         save_file(tensors, str(folder / WEIGHTS_FILE), metadata={"format": "pt"})
-        if isinstance(body, EncoderBody):
-            body.tokenizer.save(str(folder / TOKENIZER_FILE))
-        else:
-            (folder / VOCAB_FILE).write_text(json.dumps(body.words, ensure_ascii=False),
-                                             encoding="utf-8")
+        body.save_vocabulary(folder)
         return write_meta(
             folder, kind="classifier", parent=parent, data=data,
             config={"body": body.describe(), "tasks": [t.to_dict() for t in self.model.tasks],
@@ -183,31 +174,7 @@ class Classifier:
 
             return Ensemble.load(folder, precision=precision)
         try:
-            spec = config["body"]
-            body: Body
-            if spec["kind"] == "encoder":
-                tok_path = folder / TOKENIZER_FILE
-                if not tok_path.exists():
-                    raise WarmstartError(f"{folder}: the classifier has no {TOKENIZER_FILE}")
-                encoder = Encoder(TransformerConfig.from_dict(spec["model"]))
-                body = EncoderBody(encoder, tokenizers.Tokenizer.from_file(str(tok_path)),
-                                   pooling=spec["pooling"], max_len=spec["max_len"],
-                                   truncation=spec.get("truncation", "head"),
-                                   normalize=bool(spec.get("normalize", False)))
-            else:
-                try:
-                    words = json.loads((folder / VOCAB_FILE).read_text(encoding="utf-8"))
-                except (OSError, ValueError) as e:
-                    raise WarmstartError(f"{folder / VOCAB_FILE}: cannot read the vocabulary ({e})") from None
-                tokenizer = WordVectorBody.tokenizer_from(spec["tokenizer"])
-            if spec["kind"] == "tfidf":
-                body = TfidfBody(words, tokenizer=tokenizer, ngrams=spec["ngrams"],
-                                 sublinear=spec["sublinear"], max_len=spec["max_len"])
-            elif spec["kind"] != "encoder":
-                body = WordVectorBody(words, dim=spec["dim"], ngrams=spec["ngrams"],
-                                      buckets=spec["buckets"] or 1, hidden=spec["hidden"],
-                                      max_len=spec["max_len"], static_dim=spec.get("static_dim", 0),
-                                      tokenizer=tokenizer)
+            body = Body.from_spec(config["body"], folder)
             tasks = [Task(**t) for t in config["tasks"]]
             model = TextClassifier(body, tasks)
         except (KeyError, TypeError, AttributeError, ValueError) as e:

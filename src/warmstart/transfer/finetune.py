@@ -42,7 +42,7 @@ from warmstart.errors import WarmstartError
 from warmstart.labeled import LabeledDataset
 from warmstart.train.budget import parse_duration
 from warmstart.train.loop import TrainConfig, TrainResult
-from warmstart.transfer.bodies import Body, EncoderBody, make_body
+from warmstart.transfer.bodies import Body, EncoderBody
 from warmstart.transfer.classifier import Classifier, evaluate
 from warmstart.transfer.heads import Splits, probe, prototype
 from warmstart.transfer.model import Task
@@ -55,6 +55,7 @@ from warmstart.transfer.settings import (
     FinetuneConfig,
     RecipeConfig,
 )
+from warmstart.transfer.starting_body import make_body
 from warmstart.transfer.training import train_classifier
 
 __all__ = ["FinetuneResult", "finetune"]
@@ -340,7 +341,7 @@ def _transfer(
 
 
 def _augmenter(few: FewLabelsConfig) -> Any:
-    from warmstart.transfer.augment import AugmentConfig, make_augmenter
+    from warmstart.transfer.augment.dataset import AugmentConfig, make_augmenter
 
     # Without vectors there are no synonyms: EDA's swaps and deletions only.
     synonyms = 0.1 if few.augment_vectors else 0.0
@@ -350,7 +351,7 @@ def _augmenter(few: FewLabelsConfig) -> Any:
 
 def _with_copies(ds: LabeledDataset, augmenter: Any, copies: int, seed: int) -> LabeledDataset:
     """``ds`` followed by ``copies`` augmented copies of each example, with its labels."""
-    from warmstart.transfer.augment import augment_copies
+    from warmstart.transfer.augment.base import augment_copies
 
     made = augment_copies(augmenter, ds.texts, copies, np.random.default_rng([seed, 5]))
     texts = ds.texts + [c for i in range(copies) for c in (m[i] for m in made)]

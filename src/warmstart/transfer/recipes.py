@@ -37,11 +37,12 @@ from scipy.special import softmax
 
 from warmstart.errors import WarmstartError
 from warmstart.labeled import LabeledDataset
-from warmstart.transfer.bodies import Body, TfidfBody, make_body
+from warmstart.transfer.bodies import Body, TfidfBody
 from warmstart.transfer.classifier import Classifier
 from warmstart.transfer.heads import features_of, linear_head, prototype_head
 from warmstart.transfer.model import Regularisation, Task, TextClassifier
 from warmstart.transfer.settings import FinetuneConfig
+from warmstart.transfer.starting_body import make_body
 
 #: The kinds of view a probe or prototype reads texts through.
 VIEWS = ("tfidf", "vectors", "frozen", "tuned")
