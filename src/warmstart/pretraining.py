@@ -33,8 +33,9 @@ from warmstart.errors import WarmstartError
 from warmstart.models.io import HEADS_FILE, Pretrained, load_pretrained, save_model
 from warmstart.models.transformer import SIZES, Decoder, Encoder, TransformerConfig
 from warmstart.objectives import KINDS, OBJECTIVES, Objective, ObjectiveConfig, make_objective
-from warmstart.objectives.base import Prepared, SpecialTokens
+from warmstart.objectives.base import SpecialTokens
 from warmstart.shards import DocumentSequences, PackedSequences, build_shards, rows_for_step
+from warmstart.train.batches import Prepared
 from warmstart.train.budget import Budget, parse_duration
 from warmstart.train.distributed import Distributed
 from warmstart.train.loop import TrainConfig, TrainResult, train

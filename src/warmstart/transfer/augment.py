@@ -41,7 +41,7 @@ from warmstart.config import check_settings, opt
 from warmstart.errors import WarmstartError
 from warmstart.labeled import LabeledDataset, ReadConfig
 from warmstart.tokenize import Tokenizer, make_tokenizer
-from warmstart.tokenize.words import _HAN
+from warmstart.tokenize.words import HAN_RANGES
 from warmstart.vectors.keyed import KeyedVectors
 
 #: How words are joined back into text (``join=``). ``auto``: words that were neighbours in
@@ -50,7 +50,7 @@ from warmstart.vectors.keyed import KeyedVectors
 #: after opening brackets. ``space``: one space between all words. ``none``: no spaces.
 JOINS = {"auto": None, "space": " ", "none": ""}
 # Han, CJK punctuation, kana, full-width forms: no space on either side of these.
-_CJK = re.compile(f"[{_HAN}\u3000-\u303f\u3040-\u30ff\uff00-\uffef]")
+_CJK = re.compile(f"[{HAN_RANGES}\u3000-\u303f\u3040-\u30ff\uff00-\uffef]")
 _CLOSING, _OPENING = ",.!?;:%)]}", "([{"
 _CHUNK = 1000  # texts per augment() call when writing a dataset
 

@@ -30,7 +30,7 @@ from warmstart.errors import WarmstartError, with_article
 from warmstart.labeled import LabeledDataset
 from warmstart.models.onnx import is_onnx_folder
 from warmstart.models.transformer import Encoder, TransformerConfig
-from warmstart.train.loop import bf16_autocast, check_precision
+from warmstart.train.precision import bf16_autocast, check_precision
 from warmstart.transfer.bodies import Body, EncoderBody, TfidfBody, WordVectorBody, sorted_batches
 from warmstart.transfer.model import Task, TextClassifier
 
