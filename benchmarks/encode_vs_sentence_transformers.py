@@ -59,7 +59,7 @@ def main() -> None:
     from sentence_transformers import SentenceTransformer
 
     from warmstart.models.io import load_pretrained
-    from warmstart.train.loop import fast_bf16
+    from warmstart.train.precision import fast_bf16
     from warmstart.transfer.bodies import EncoderBody
     from warmstart.transfer.heads import features_of
 

@@ -67,13 +67,14 @@ def main() -> None:
 
 def run(side: str, sample: Path, work: Path, args: argparse.Namespace) -> list[tuple[int, float, float]]:
     from warmstart.corpus import Corpus
-    from warmstart.models.transformer import TransformerConfig, param_groups
+    from warmstart.models.transformer import TransformerConfig
     from warmstart.objectives import make_objective
     from warmstart.objectives.base import ObjectiveConfig, SpecialTokens
     from warmstart.sequences import PackedSequences, PretrainBatches
     from warmstart.shards import build_shards
     from warmstart.tokenize.subword import train_subword_tokenizer
     from warmstart.train.loop import TrainConfig, learning_rate
+    from warmstart.train.optim import param_groups
 
     torch.set_flush_denormal(True)
     tok_dir = work / "tokenizer"

@@ -165,7 +165,7 @@ def main() -> None:
     import onnxruntime
     import torch
 
-    from warmstart.train.loop import fast_bf16
+    from warmstart.train.precision import fast_bf16
     from warmstart.transfer.classifier import Classifier
     from warmstart.transfer.onnx import load_onnx_classifier
 

@@ -16,7 +16,7 @@ on the same packed ``[CLS] ... [SEP]`` rows with the same masks and labels at ev
 ``attn_implementation="sdpa"``, which computes vocabulary logits for every position where ours
 computes them only for the masked ones. Both use autocast
 in the precision ``--precision`` picks: ``auto`` is bf16 only where the CPU multiplies bf16
-natively (AMX or AVX-512 BF16; ``warmstart.train.loop.fast_bf16``), otherwise fp32, since
+natively (AMX or AVX-512 BF16; ``warmstart.train.precision.fast_bf16``), otherwise fp32, since
 emulated bf16 is many times slower than fp32.
 
 Each run is its own process (so threads and peak RSS are its own); rounds alternate ours and
@@ -147,7 +147,7 @@ def choose_precision(asked: str, device: str = "cpu") -> tuple[str, str, bool]:
     """
     import torch
 
-    from warmstart.train.loop import fast_bf16
+    from warmstart.train.precision import fast_bf16
 
     native = fast_bf16(torch.device(device))
     if device == "cuda":
@@ -227,12 +227,13 @@ def run_hf(spec: dict[str, Any]) -> dict[str, Any]:
     from transformers import BertConfig, BertForMaskedLM
 
     from warmstart.corpus import Corpus
-    from warmstart.models.transformer import TransformerConfig, param_groups
+    from warmstart.models.transformer import TransformerConfig
     from warmstart.objectives import make_objective
     from warmstart.objectives.base import ObjectiveConfig, SpecialTokens
     from warmstart.sequences import PackedSequences, PretrainBatches
     from warmstart.shards import build_shards
     from warmstart.train.loop import TrainConfig, learning_rate
+    from warmstart.train.optim import param_groups
 
     torch.set_num_threads(spec["threads"])
     torch.set_flush_denormal(True)  # as warmstart's loop does

@@ -18,7 +18,8 @@ from torch.nn import functional as F
 
 from warmstart.errors import WarmstartError
 from warmstart.models.transformer import Decoder, Encoder, TransformerConfig
-from warmstart.objectives import Objective, ObjectiveConfig, Prepared, make_objective
+from warmstart.objectives import Objective, ObjectiveConfig, make_objective
+from warmstart.train.batches import Prepared
 
 PAD, UNK, CLS, SEP, MASK = 0, 100, 101, 102, 103
 SPECIAL = (PAD, UNK, CLS, SEP, MASK)

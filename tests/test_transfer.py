@@ -464,7 +464,7 @@ def test_tfidf_body_matches_scikit_learn(sst2: tuple) -> None:
     texts = sst2[0].texts[:300]
     tokenizer = make_tokenizer("words", lowercase=True)
     body = TfidfBody.from_texts(texts, tokenizer=tokenizer, ngrams=2, min_df=2)
-    vec = TfidfVectorizer(analyzer=body._terms, sublinear_tf=True, min_df=2)
+    vec = TfidfVectorizer(analyzer=body.terms, sublinear_tf=True, min_df=2)
     expected = vec.fit_transform(texts)
     assert sorted(body.words) == sorted(vec.vocabulary_)
     order = [vec.vocabulary_[t] for t in body.words]  # sklearn's columns in our order
@@ -490,7 +490,7 @@ def test_tfidf_probe_is_the_classic_baseline(agnews: tuple, tmp_path: Path) -> N
                       out=tmp_path / "tfidf", progress=False)
     acc = evaluate(result.classifier, test)["accuracy"]
     body = result.classifier.model.body
-    vec = TfidfVectorizer(analyzer=body._terms, sublinear_tf=True)
+    vec = TfidfVectorizer(analyzer=body.terms, sublinear_tf=True)
     lr = LogisticRegression(C=10.0, max_iter=3000).fit(vec.fit_transform(train.texts), train.y)
     anchor = lr.score(vec.transform(test.texts), test.y)
     # 1,200 headlines, 4 classes: measured 0.801 for both.

@@ -42,7 +42,7 @@ from warmstart.artifact import atomic_file, folder_kind, read_meta
 from warmstart.config import PRECISIONS
 from warmstart.errors import WarmstartError, with_article
 from warmstart.models.onnx import ONNX_KIND, OnnxModel
-from warmstart.train.loop import fast_bf16
+from warmstart.train.precision import fast_bf16
 from warmstart.transfer.bodies import Body, EncoderBody, TfidfBody, WordVectorBody, sorted_batches
 from warmstart.transfer.classifier import Classifier, body_autocast, source_records
 from warmstart.vectors.keyed import KeyedVectors

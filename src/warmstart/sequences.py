@@ -26,8 +26,8 @@ import torch
 
 from warmstart.errors import WarmstartError
 from warmstart.objectives import Objective
-from warmstart.objectives.base import Prepared
 from warmstart.shards import TokenShards, checked_index
+from warmstart.train.batches import Prepared
 
 
 def _checked_rows(rows: np.ndarray, n: int) -> np.ndarray:

@@ -9,7 +9,6 @@ from warmstart.models.transformer import Decoder, Encoder, TransformerConfig
 from warmstart.objectives.base import (
     Objective,
     ObjectiveConfig,
-    Prepared,
     SpecialTokens,
     word_starts,
 )
@@ -51,6 +50,6 @@ def make_objective(
 
 
 __all__ = [
-    "KINDS", "OBJECTIVES", "Objective", "ObjectiveConfig", "Prepared", "SpecialTokens",
+    "KINDS", "OBJECTIVES", "Objective", "ObjectiveConfig", "SpecialTokens",
     "make_objective",
 ]

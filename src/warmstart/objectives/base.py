@@ -2,7 +2,8 @@
 
 An objective is a module that owns the model it trains (and any heads), turns a global batch
 of token rows into model inputs and targets (``prepare``), and maps a slice of that batch to
-a loss (``forward``). The training loop (``warmstart.train``) does everything else.
+a loss (``forward``). The training loop (``warmstart.train``) does everything else;
+the batch contract it shares with them is in :mod:`warmstart.train.batches`.
 
 ``prepare`` sees the whole global batch and draws its randomness from a generator seeded by
 the step, so masks do not depend on how the batch is split into micro-batches or across
@@ -23,6 +24,7 @@ from torch import nn
 from warmstart.config import opt
 from warmstart.errors import WarmstartError
 from warmstart.models.transformer import Decoder, Encoder, TransformerConfig
+from warmstart.train.batches import Prepared
 
 
 @dataclass
@@ -95,25 +97,6 @@ def word_starts(tokenizer: tokenizers.Tokenizer) -> np.ndarray:
         for p, i in vocab.items():
             starts[i] = p.startswith(("▁", "Ġ")) or (p.startswith("[") and p.endswith("]"))
     return starts
-
-
-@dataclass
-class Prepared:
-    """A global batch made ready for an objective.
-
-    ``tensors`` all have the batch as their first dimension, so the loop can slice them into
-    micro-batches and per-process shares; ``norms`` are counts over the whole global batch.
-    """
-
-    tensors: dict[str, torch.Tensor]
-    norms: dict[str, float]
-
-    def rows(self, start: int, stop: int) -> dict[str, torch.Tensor]:
-        return {k: v[start:stop] for k, v in self.tensors.items()}
-
-    @property
-    def n_rows(self) -> int:
-        return len(next(iter(self.tensors.values())))
 
 
 class Objective(nn.Module):

@@ -6,7 +6,8 @@ import torch
 from torch.nn import functional as F
 
 from warmstart.models.transformer import Decoder, TransformerConfig
-from warmstart.objectives.base import Objective, ObjectiveConfig, Prepared, accuracy_stats
+from warmstart.objectives.base import Objective, ObjectiveConfig, accuracy_stats
+from warmstart.train.batches import Prepared
 
 
 class CausalLM(Objective):

@@ -24,11 +24,11 @@ from warmstart.models.transformer import (
 from warmstart.objectives.base import (
     Objective,
     ObjectiveConfig,
-    Prepared,
     SpecialTokens,
     accuracy_stats,
     encoder_to_train,
 )
+from warmstart.train.batches import Prepared
 
 
 class ReconstructionLayer(nn.Module):

@@ -27,11 +27,11 @@ from warmstart.objectives.base import (
     Masking,
     Objective,
     ObjectiveConfig,
-    Prepared,
     SpecialTokens,
     accuracy_stats,
     encoder_to_train,
 )
+from warmstart.train.batches import Prepared
 
 
 def generator_config(config: TransformerConfig, scale: float) -> TransformerConfig:

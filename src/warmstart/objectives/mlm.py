@@ -16,12 +16,12 @@ from warmstart.objectives.base import (
     Masking,
     Objective,
     ObjectiveConfig,
-    Prepared,
     SpecialTokens,
     accuracy_stats,
     encoder_to_train,
     top1_correct,
 )
+from warmstart.train.batches import Prepared
 
 
 class MaskedLM(Objective):

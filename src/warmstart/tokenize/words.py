@@ -18,9 +18,10 @@ from typing import Any
 
 from warmstart.errors import WarmstartError
 
-# Han ideographs (CJK Unified Ideographs, extensions A-H, compatibility ideographs) and the
-# ideographic iteration mark and number zero. Planes 2 and 3 hold nothing but Han.
-_HAN = (
+#: Han ideographs (CJK Unified Ideographs, extensions A-H, compatibility ideographs) and the
+#: ideographic iteration mark and number zero, as the inside of a regex character class:
+#: ``re.compile(f"[{HAN_RANGES}]+")`` matches a run of Han. Planes 2 and 3 hold nothing but Han.
+HAN_RANGES = (
     "\u3005\u3007\u3021-\u3029\u3038-\u303b\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
     "\U00020000-\U0003ffff"
 )
@@ -48,20 +49,20 @@ def _word_regex() -> str:
             else:
                 ranges.append((cp, cp))
     marks = "".join(f"\\u{a:04x}-\\u{b:04x}" for a, b in ranges)
-    letters = f"[^\\W{_HAN}]"
+    letters = f"[^\\W{HAN_RANGES}]"
     return f"{letters}+(?:[{marks}]+{letters}*)*"
 
 
 @functools.lru_cache(maxsize=1)
 def _words_pattern() -> re.Pattern[str]:
     w = _word_regex()
-    return re.compile(f"[{_HAN}]+|{w}(?:[{_JOINERS}]{w})*|\\S")
+    return re.compile(f"[{HAN_RANGES}]+|{w}(?:[{_JOINERS}]{w})*|\\S")
 
 
 @functools.lru_cache(maxsize=1)
 def _chars_pattern() -> re.Pattern[str]:
     w = _word_regex()
-    return re.compile(f"[{_HAN}]|{w}(?:[{_JOINERS}]{w})*|\\S")
+    return re.compile(f"[{HAN_RANGES}]|{w}(?:[{_JOINERS}]{w})*|\\S")
 
 
 class _WordTokenizer:
@@ -177,8 +178,8 @@ def _jieba() -> Any:
         return jieba
 
 
-_HAN_RUN = re.compile(f"[{_HAN}]+")
-_HAN_WORD = re.compile(f"\\d*[{_HAN}]+\\d*")  # a whole segmented word: Han, maybe with digits
+_HAN_RUN = re.compile(f"[{HAN_RANGES}]+")
+_HAN_WORD = re.compile(f"\\d*[{HAN_RANGES}]+\\d*")  # a whole segmented word: Han, maybe with digits
 
 
 def looks_chinese(texts: list[str] | tuple[str, ...], *, sample: int = 500) -> bool:
@@ -275,7 +276,7 @@ TOKENIZERS: dict[str, type[_WordTokenizer]] = {
 #: after opening brackets. ``space``: one space between all words. ``none``: no spaces.
 JOINS = {"auto": None, "space": " ", "none": ""}
 # Han, CJK punctuation, kana, full-width forms: no space on either side of these.
-_CJK = re.compile(f"[{_HAN}\u3000-\u303f\u3040-\u30ff\uff00-\uffef]")
+_CJK = re.compile(f"[{HAN_RANGES}\u3000-\u303f\u3040-\u30ff\uff00-\uffef]")
 _CLOSING, _OPENING = ",.!?;:%)]}", "([{"
 
 

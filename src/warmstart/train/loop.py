@@ -13,12 +13,11 @@ an uninterrupted one does, and a run split over processes sees the same batches 
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,13 +25,14 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from warmstart.config import PRECISIONS, opt
+from warmstart.config import opt
 from warmstart.errors import RunInterrupted, WarmstartError
-from warmstart.models.transformer import param_groups
-from warmstart.objectives.base import Prepared
+from warmstart.train.batches import BatchSource, Prepared
 from warmstart.train.budget import Budget
 from warmstart.train.checkpoint import Progress, load_checkpoint, save_checkpoint
 from warmstart.train.distributed import Distributed
+from warmstart.train.optim import param_groups
+from warmstart.train.precision import bf16_autocast, check_precision, resolve_device
 
 
 @dataclass
@@ -69,18 +69,6 @@ class TrainConfig:
                 raise WarmstartError(f"--{name.replace('_', '-')}: must be at least 1")
         if not 0.0 <= self.warmup < 1.0:
             raise WarmstartError(f"--warmup {self.warmup}: must be a share in [0, 1)")
-
-
-class BatchSource(Protocol):
-    """Where the loop's batches come from; both methods must be deterministic."""
-
-    def train_batch(self, step: int) -> tuple[Prepared, int]:
-        """The prepared global batch of ``step`` and the number of tokens in it."""
-        ...
-
-    def valid_batches(self, n: int) -> Sequence[Prepared]:
-        """``n`` fixed held-out batches (fewer if there is less held-out data)."""
-        ...
 
 
 @dataclass
@@ -134,50 +122,6 @@ class TrainResult:
         return next((r for r in reversed(self.history) if "valid_loss" in r), {})
 
 
-def resolve_device(name: str, dist_local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        name = f"cuda:{dist_local_rank}"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise WarmstartError(f"--device {name}: no CUDA device is available; use --device cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise WarmstartError(f"--device {name!r}: not a device; use cpu, cuda, cuda:N or auto") from None
-
-
-def fast_bf16(device: torch.device) -> bool:
-    """Whether bf16 matmuls run natively (GPU, or a CPU with AMX or AVX-512 BF16).
-
-    Elsewhere bf16 is emulated and far slower than fp32, so ``auto`` picks fp32 there.
-    """
-    if device.type == "cuda":
-        return bool(torch.cuda.is_bf16_supported())
-    return _cpu_has_bf16()
-
-
-@functools.cache
-def _cpu_has_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
-def check_precision(precision: str, name: str) -> None:
-    """An error naming ``name`` unless ``precision`` is one of :data:`PRECISIONS`."""
-    if precision not in PRECISIONS:
-        raise WarmstartError(f"{name} {precision!r}: use bf16, fp32 or auto")
-
-
-def bf16_autocast(device: torch.device, precision: str) -> torch.autocast:
-    """bf16 autocast on ``device`` where ``precision`` (bf16, fp32, auto) asks for it."""
-    enabled = precision == "bf16" or (precision == "auto" and fast_bf16(device))
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
-
-
 def learning_rate(config: TrainConfig, progress: float) -> float:
     """The learning rate at ``progress`` (0..1 of the budget): warmup, then decay."""
     if config.warmup and progress < config.warmup:
@@ -226,7 +170,7 @@ def train(
     """Train ``module`` on ``batches`` until ``budget`` runs out; checkpoint into ``out``.
 
     ``module(batch, norms)`` returns (loss, summed statistics) for a slice of a prepared
-    global batch; see :mod:`warmstart.objectives.base`. If ``out/checkpoint`` holds a run with
+    global batch; see :mod:`warmstart.train.batches`. If ``out/checkpoint`` holds a run with
     the same ``fingerprint``, training continues from there.
 
     A module may also define ``optimizer_groups(weight_decay)`` (AdamW groups, each with an

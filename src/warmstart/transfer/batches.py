@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from warmstart.objectives.base import Prepared
+from warmstart.train.batches import Prepared
 from warmstart.transfer.bodies import encoded_length
 
 

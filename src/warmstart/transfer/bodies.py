@@ -453,7 +453,7 @@ class TfidfBody(Body):
         df: Counter[str] = Counter()
         n = 0
         for text in texts:
-            df.update(set(body._terms(text)))
+            df.update(set(body.terms(text)))
             n += 1
         kept = [t for t, c in sorted(df.items(), key=lambda x: (-x[1], x[0])) if c >= min_df]
         if not kept:
@@ -465,7 +465,9 @@ class TfidfBody(Body):
         body.idf.copy_(torch.tensor(idf))
         return body
 
-    def _terms(self, text: str) -> list[str]:
+    def terms(self, text: str) -> list[str]:
+        """The terms of ``text``, once per occurrence: its words (the first ``max_len``), then
+        its runs of 2 to ``ngrams`` words joined by a space."""
         words = self.tokenizer.tokenize(text)[: self.max_len]
         terms = list(words)
         for k in range(2, self.ngrams + 1):
@@ -479,7 +481,7 @@ class TfidfBody(Body):
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """The term ids of each text, once per occurrence; unknown terms are dropped."""
         index = self.index
-        return [[i for i in (index.get(t, 0) for t in self._terms(text)) if i] for text in texts]
+        return [[i for i in (index.get(t, 0) for t in self.terms(text)) if i] for text in texts]
 
     def batch(self, encoded: Sequence[Any]) -> dict[str, torch.Tensor]:
         return {"ids": _pad(encoded, 0)}

@@ -27,7 +27,7 @@ from warmstart.artifact import META_FILE, read_meta, write_meta
 from warmstart.errors import WarmstartError, with_article
 from warmstart.labeled import LabeledDataset
 from warmstart.models.onnx import is_onnx_folder
-from warmstart.train.loop import bf16_autocast, check_precision
+from warmstart.train.precision import bf16_autocast, check_precision
 from warmstart.transfer.bodies import Body, EncoderBody, sorted_batches
 from warmstart.transfer.model import Task, TextClassifier
 

@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from warmstart.errors import WarmstartError
-from warmstart.objectives.base import Prepared
+from warmstart.train.batches import Prepared
 from warmstart.transfer.bodies import encoded_length
 
 

@@ -24,6 +24,7 @@ from torch.nn import functional as F
 
 from warmstart.errors import WarmstartError
 from warmstart.objectives.base import top1_correct
+from warmstart.train.optim import decays
 from warmstart.transfer.bodies import Body
 
 
@@ -185,8 +186,8 @@ class TextClassifier(nn.Module):
         def add(modules: list[nn.Module], scale: float, decay: float) -> None:
             params = [p for m in modules for p in m.parameters() if id(p) not in seen]
             seen.update(id(p) for p in params)
-            matrices = [p for p in params if p.dim() >= 2]
-            others = [p for p in params if p.dim() < 2]
+            matrices = [p for p in params if decays(p)]
+            others = [p for p in params if not decays(p)]
             if matrices:
                 groups.append({"params": matrices, "weight_decay": decay, "lr_scale": scale})
             if others:

@@ -36,7 +36,7 @@ from torch.nn import functional as F
 
 from warmstart.errors import WarmstartError
 from warmstart.labeled import LabeledDataset
-from warmstart.objectives.base import Prepared
+from warmstart.train.batches import Prepared
 from warmstart.transfer.batches import ClassificationBatches
 from warmstart.transfer.bodies import encoded_length
 from warmstart.transfer.classifier import Classifier

@@ -1,4 +1,5 @@
-"""What a study leaves in its folder: the best config, the trials, a summary and plots.
+"""What a study leaves in its folder (the best config, the trials, a summary and plots) and
+what :func:`~warmstart.tuning.study.tune` returns (a :class:`TuneResult`).
 
 * ``best.toml``: the fixed and the best trial's options as a ``[finetune]`` (or ``[vectors]``)
   table, so ``warmstart finetune TRAIN --config best.toml`` re-runs the best trial;
@@ -16,10 +17,30 @@ import io
 import json
 import math
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from warmstart.artifact import write_bytes_atomic, write_json_atomic
+
+
+@dataclass
+class TuneResult:
+    """What a study found (over all its trials, from every worker and run)."""
+
+    best_value: float | None
+    best_params: dict[str, Any]
+    best_trial: int | None
+    counts: dict[str, int]
+    out: Path
+    table: str = ""
+    interrupted: bool = False
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """The result as a JSON-ready dict: best value, parameters and trial, trial counts."""
+        return {"best_value": self.best_value, "best_params": self.best_params,
+                "best_trial": self.best_trial, "trials": self.counts, "out": str(self.out)}
 
 
 def toml_value(value: Any) -> str:
@@ -44,11 +65,9 @@ def best_config_text(table: str, options: dict[str, Any], header: list[str]) -> 
 
 
 def write_results(study: Any, cfg: Any, fixed: dict[str, Any], out: Path, *,
-                  interrupted: bool = False) -> Any:
+                  interrupted: bool = False) -> TuneResult:
     """Write the study's results into ``out``; return its :class:`TuneResult`."""
     import optuna
-
-    from warmstart.tuning.study import TuneResult
 
     trials = study.get_trials(deepcopy=False)
     counts: dict[str, int] = {}

@@ -55,6 +55,7 @@ from warmstart.tuning.objectives import (
     option_types,
     vectors_score,
 )
+from warmstart.tuning.report import TuneResult, write_results
 from warmstart.tuning.space import SearchSpace
 
 SAMPLERS = ("random", "tpe", "gp")
@@ -111,24 +112,6 @@ class TuneConfig:
             if getattr(self, name) < 1:
                 raise WarmstartError(f"--{name.replace('_', '-')} {getattr(self, name)}: "
                                      "must be 1 or more")
-
-
-@dataclass
-class TuneResult:
-    """What a study found (over all its trials, from every worker and run)."""
-
-    best_value: float | None
-    best_params: dict[str, Any]
-    best_trial: int | None
-    counts: dict[str, int]
-    out: Path
-    table: str = ""
-    interrupted: bool = False
-
-    @property
-    def summary(self) -> dict[str, Any]:
-        return {"best_value": self.best_value, "best_params": self.best_params,
-                "best_trial": self.best_trial, "trials": self.counts, "out": str(self.out)}
 
 
 class TrialFailed(Exception):
@@ -262,8 +245,6 @@ def tune(
         interrupted = True
     finally:
         bar.close()
-
-    from warmstart.tuning.report import write_results
 
     result = write_results(study, cfg, fixed, out_dir, interrupted=interrupted)
     if interrupted:

@@ -1,0 +1,61 @@
+"""Where a model computes, and in which precision: shared by training and inference.
+
+``precision`` is one of :data:`warmstart.config.PRECISIONS`: ``bf16``, ``fp32``, or ``auto``
+(bf16 where the hardware runs it natively, fp32 elsewhere).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import torch
+
+from warmstart.config import PRECISIONS
+from warmstart.errors import WarmstartError
+
+
+def resolve_device(name: str, dist_local_rank: int = 0) -> torch.device:
+    """The torch device of ``--device name`` (cpu, cuda, cuda:N or auto: the GPU where there
+    is one); ``cuda`` is the GPU of this process's ``dist_local_rank`` under torchrun."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        name = f"cuda:{dist_local_rank}"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise WarmstartError(f"--device {name}: no CUDA device is available; use --device cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise WarmstartError(f"--device {name!r}: not a device; use cpu, cuda, cuda:N or auto") from None
+
+
+def fast_bf16(device: torch.device) -> bool:
+    """Whether bf16 matmuls run natively (GPU, or a CPU with AMX or AVX-512 BF16).
+
+    Elsewhere bf16 is emulated and far slower than fp32, so ``auto`` picks fp32 there.
+    """
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    return _cpu_has_bf16()
+
+
+@functools.cache
+def _cpu_has_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def check_precision(precision: str, name: str) -> None:
+    """An error naming ``name`` unless ``precision`` is one of :data:`PRECISIONS`."""
+    if precision not in PRECISIONS:
+        raise WarmstartError(f"{name} {precision!r}: use bf16, fp32 or auto")
+
+
+def bf16_autocast(device: torch.device, precision: str) -> torch.autocast:
+    """bf16 autocast on ``device`` where ``precision`` (bf16, fp32, auto) asks for it."""
+    enabled = precision == "bf16" or (precision == "auto" and fast_bf16(device))
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
