@@ -20,8 +20,9 @@ from tokenizers.pre_tokenizers import Whitespace
 
 from warmstart.errors import WarmstartError
 from warmstart.labeled import LabeledDataset
-from warmstart.transfer.auto import cross_validate, fit_auto, fold_count
+from warmstart.transfer.auto import fit_auto
 from warmstart.transfer.classifier import Classifier, evaluate
+from warmstart.transfer.crossval import cross_validate, fold_count
 from warmstart.transfer.finetune import finetune
 from warmstart.transfer.recipes import Fitted, MeanFit, Probe, Recipe, Workspace, task_of
 
@@ -119,7 +120,7 @@ def test_cross_validation_never_shows_a_candidate_its_held_out_examples() -> Non
 
 
 def test_a_tie_with_the_top_probability_counts_as_wrong() -> None:
-    from warmstart.transfer.auto import _correct  # noqa: PLC2701 (the rule under test)
+    from warmstart.transfer.crossval import _correct  # noqa: PLC2701 (the rule under test)
 
     probs = np.array([[0.5, 0.5], [0.2, 0.8], [0.9, 0.1]])
     assert _correct(probs, np.array([0, 1, 1])).tolist() == [0.0, 1.0, 0.0]
@@ -136,7 +137,8 @@ def test_folds_keep_class_proportions_and_refuse_a_class_of_one() -> None:
 
 
 def test_the_choice_takes_the_default_only_where_cross_validation_cannot_decide() -> None:
-    from warmstart.transfer.auto import Score, _choose  # noqa: PLC2701 (the rule under test)
+    from warmstart.transfer.auto import _choose  # noqa: PLC2701 (the rule under test)
+    from warmstart.transfer.crossval import Score
 
     rng = np.random.default_rng(0)
 
@@ -163,7 +165,9 @@ def test_the_choice_takes_the_default_only_where_cross_validation_cannot_decide(
 
 
 def test_a_weak_encoder_loses_the_default_only_where_the_folds_can_tell(tmp_path: Path) -> None:
-    from warmstart.transfer.auto import FineTune, Score, SelfTrain, _default  # noqa: PLC2701
+    from warmstart.transfer.auto import _default  # noqa: PLC2701 (the rule under test)
+    from warmstart.transfer.crossval import Score
+    from warmstart.transfer.recipes import FineTune, SelfTrain
 
     fallback = SelfTrain(Probe("tfidf"), [FineTune(tiny_encoder(tmp_path / "enc"))],
                          name="self-train-finetune")

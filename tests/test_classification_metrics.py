@@ -83,6 +83,76 @@ def test_single_label_absent_classes_and_names() -> None:
     assert report == classification_report([0, 0, 1, 1, 1], [0, 2, 1, 1, 0], labels)
 
 
+def _agnews_predictions(shared_data: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """AG News test labels and a TF-IDF + logistic regression's probabilities for them,
+    fitted on 2,000 training examples: real predictions, with real mistakes."""
+    from conftest import read_agnews
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    train, test = read_agnews(shared_data)
+    vectorizer = TfidfVectorizer(sublinear_tf=True)
+    model = LogisticRegression(max_iter=1000).fit(
+        vectorizer.fit_transform(train.texts[:2000]), train.y[:2000]
+    )
+    return train.labels, test.y, model.predict_proba(vectorizer.transform(test.texts))
+
+
+def test_reports_equal_sklearn_on_real_predictions(shared_data: Path) -> None:
+    labels, y_true, probs = _agnews_predictions(shared_data)
+    y_pred = probs.argmax(1)
+    report = classification_report(y_true, y_pred, labels, scores=probs)
+    ids = list(range(len(labels)))
+    expected = metrics.classification_report(
+        y_true, y_pred, labels=ids, target_names=labels, output_dict=True, zero_division=0
+    )
+    assert 0.5 < report["accuracy"] < 1.0  # a real classifier: right often, not always
+    assert report["accuracy"] == expected["accuracy"]  # no ties among real probabilities
+    for name in labels:
+        ours, theirs = report["per_class"][name], expected[name]
+        assert (ours["precision"], ours["recall"], ours["f1"], ours["support"]) == (
+            theirs["precision"], theirs["recall"], theirs["f1-score"], theirs["support"]
+        )
+    for avg in ("macro", "weighted"):
+        theirs = expected[f"{avg} avg"]
+        assert (report[f"{avg}_precision"], report[f"{avg}_recall"], report[f"{avg}_f1"]) == (
+            theirs["precision"], theirs["recall"], theirs["f1-score"]
+        )
+    assert report["confusion"] == metrics.confusion_matrix(y_true, y_pred, labels=ids).tolist()
+
+    # The same probabilities as multi-label predictions: every class scored 0.3 or more.
+    Y_true = np.eye(len(labels), dtype=int)[y_true]
+    Y_pred = (probs >= 0.3).astype(int)
+    report = multilabel_report(Y_true, Y_pred, labels)
+    expected = metrics.classification_report(
+        Y_true, Y_pred, target_names=labels, output_dict=True, zero_division=0
+    )
+    for name in labels:
+        ours, theirs = report["per_class"][name], expected[name]
+        assert (ours["precision"], ours["recall"], ours["f1"], ours["support"]) == (
+            theirs["precision"], theirs["recall"], theirs["f1-score"], theirs["support"]
+        )
+    for avg in ("micro", "macro"):
+        theirs = expected[f"{avg} avg"]
+        assert (report[f"{avg}_precision"], report[f"{avg}_recall"], report[f"{avg}_f1"]) == (
+            theirs["precision"], theirs["recall"], theirs["f1-score"]
+        )
+    assert report["samples_f1"] == expected["samples avg"]["f1-score"]
+    assert report["subset_accuracy"] == metrics.accuracy_score(Y_true, Y_pred)
+    assert report["hamming_loss"] == metrics.hamming_loss(Y_true, Y_pred)
+
+
+def test_multilabel_with_one_label() -> None:
+    # scikit-learn reads one column as binary targets; the report still treats it as one label.
+    report = multilabel_report([[1], [0], [1]], [[1], [1], [0]], ["spam"])
+    assert report["per_class"]["spam"] == {"precision": 0.5, "recall": 0.5, "f1": 0.5,
+                                           "support": 2}
+    assert (report["micro_f1"], report["macro_f1"]) == (0.5, 0.5)
+    assert report["samples_f1"] == pytest.approx(1 / 3)
+    assert report["subset_accuracy"] == pytest.approx(1 / 3)
+    assert report["hamming_loss"] == pytest.approx(2 / 3)
+
+
 # ----------------------------------------------------------------- multi-label vs sklearn
 
 

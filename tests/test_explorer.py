@@ -84,7 +84,7 @@ def test_page_and_its_files_need_no_key_but_the_data_does(server: Server) -> Non
 
 
 def test_map_is_a_pca_of_the_most_frequent_words(server: Server) -> None:
-    from warmstart.serving.app import word_map
+    from warmstart.serving.explorer import word_map
 
     body = server.get("/v1/models/vectors/map?n=20&method=pca").json()
     assert len(body["words"]) == len(body["points"]) == 20 and body["method"] == "pca"

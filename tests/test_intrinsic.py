@@ -181,12 +181,28 @@ def _ranks(x: np.ndarray) -> np.ndarray:
     return np.array([(x < v).sum() + ((x == v).sum() + 1) / 2 for v in x])
 
 
-def test_rankdata_averages_ties() -> None:
-    x = np.array([10.0, 20.0, 20.0, 30.0, 20.0, 5.0])
-    assert intrinsic._rankdata(x).tolist() == [2.0, 4.0, 4.0, 6.0, 4.0, 1.0]
+def test_word_pairs_average_tied_ranks(tmp_path: Path) -> None:
+    # Many ties on both sides: the human scores take 3 values, the cosines 3 (0, 0.5, 1/sqrt 2).
+    words = list(FAMILY)
     rng = np.random.default_rng(0)
-    y = rng.integers(0, 5, size=50).astype(float)
-    assert np.array_equal(intrinsic._rankdata(y), _ranks(y))
+    pairs = [(words[i], words[j], float(rng.integers(0, 3)))
+             for i, j in rng.integers(0, len(words), size=(50, 2))]
+    path = tmp_path / "pairs.tsv"
+    path.write_text("".join(f"{a}\t{b}\t{h}\n" for a, b, h in pairs), encoding="utf-8")
+    kv = family_kv()
+    human = np.array([h for _, _, h in pairs])
+    model = np.array([kv.similarity(a, b) for a, b, _ in pairs], dtype=np.float64)
+    r = evaluate_word_pairs(kv, path)
+    assert r["pairs"] == 50
+    assert r["spearman"] == pytest.approx(np.corrcoef(_ranks(human), _ranks(model))[0, 1])
+    assert r["pearson"] == pytest.approx(np.corrcoef(human, model)[0, 1])
+
+
+def test_word_pairs_constant_scores_have_no_correlation(tmp_path: Path) -> None:
+    path = tmp_path / "pairs.tsv"
+    path.write_text("man\twoman\t5\nking\tqueen\t5\nboy\tparis\t5\n")
+    r = evaluate_word_pairs(family_kv(), path)
+    assert (r["spearman"], r["pearson"], r["pairs"]) == (None, None, 3)
 
 
 def test_word_pairs_undefined_correlation(tmp_path: Path) -> None:

@@ -439,7 +439,7 @@ def test_a_probe_on_a_sentence_transformers_model_normalises_as_the_model_does(
 
 
 def test_normalizes_embeddings_reads_modules_json(tmp_path: Path) -> None:
-    from warmstart.models.hf import normalizes_embeddings
+    from warmstart.models.embedding_setup import normalizes_embeddings
 
     assert not normalizes_embeddings(tmp_path)  # a plain Hugging Face folder
     modules = tmp_path / "modules.json"

@@ -115,11 +115,16 @@ def test_bad_search_spaces_are_named(tables: dict, message: str) -> None:
 
 def test_best_config_is_toml_that_reads_back() -> None:
     options = {"lr": 1e-05, "dropout": 0.25, "epochs": 3, "method": "finetune",
-               "standardize": False, "init": 'runs/a "b"'}
-    text = best_config_text("finetune", options, ["trial 3"])
+               "standardize": False, "init": 'runs/a "b"', "big": 10**18, "whole": 3.0,
+               "max_hours": float("inf"), "label_field": "标签\t\\ \x7f\x01"}
+    text = best_config_text("finetune", options, ["trial 3", "re-run: warmstart finetune"])
     import tomllib
 
-    assert tomllib.loads(text) == {"finetune": options}
+    assert text.startswith("# trial 3\n# re-run: warmstart finetune\n[finetune]\n")
+    back = tomllib.loads(text)
+    assert back == {"finetune": options}
+    assert list(back["finetune"]) == sorted(options)
+    assert isinstance(back["finetune"]["whole"], float)
 
 
 # -- studies on a real task -------------------------------------------------------------------

@@ -303,7 +303,8 @@ def load_embedder(
 def encoder_body(path: str | os.PathLike[str]) -> EncoderBody:
     """The encoder of folder ``path`` pooled as it records (mean pooling when it records
     nothing); a sentence-transformers pipeline warmstart cannot run is refused."""
-    from warmstart.models.hf import MODULES_FILE, EmbeddingSetup
+    from warmstart.models.embedding_setup import EmbeddingSetup
+    from warmstart.models.hf_mapping import MODULES_FILE
     from warmstart.models.io import load_pretrained
     from warmstart.models.transformer import Encoder
 

@@ -1,8 +1,9 @@
 """Classification metrics: reports, decision thresholds, a confusion plot, text and files.
 
-The figures equal scikit-learn's with ``zero_division=0`` (a ratio whose denominator is zero
-counts as 0.0), computed the same way, so that they can be put beside published numbers
-without a footnote; scikit-learn itself is not needed at run time.
+The figures are scikit-learn's (``sklearn.metrics`` with ``zero_division=0``: a ratio whose
+denominator is zero counts as 0.0), so that they can be put beside published numbers without a
+footnote. What this module adds is the report's layout, tie-aware top-1 accuracy
+(:func:`correct_top1`), decision thresholds, the confusion plot and the files.
 
 - Single-label (:func:`classification_report`): ``y_true`` and ``y_pred`` are class ids
   (integers in ``[0, len(labels))``) or label names. Macro averages run over the classes that
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -75,33 +77,41 @@ def classification_report(
         )
     if t.shape[0] == 0:
         raise WarmstartError("no examples to evaluate: y_true and y_pred are empty")
-    cm = np.bincount(t * k + p, minlength=k * k).reshape(k, k)
-    tp = np.diag(cm)
-    pred_sum = cm.sum(axis=0)
-    true_sum = cm.sum(axis=1)
-    precision, recall, f1 = _prf(tp, pred_sum, true_sum)
-    present = (true_sum + pred_sum) > 0
+    from sklearn import metrics
+
+    ids = list(range(k))
+    precision, recall, f1, support = metrics.precision_recall_fscore_support(
+        t, p, labels=ids, average=None, zero_division=0
+    )
+    # Without ``labels`` scikit-learn averages over the classes present in the truth or the
+    # predictions, which is what the macro and weighted figures are documented to do.
+    macro = metrics.precision_recall_fscore_support(t, p, average="macro", zero_division=0)
+    weighted = metrics.precision_recall_fscore_support(t, p, average="weighted", zero_division=0)
     tied: dict[str, int] = {}
     if scores is None:
-        accuracy = float(np.mean(t == p))
+        accuracy = float(metrics.accuracy_score(t, p))
     else:
         top = scores.max(1, keepdims=True)
         tied = {"ties": int(((scores == top).sum(1) > 1).sum())}
         accuracy = float(np.mean(correct_top1(scores, t)))
+    with warnings.catch_warnings():
+        # With one class scikit-learn warns that ``labels`` may be missing, though it is given.
+        warnings.filterwarnings("ignore", "A single label was found", UserWarning)
+        confusion = metrics.confusion_matrix(t, p, labels=ids)
     return {
         "kind": SINGLE,
         "n": int(t.shape[0]),
         "labels": names,
         "accuracy": accuracy,
         **tied,
-        "macro_precision": float(np.mean(precision[present])),
-        "macro_recall": float(np.mean(recall[present])),
-        "macro_f1": float(np.mean(f1[present])),
-        "weighted_precision": float(np.average(precision, weights=true_sum)),
-        "weighted_recall": float(np.average(recall, weights=true_sum)),
-        "weighted_f1": float(np.average(f1, weights=true_sum)),
-        "per_class": _per_class(names, precision, recall, f1, true_sum),
-        "confusion": cm.tolist(),
+        "macro_precision": float(macro[0]),
+        "macro_recall": float(macro[1]),
+        "macro_f1": float(macro[2]),
+        "weighted_precision": float(weighted[0]),
+        "weighted_recall": float(weighted[1]),
+        "weighted_f1": float(weighted[2]),
+        "per_class": _per_class(names, precision, recall, f1, support),
+        "confusion": confusion.tolist(),
     }
 
 
@@ -126,28 +136,35 @@ def multilabel_report(
         )
     if t.shape[0] == 0:
         raise WarmstartError("no examples to evaluate: Y_true and Y_pred are empty")
-    both = t & p
-    tp = both.sum(axis=0)
-    pred_sum = p.sum(axis=0)
-    true_sum = t.sum(axis=0)
-    precision, recall, f1 = _prf(tp, pred_sum, true_sum)
-    micro_p, micro_r, micro_f = _prf(tp.sum(keepdims=True), pred_sum.sum(keepdims=True),
-                                     true_sum.sum(keepdims=True))
-    _, _, samples_f = _prf(both.sum(axis=1), p.sum(axis=1), t.sum(axis=1))
+    from sklearn import metrics
+
+    ids = list(range(len(names)))
+    # scikit-learn reads a single column as binary targets, not as an indicator matrix; an
+    # all-zero extra column makes it an indicator matrix, and ``labels=ids`` leaves it out of
+    # every figure.
+    tt, pp = (t, p) if len(names) > 1 else (_pad_column(t), _pad_column(p))
+
+    def prf(average: str | None) -> tuple[Any, ...]:
+        return metrics.precision_recall_fscore_support(
+            tt, pp, labels=ids, average=average, zero_division=0
+        )
+
+    precision, recall, f1, support = prf(None)
+    micro, macro, samples = prf("micro"), prf("macro"), prf("samples")
     return {
         "kind": MULTI,
         "n": int(t.shape[0]),
         "labels": names,
-        "subset_accuracy": float(np.mean(np.all(t == p, axis=1))),
-        "hamming_loss": float(np.mean(t != p)),
-        "micro_precision": float(micro_p[0]),
-        "micro_recall": float(micro_r[0]),
-        "micro_f1": float(micro_f[0]),
-        "macro_precision": float(np.mean(precision)),
-        "macro_recall": float(np.mean(recall)),
-        "macro_f1": float(np.mean(f1)),
-        "samples_f1": float(np.mean(samples_f)),
-        "per_class": _per_class(names, precision, recall, f1, true_sum),
+        "subset_accuracy": float(metrics.accuracy_score(tt, pp)),
+        "hamming_loss": float(metrics.hamming_loss(t, p)),
+        "micro_precision": float(micro[0]),
+        "micro_recall": float(micro[1]),
+        "micro_f1": float(micro[2]),
+        "macro_precision": float(macro[0]),
+        "macro_recall": float(macro[1]),
+        "macro_f1": float(macro[2]),
+        "samples_f1": float(samples[2]),
+        "per_class": _per_class(names, precision, recall, f1, support),
     }
 
 
@@ -313,22 +330,6 @@ def write_report(report: dict[str, Any], folder: str | os.PathLike[str]) -> list
     return paths
 
 
-def _prf(
-    tp: np.ndarray, pred_sum: np.ndarray, true_sum: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    # F1 as 2tp / (true + predicted), scikit-learn's formula, so the floats agree to the bit.
-    return (_divide(tp, pred_sum), _divide(tp, true_sum),
-            _divide(2.0 * tp, true_sum.astype(np.float64) + pred_sum))
-
-
-def _divide(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    den = np.asarray(den, dtype=np.float64)
-    zero = den == 0
-    result = np.asarray(num, dtype=np.float64) / np.where(zero, 1.0, den)
-    result[zero] = 0.0
-    return result
-
-
 def _per_class(
     names: list[str], p: np.ndarray, r: np.ndarray, f: np.ndarray, support: np.ndarray
 ) -> dict[str, dict[str, Any]]:
@@ -403,6 +404,10 @@ def _indicator(Y: ArrayLike, k: int | None, what: str) -> np.ndarray:
     if arr.size and not (arr.dtype.kind in "biuf" and np.all((arr == 0) | (arr == 1))):
         raise WarmstartError(f"{what}: an indicator matrix holds only 0 and 1 (or booleans)")
     return arr.astype(bool)
+
+
+def _pad_column(Y: np.ndarray) -> np.ndarray:
+    return np.hstack([Y, np.zeros((Y.shape[0], 1), dtype=Y.dtype)])
 
 
 def _best_threshold(truth: np.ndarray, scores: np.ndarray, fixed: np.ndarray | None) -> float:

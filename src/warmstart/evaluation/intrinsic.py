@@ -20,11 +20,12 @@ from __future__ import annotations
 import codecs
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
 from warmstart.errors import WarmstartError
 from warmstart.vectors.keyed import KeyedVectors
@@ -203,34 +204,22 @@ def evaluate_word_pairs(
     human = np.array(gold, dtype=np.float64)
     n = len(human)
     return {
-        "spearman": _pearson(_rankdata(human), _rankdata(model)),
-        "pearson": _pearson(human, model),
+        "spearman": _correlation(stats.spearmanr, human, model),
+        "pearson": _correlation(stats.pearsonr, human, model),
         "pairs": n,
         "oov": oov,
         "oov_ratio": oov / (n + oov) if n + oov else 0.0,
     }
 
 
-def _rankdata(x: np.ndarray) -> np.ndarray:
-    """Ranks from 1, ties sharing their average rank (scipy.stats.rankdata 'average')."""
-    order = np.argsort(x, kind="mergesort")
-    xs = x[order]
-    starts = np.r_[True, xs[1:] != xs[:-1]]
-    group = np.cumsum(starts)  # 1-based group of each sorted value
-    bounds = np.r_[np.nonzero(starts)[0], len(x)]
-    ranks = np.empty(len(x), dtype=np.float64)
-    ranks[order] = 0.5 * (bounds[group] + bounds[group - 1] + 1)
-    return ranks
-
-
-def _pearson(x: np.ndarray, y: np.ndarray) -> float | None:
-    if len(x) < 2:
+def _correlation(
+    method: Callable[[np.ndarray, np.ndarray], Any], x: np.ndarray, y: np.ndarray
+) -> float | None:
+    """``method``'s statistic (scipy.stats.spearmanr or pearsonr), or None where it is undefined:
+    fewer than 2 pairs, or a side whose scores are all equal."""
+    if len(x) < 2 or np.all(x == x[0]) or np.all(y == y[0]):
         return None
-    xm, ym = x - x.mean(), y - y.mean()
-    den = math.sqrt(float(np.dot(xm, xm)) * float(np.dot(ym, ym)))
-    if den == 0.0:
-        return None
-    return max(-1.0, min(1.0, float(np.dot(xm, ym)) / den))
+    return float(method(x, y).statistic)
 
 
 def _restricted_vocab(

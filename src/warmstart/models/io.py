@@ -20,13 +20,8 @@ from safetensors.torch import load_file, save_file
 
 from warmstart.artifact import META_FILE, read_meta, write_meta
 from warmstart.errors import WarmstartError
-from warmstart.models.hf import (
-    EMBEDDING_KEY,
-    EmbeddingSetup,
-    read_embedding_setup,
-    read_hf_folder,
-    write_hf_folder,
-)
+from warmstart.models.embedding_setup import EMBEDDING_KEY, EmbeddingSetup, read_embedding_setup
+from warmstart.models.hf import read_hf_folder, write_hf_folder
 from warmstart.models.transformer import Decoder, Encoder, MaskedLMHead, TransformerConfig
 
 WEIGHTS_FILE = "model.safetensors"

@@ -150,7 +150,7 @@ def _read_source(folder: Path, option: str) -> _Source:
         heads = [(t.name, t.labels, t.multi_label, clf.model.head(t.name)) for t in clf.model.tasks]
         return _Source(body.encoder, body.tokenizer, body.pooling, body.normalize, body.max_len,
                        body.truncation, heads, dict(clf.thresholds), "classifier")
-    from warmstart.models.hf import EmbeddingSetup
+    from warmstart.models.embedding_setup import EmbeddingSetup
     from warmstart.models.io import load_pretrained
     from warmstart.models.transformer import Encoder
 
@@ -315,7 +315,7 @@ def _special_ids(source: _Source) -> tuple[int, int, int]:
 
 
 def _write_tokenizer(source: _Source, path: Path) -> None:
-    from warmstart.models.hf import framed_tokenizer
+    from warmstart.models.hf_tokenizer import framed_tokenizer
 
     tok = framed_tokenizer(source.tokenizer, "encoder")
     if source.truncation in ("head", "tail"):  # the other runtimes' way of cutting, where it is one

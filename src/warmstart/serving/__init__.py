@@ -60,8 +60,8 @@ def serve(models: Sequence[str] | dict[str, str], *, echo: Callable[[str], None]
                              "pip install 'warmstart[serve]'") from None
     import torch
 
-    from warmstart.serving.app import torch_threads
     from warmstart.serving.models import load_models, parse_model_specs
+    from warmstart.serving.server import torch_threads
 
     (values,) = split_settings((ServeConfig,), options, where="options")
     config = ServeConfig(**values)
@@ -115,8 +115,8 @@ def worker_app() -> Any:
     parent left in the environment (uvicorn imports this by name in each worker)."""
     import torch
 
-    from warmstart.serving.app import torch_threads
     from warmstart.serving.models import load_models
+    from warmstart.serving.server import torch_threads
 
     spec = json.loads(os.environ[WORKER_ENV])
     config = ServeConfig(**spec["config"])

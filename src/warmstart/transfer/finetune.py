@@ -244,7 +244,8 @@ def _finetune_recipe(
     ``tokenizer``: TF-IDF's, or ``auto`` (characters for Chinese text, else words)."""
     import sys
 
-    from warmstart.transfer.auto import fit_auto, named_recipe
+    from warmstart.transfer.auto import fit_auto
+    from warmstart.transfer.candidates import named_recipe
     from warmstart.transfer.recipes import Workspace, task_of
 
     labeled = _read(train_data, data)

@@ -74,7 +74,7 @@ def resolve_normalize(cfg: FinetuneConfig) -> bool:
     frozen features (a probe or prototype), where the embedding is the model's output."""
     if cfg.normalize != "auto":
         return cfg.normalize == "yes"
-    from warmstart.models.hf import normalizes_embeddings
+    from warmstart.models.embedding_setup import normalizes_embeddings
 
     return cfg.method in ("probe", "prototype") and normalizes_embeddings(cfg.init)
 

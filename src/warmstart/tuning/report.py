@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import tomli_w
 
 from warmstart.artifact import write_bytes_atomic, write_json_atomic
 
@@ -43,25 +43,10 @@ class TuneResult:
                 "best_trial": self.best_trial, "trials": self.counts, "out": str(self.out)}
 
 
-def toml_value(value: Any) -> str:
-    """``value`` (a bool, int, float or str) written as TOML."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value) or math.isinf(value):
-            return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-        text = repr(value)
-        return text if any(c in text for c in ".en") else text + ".0"
-    return json.dumps(str(value), ensure_ascii=False)  # a TOML basic string
-
-
 def best_config_text(table: str, options: dict[str, Any], header: list[str]) -> str:
     """A TOML file with ``options`` in ``[table]``, after ``#`` comment lines ``header``."""
-    lines = [f"# {h}" for h in header] + [f"[{table}]"]
-    lines += [f"{k} = {toml_value(v)}" for k, v in sorted(options.items())]
-    return "\n".join(lines) + "\n"
+    comments = "".join(f"# {h}\n" for h in header)
+    return comments + tomli_w.dumps({table: dict(sorted(options.items()))})
 
 
 def write_results(study: Any, cfg: Any, fixed: dict[str, Any], out: Path, *,
