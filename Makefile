@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 SHARED ?= ../shared/data
 ZH_ANALOGIES := $(wildcard $(SHARED)/zh/analogy/*.txt)
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint docs install clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -23,6 +23,11 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/warmstart demo --out runs/demo $(foreach f,$(ZH_ANALOGIES),--analogies $(f))
+
+# The docs site (mkdocs.yml, docs/) into site/; --strict: a warning (a broken link, a docstring
+# the API pages cannot render) fails the build. Nothing is fetched: the theme's fonts are off.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
