@@ -72,16 +72,16 @@ def run(side: str, sample: Path, work: Path, args: argparse.Namespace) -> list[t
     from warmstart.objectives.base import ObjectiveConfig, SpecialTokens
     from warmstart.sequences import PackedSequences, PretrainBatches
     from warmstart.shards import build_shards
-    from warmstart.tokenize.subword import train_subword_tokenizer
+    from warmstart.tokenize.subword import train_tokenizer
     from warmstart.train.loop import TrainConfig, learning_rate
     from warmstart.train.optim import param_groups
 
     torch.set_flush_denormal(True)
     tok_dir = work / "tokenizer"
     if not (tok_dir / "tokenizer.json").exists():
-        train_subword_tokenizer(Corpus([str(sample)]), out=str(tok_dir), model="wordpiece",
-                                vocab_size=8000, min_frequency=2, lowercase=True,
-                                show_progress=False)
+        train_tokenizer(Corpus([str(sample)]), out=str(tok_dir), model="wordpiece",
+                        vocab_size=8000, min_frequency=2, lowercase=True,
+                        progress=False)
     import tokenizers
 
     tok = tokenizers.Tokenizer.from_file(str(tok_dir / "tokenizer.json"))

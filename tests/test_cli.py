@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from warmstart.cli import main
+from warmstart.errors import WarmstartError
 from warmstart.vectors.keyed import KeyedVectors
 
 TINY = ["--epochs", "2", "--dim", "20", "--min-count", "2", "--quiet"]
@@ -195,6 +196,19 @@ def test_neighbors_unknown_word(trained: tuple[Path, dict, Path]) -> None:
     assert proc.stdout == ""
 
 
+def test_neighbors_in_python_are_the_command(trained: tuple[Path, dict, Path],
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from warmstart import neighbors
+
+    out, _, _ = trained
+    stdout, _ = call(capsys, "vectors", "neighbors", out, "the", "said", "--topn", "4", "--json")
+    found = neighbors(out, ["the", "said"], topn=4)
+    assert json.loads(stdout) == {w: [[n, round(float(s), 4)] for n, s in r]
+                                  for w, r in found.items()}
+    with pytest.raises(WarmstartError, match="zqxjkvw"):
+        neighbors(KeyedVectors.load(out), ["the", "zqxjkvw"])
+
+
 # ------------------------------------------------------------------------------ 3. eval
 
 
@@ -239,6 +253,20 @@ def test_eval_missing_benchmark_file(trained: tuple[Path, dict, Path],
     assert "nope.tsv" in err
 
 
+def test_evaluate_vectors_in_python_is_the_command(trained: tuple[Path, dict, Path], wordsim: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from warmstart import evaluate_vectors
+
+    out, _, _ = trained
+    files = ["--analogies", wordsim / "questions-words.txt", "--pairs", wordsim / "wordsim353.tsv"]
+    stdout, _ = call(capsys, "vectors", "eval", out, *files, "--method", "mul", "--json")
+    results = evaluate_vectors(out, analogies=[wordsim / "questions-words.txt"],
+                               pairs=wordsim / "wordsim353.tsv", method="mul")
+    assert json.loads(stdout) == json.loads(json.dumps(results))
+    with pytest.raises(WarmstartError, match="--analogies or --pairs"):
+        evaluate_vectors(out)
+
+
 # ------------------------------------------------------------------------------ 4. export, import
 
 
@@ -276,6 +304,33 @@ def test_import_missing_file_fails(capsys: pytest.CaptureFixture[str], tmp_path:
     err = fails(capsys, "vectors", "import", tmp_path / "absent.txt", "--out", tmp_path / "x")
     assert "absent.txt" in err
     assert not (tmp_path / "x").exists()
+
+
+def test_export_and_import_vectors_in_python_are_the_commands(
+        trained: tuple[Path, dict, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    from warmstart import export_vectors, import_vectors
+
+    out, _, _ = trained
+    shutil.copytree(out, tmp_path / "vecs")  # the default --out writes into the artifact
+    stdout, _ = call(capsys, "vectors", "export", tmp_path / "vecs", "--format", "word2vec-binary")
+    by_command = (tmp_path / "vecs" / "vectors.bin").read_bytes()
+    (tmp_path / "vecs" / "vectors.bin").unlink()
+    written = export_vectors(tmp_path / "vecs", format="word2vec-binary")
+    assert stdout == (f"wrote {written['vectors']:,} vectors of size {written['dim']} to "
+                      f"{written['out']}\n")
+    assert (tmp_path / "vecs" / "vectors.bin").read_bytes() == by_command
+
+    text = str(tmp_path / "v.txt")
+    export_vectors(KeyedVectors.load(out), out=text)
+    call(capsys, "vectors", "import", text, "--out", tmp_path / "by-command", "--limit", "50")
+    kv = import_vectors(text, out=tmp_path / "by-python", limit=50)
+    again = KeyedVectors.load(tmp_path / "by-command")
+    assert len(kv) == 50 and kv.words == again.words
+    assert np.array_equal(kv.vectors, again.vectors)
+    made = [meta(tmp_path / d) for d in ("by-command", "by-python")]
+    assert made[0]["config"] == made[1]["config"] and made[0]["data"] == made[1]["data"]
 
 
 # ------------------------------------------------------------------------------ 5. config, values
@@ -476,6 +531,33 @@ def test_tokenizer_train_and_info(lee: Path, tmp_path: Path, capsys: pytest.Capt
     # a tokenizer is not a vectors artifact
     err = fails(capsys, "vectors", "neighbors", tmp_path / "tok", "the")
     assert "tokenizer" in err
+
+
+def test_tokenizer_train_takes_a_config_file_and_is_train_tokenizer(
+        lee: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from warmstart import Corpus, train_tokenizer
+
+    (tmp_path / "tok.toml").write_text(
+        '[tokenizer]\nmodel = "bpe"\nvocab-size = 900\nlowercase = true\nmin_frequency = 3\n',
+        encoding="utf-8")
+    stdout, _ = call(capsys, "tokenizer", "train", lee, "--out", tmp_path / "by-command",
+                     "--config", tmp_path / "tok.toml", "--vocab-size", "400", "--quiet", "--json")
+    summary = json.loads(stdout)
+    assert summary["model"] == "bpe" and summary["n_vocab"] <= 400
+    cfg = meta(tmp_path / "by-command")["config"]
+    # the command line wins over the file; the rest comes from the file
+    assert (cfg["model"], cfg["vocab_size"], cfg["lowercase"], cfg["min_frequency"]) == (
+        "bpe", 400, True, 3)
+    train_tokenizer(Corpus(lee), out=tmp_path / "by-python", model="bpe", vocab_size=400,
+                    lowercase=True, min_frequency=3, progress=False)
+    assert meta(tmp_path / "by-python")["config"] == cfg
+    assert ((tmp_path / "by-python" / "tokenizer.json").read_bytes()
+            == (tmp_path / "by-command" / "tokenizer.json").read_bytes())
+
+    (tmp_path / "bad.toml").write_text("[tokenizer]\nvocab = 10\n", encoding="utf-8")
+    err = fails(capsys, "tokenizer", "train", lee, "--out", tmp_path / "x", "--config",
+                tmp_path / "bad.toml")
+    assert "unknown option(s) vocab" in err and not (tmp_path / "x").exists()
 
 
 # ------------------------------------------------------------------------------ 10. help

@@ -42,7 +42,7 @@ def tiny_models(folder: Path) -> dict[str, Path]:
     from warmstart.models.io import save_model
     from warmstart.models.transformer import Encoder, TransformerConfig
     from warmstart.tokenize import make_tokenizer
-    from warmstart.tokenize.subword import train_subword_tokenizer
+    from warmstart.tokenize.subword import train_tokenizer
     from warmstart.transfer.bodies import EncoderBody, WordVectorBody
     from warmstart.transfer.classifier import Classifier
     from warmstart.transfer.model import Task, TextClassifier
@@ -51,8 +51,8 @@ def tiny_models(folder: Path) -> dict[str, Path]:
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     paths = {k: folder / k for k in ("tok", "encoder", "clf", "words", "vectors")}
-    tok = train_subword_tokenizer(TEXTS * 3, out=paths["tok"], vocab_size=120,
-                                  min_frequency=1, lowercase=True, show_progress=False)
+    tok = train_tokenizer(TEXTS * 3, out=paths["tok"], vocab_size=120,
+                          min_frequency=1, lowercase=True, progress=False)
     encoder = Encoder(TransformerConfig.sized("tiny", vocab_size=tok.get_vocab_size(),
                                               max_positions=64)).eval()
     with building(paths["encoder"]) as out:

@@ -210,6 +210,44 @@ def test_wordpiece_rebuilt_from_vocab_txt(minilm_dir: Path, minilm: HFModel, tmp
         assert tok.encode(s).ids == reference.encode(s).ids
 
 
+def test_import_and_export_model_in_python_are_the_commands(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """import_model / export_model write what `warmstart model import` / `model export` write."""
+    from test_cli import call
+
+    from warmstart import export_model, import_model
+
+    torch.manual_seed(0)
+    hf = tmp_path / "hf"
+    transformers.BertModel(_tiny_bert()).save_pretrained(hf)
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *(f"w{i}" for i in range(94))]
+    (hf / "vocab.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
+
+    stdout, _ = call(capsys, "model", "import", hf, "--out", tmp_path / "by-command")
+    loaded = import_model(hf, out=tmp_path / "by-python")
+    assert stdout == f"imported an encoder (2 layers, hidden 32) into {tmp_path / 'by-command'}\n"
+    assert loaded.kind == "encoder" and loaded.model.config.hidden == 32
+    same = ("model.safetensors", "tokenizer.json")
+    for name in same:
+        assert ((tmp_path / "by-python" / name).read_bytes()
+                == (tmp_path / "by-command" / name).read_bytes()), name
+    made = [json.loads((tmp_path / d / "warmstart.json").read_text()) for d in ("by-command", "by-python")]
+    assert made[0]["config"] == made[1]["config"] and made[0]["parent"] == made[1]["parent"]
+
+    call(capsys, "model", "export", tmp_path / "by-python", "--out", tmp_path / "hf-command")
+    export_model(tmp_path / "by-python", tmp_path / "hf-python")
+    assert sorted(p.name for p in (tmp_path / "hf-command").iterdir()) == sorted(
+        p.name for p in (tmp_path / "hf-python").iterdir())
+    for name in ("model.safetensors", "config.json"):
+        assert ((tmp_path / "hf-python" / name).read_bytes()
+                == (tmp_path / "hf-command" / name).read_bytes()), name
+    (tmp_path / "bare").mkdir()
+    transformers.BertModel(_tiny_bert()).save_pretrained(tmp_path / "bare")
+    with pytest.raises(WarmstartError, match="has no tokenizer.json"):
+        import_model(tmp_path / "bare", out=tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
 def _folder(root: Path, config: dict | None, files: dict[str, bytes] | None = None) -> Path:
     """A fresh folder under ``root`` holding ``config.json`` (unless None) and ``files``."""
     folder = root / f"f{len(list(root.iterdir()))}"

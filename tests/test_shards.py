@@ -25,7 +25,7 @@ from warmstart.errors import WarmstartError
 from warmstart.sequences import DocumentSequences, PackedSequences, rows_for_step
 from warmstart.shards import TokenShards, build_shards, load_shards
 from warmstart.tokenize import subword as subword_mod
-from warmstart.tokenize.subword import load_subword_tokenizer, train_subword_tokenizer
+from warmstart.tokenize.subword import load_subword_tokenizer, train_tokenizer
 
 CLS, SEP, PAD = 2, 3, 0
 
@@ -57,8 +57,8 @@ def corpus_file(tmp_path_factory: pytest.TempPathFactory, texts: list[str]) -> P
 @pytest.fixture(scope="module")
 def tok(tmp_path_factory: pytest.TempPathFactory, corpus_file: Path) -> tokenizers.Tokenizer:
     out = tmp_path_factory.mktemp("tok") / "tok"
-    return train_subword_tokenizer(
-        Corpus(corpus_file), out=out, model="wordpiece", vocab_size=600, show_progress=False
+    return train_tokenizer(
+        Corpus(corpus_file), out=out, model="wordpiece", vocab_size=600, progress=False
     )
 
 
@@ -133,8 +133,8 @@ def test_english_imdb_bytelevel_round_trip(shared_data: Path, tmp_path: Path) ->
         texts = [line.rstrip("\n") for line in itertools.islice(f, 300)]
     path = tmp_path / "imdb.txt"
     path.write_text("\n".join(texts) + "\n", encoding="utf-8")
-    tok = train_subword_tokenizer(
-        Corpus(path), out=tmp_path / "tok", model="bpe", vocab_size=800, show_progress=False
+    tok = train_tokenizer(
+        Corpus(path), out=tmp_path / "tok", model="bpe", vocab_size=800, progress=False
     )
     train, valid = build_shards(Corpus(path), tok, cache_dir=tmp_path / "cache", progress=False)
     assert all_docs(train, valid) == encoded(tok, texts)
@@ -249,9 +249,9 @@ def test_cache_invalidated_by_inputs(
     path.write_text("\n".join(texts[:50]) + "\n", encoding="utf-8")
     first, _ = build_shards(Corpus(path), tok, cache_dir=cache, progress=False)
 
-    other_tok = train_subword_tokenizer(
+    other_tok = train_tokenizer(
         Corpus(corpus_file), out=tmp_path / "tok2", model="bpe", vocab_size=400,
-        show_progress=False,
+        progress=False,
     )  # fmt: skip
     by_tok, valid = build_shards(Corpus(path), other_tok, cache_dir=cache, progress=False)
     assert by_tok.path != first.path

@@ -17,7 +17,7 @@ from warmstart.tokenize.subword import (
     SPECIAL_TOKENS,
     SUBWORD_MODELS,
     load_subword_tokenizer,
-    train_subword_tokenizer,
+    train_tokenizer,
 )
 
 ENGLISH = "Don't stop<br />now: it's state-of-the-art (really)!<br/>Naïve café—done."
@@ -121,8 +121,8 @@ def trained(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     out = {}
     for model in SUBWORD_MODELS:
         out[model] = root / model
-        train_subword_tokenizer(
-            texts, out=out[model], model=model, vocab_size=500, show_progress=False,
+        train_tokenizer(
+            texts, out=out[model], model=model, vocab_size=500, progress=False,
             corpus_info={"paths": ["lee_background.cor"]},
         )  # fmt: skip
     return out
@@ -171,9 +171,9 @@ def test_unigram_decodes_known_text(trained: dict[str, Path]) -> None:
 
 
 def test_subword_lowercase(tmp_path: Path) -> None:
-    tok = train_subword_tokenizer(
+    tok = train_tokenizer(
         ["Hello HELLO hello World"] * 5, out=tmp_path / "t", model="wordpiece",
-        vocab_size=60, lowercase=True, show_progress=False,
+        vocab_size=60, lowercase=True, progress=False,
     )  # fmt: skip
     assert tok.encode("HELLO").tokens == ["[CLS]", "hello", "[SEP]"]
     assert artifact.read_meta(tmp_path / "t")["config"]["lowercase"] is True
@@ -182,17 +182,17 @@ def test_subword_lowercase(tmp_path: Path) -> None:
 def test_subword_corpus_provenance(tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_text("some words here\n" * 10)
     corpus = Corpus(tmp_path / "a.txt")
-    train_subword_tokenizer(corpus, out=tmp_path / "t", vocab_size=50, show_progress=False)
+    train_tokenizer(corpus, out=tmp_path / "t", vocab_size=50, progress=False)
     assert artifact.read_meta(tmp_path / "t")["data"] == corpus.describe()
 
 
 def test_subword_errors(tmp_path: Path) -> None:
     with pytest.raises(WarmstartError, match="--model 'sentencepiece'.*bpe, wordpiece, unigram"):
-        train_subword_tokenizer(["x"], out=tmp_path / "t", model="sentencepiece")
+        train_tokenizer(["x"], out=tmp_path / "t", model="sentencepiece")
     with pytest.raises(WarmstartError, match="--vocab-size"):
-        train_subword_tokenizer(["x"], out=tmp_path / "t", vocab_size=3)
+        train_tokenizer(["x"], out=tmp_path / "t", vocab_size=3)
     with pytest.raises(WarmstartError, match="no texts"):
-        train_subword_tokenizer([], out=tmp_path / "t", show_progress=False)
+        train_tokenizer([], out=tmp_path / "t", progress=False)
     assert not (tmp_path / "t").exists()
 
 
@@ -200,7 +200,7 @@ def test_subword_corpus_error_surfaces(tmp_path: Path) -> None:
     binary = tmp_path / "x.bin"
     binary.write_bytes(b"\0" * 100)
     with pytest.raises(WarmstartError, match="looks binary"):
-        train_subword_tokenizer(Corpus(binary), out=tmp_path / "t", show_progress=False)
+        train_tokenizer(Corpus(binary), out=tmp_path / "t", progress=False)
     assert not (tmp_path / "t").exists()
 
 

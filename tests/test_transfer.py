@@ -565,6 +565,47 @@ def test_cli_finetune_predict_evaluate(agnews: tuple, tmp_path: Path, shared_dat
     assert bad.returncode == 2 and "7" in bad.stderr
 
 
+def test_predict_and_evaluate_in_python_are_the_commands(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """predict(FOLDER, FILE) gives the records `warmstart predict --jsonl` prints, and
+    evaluate(FOLDER, FILE, ...) the report `warmstart evaluate --json` prints."""
+    from test_cli import call
+
+    from warmstart import predict
+
+    train = tmp_path / "train.tsv"
+    train.write_text("text\tlabel\ngood film\tpos\nbad film\tneg\ngreat fun\tpos\n"
+                     "dull plot\tneg\n" * 10, encoding="utf-8")
+    clf = tmp_path / "clf"
+    finetune(str(train), body="tfidf", method="probe", dev_fraction=0, out=clf, progress=False)
+    texts = tmp_path / "texts.txt"
+    texts.write_text("a good film\n\ndull and bad\n", encoding="utf-8")
+    stdout, _ = call(capsys, "predict", clf, texts, "--jsonl")
+    records = list(predict(clf, texts))
+    assert [json.loads(line) for line in stdout.splitlines()] == records
+    assert [r["label"] for r in records] == ["pos", None, "neg"]
+    stdout, _ = call(capsys, "predict", clf, texts)
+    assert stdout.splitlines() == ["pos", "", "neg"]
+    (tmp_path / "empty.txt").write_text("", encoding="utf-8")
+    with pytest.raises(WarmstartError, match="empty.txt: no lines to label"):
+        list(predict(clf, tmp_path / "empty.txt"))
+
+    test = tmp_path / "test.tsv"
+    test.write_text("great film\tpos\nbad fun\tneg\ndull film\tneg\n", encoding="utf-8")
+    options = {"no_header": True, "text_field": "0", "label_field": "1"}
+    stdout, _ = call(capsys, "evaluate", clf, test, "--no-header", "--text-field", "0",
+                     "--label-field", "1", "--out", tmp_path / "by-command", "--json")
+    report = evaluate(str(clf), test, out=tmp_path / "by-python", **options)
+    assert json.loads(stdout) == json.loads(json.dumps(report))
+    assert ((tmp_path / "by-python" / "metrics.json").read_bytes()
+            == (tmp_path / "by-command" / "metrics.json").read_bytes())
+    # the first form still works: a Classifier and a LabeledDataset
+    loaded = Classifier.load(clf)
+    data = LabeledDataset.read(test, has_header=False, text_field="0", label_field="1",
+                               labels=loaded.labels)
+    assert evaluate(loaded, data) == report
+
+
 def test_every_public_name_of_the_package_resolves() -> None:
     import warmstart
 

@@ -244,6 +244,42 @@ choices = ["skipgram", "cbow"]
     assert evaluate_word_pairs(kv, pairs)["spearman"] == pytest.approx(result.best_value, abs=1e-6)
 
 
+def test_tune_in_python_takes_its_target_from_the_space_file(shared_data: Path,
+                                                             tmp_path: Path) -> None:
+    """As the CLI does: no target= given, the [tune] table's target (and its [vectors] table of
+    fixed options) decides what a trial trains."""
+    corpus = shared_data / "en" / "tiny" / "lee_background.cor"
+    pairs = shared_data / "en" / "wordsim" / "wordsim353.tsv"
+    space = space_file(tmp_path, f"""
+[tune]
+target = "vectors"
+metric = "similarity"
+eval = "{pairs}"
+
+[vectors]
+dim = 8
+epochs = 1
+workers = 1
+min_count = 2
+
+[space.window]
+type = "int"
+low = 2
+high = 4
+""")
+    result = tune(str(corpus), space_file=space, out=tmp_path / "out", sampler="random",
+                  n_trials=1, progress=False)
+    assert result.counts == {"complete": 1} and result.best_value is not None
+    best = read_toml(tmp_path / "out" / "best.toml", section="vectors")
+    assert best["dim"] == 8 and best["epochs"] == 1 and 2 <= best["window"] <= 4
+    from warmstart.tuning.study import space_target
+
+    assert space_target(space) == "vectors"
+    assert space_target(space_file(tmp_path, "[space.lr]\ntype = 'float'\n")) == "finetune"
+    with pytest.raises(WarmstartError, match="tune finetune takes one labeled file, got 2"):
+        tune(["a.tsv", "b.tsv"], space_file=tmp_path / "space.toml", out=tmp_path / "no")
+
+
 def test_ctrl_c_keeps_the_study_and_the_next_run_finishes_it(headlines: Path,
                                                              tmp_path: Path) -> None:
     space = space_file(tmp_path, SPACE.replace("epochs = 6", "epochs = 60"))

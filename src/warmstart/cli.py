@@ -6,105 +6,28 @@ message (no traceback) and exits with status 2.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
-from warmstart.config import FIELD_TYPES, PRECISIONS, field_kind
+from warmstart.cli_options import corpus_of, ordered_options, resolved_settings, run_options
+from warmstart.config import PRECISIONS
 from warmstart.errors import RunInterrupted, WarmstartError, with_article
+from warmstart.pretraining import SETTINGS as PRETRAIN_SETTINGS
+from warmstart.serving.config import ServeConfig
+from warmstart.tokenize.subword import TokenizerConfig
+from warmstart.transfer.augment.dataset import AugmentConfig
+from warmstart.transfer.settings import SETTINGS as FINETUNE_SETTINGS
+from warmstart.tuning.study import TuneConfig
+from warmstart.vectors.train import VectorsConfig
 
 # --------------------------------------------------------------------------------------------
 # helpers shared by commands
-
-
-def _dataclass_options(cls: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Add one click option per field of a settings dataclass (same names, same defaults)."""
-
-    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        for f in reversed(dataclasses.fields(cls)):
-            flag = "--" + f.name.replace("_", "-")
-            help_ = f.metadata.get("help", "")
-            kind = field_kind(f)
-            if kind == "bool" and f.name.startswith("no_"):  # --no-header: a plain flag
-                fn = click.option(flag, f.name, is_flag=True, default=f.default, help=help_)(fn)
-                continue
-            if kind == "bool":
-                fn = click.option(f"{flag}/--no-{flag[2:]}", f.name, default=f.default,
-                                  show_default=True, help=help_)(fn)
-                continue
-            if f.metadata.get("multiple"):  # repeatable; the values reach Python comma-joined
-                fn = click.option(flag, f.name, type=str, multiple=True, help=help_)(fn)
-                continue
-            fn = click.option(flag, f.name, type=FIELD_TYPES[kind], default=f.default, show_default=True,
-                              help=help_)(fn)
-        return fn
-
-    return decorate
-
-
-def _ordered_options(*classes: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """The options of several settings dataclasses, in the order the classes are given."""
-
-    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        for c in reversed(classes):
-            fn = _dataclass_options(c)(fn)
-        return fn
-
-    return decorate
-
-
-def _settings(cls: type | tuple[type, ...], ctx: click.Context, config: str | None,
-              section: str) -> dict[str, Any]:
-    """The settings a run uses: a --config file's values, overridden by options given explicitly.
-
-    ``cls`` may be several settings dataclasses whose options one command takes together.
-    """
-    from warmstart.config import read_toml, split_settings
-
-    classes = cls if isinstance(cls, tuple) else (cls,)
-    names = [{f.name for f in dataclasses.fields(c)} for c in classes]
-    values: dict[str, Any] = {}
-    if config:
-        for part in split_settings(classes, read_toml(config, section=section),
-                                   where=f"--config {config}"):
-            values.update(part)
-    for own in names:
-        for name in own:
-            if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT:
-                value = ctx.params[name]
-                values[name] = ",".join(value) if isinstance(value, tuple) else value
-    return values
-
-
-def _corpus_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    fn = click.option("--strict", is_flag=True, help="invalid UTF-8 is an error instead of being replaced")(fn)
-    fn = click.option("--no-header", "no_header", is_flag=True,
-                      help="CSV/TSV files have no header row; --text-field is then a column index")(fn)
-    fn = click.option("--text-field", default="text", show_default=True,
-                      help="JSONL field or CSV/TSV column holding the text")(fn)
-    return click.argument("corpus", nargs=-1, required=True)(fn)
-
-
-def _run_options(section: str, *classes: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """The options of a command that trains on a corpus: CORPUS, --out, --config, settings."""
-
-    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        fn = click.pass_context(fn)
-        fn = click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")(fn)
-        fn = click.option("--quiet", is_flag=True, help="no progress bars")(fn)
-        fn = _ordered_options(*classes)(fn)
-        fn = click.option("--config", type=click.Path(),
-                          help=f"TOML file of settings (a [{section}] table or top level)")(fn)
-        fn = click.option("--out", required=True, type=click.Path(), help="artifact folder to write")(fn)
-        return _corpus_options(fn)
-
-    return decorate
 
 
 def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
@@ -114,12 +37,6 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
     rows = [(k, f"{v:,.4f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v))
             for k, v in summary.items()]
     click.echo(_table(rows, ("result", "value")))
-
-
-def _corpus(paths: tuple[str, ...], text_field: str, no_header: bool, strict: bool) -> Any:
-    from warmstart.corpus import Corpus
-
-    return Corpus(list(paths), text_field=text_field, has_header=not no_header, strict=strict)
 
 
 def _emit(obj: Any) -> None:
@@ -147,22 +64,16 @@ def vectors() -> None:
     """Word vectors: train, evaluate, query, export and import."""
 
 
-def _vectors_config_cls() -> type:
-    from warmstart.vectors.train import VectorsConfig
-
-    return VectorsConfig
-
-
 @vectors.command("train")
-@_run_options("vectors", _vectors_config_cls())
+@run_options("vectors", VectorsConfig)
 def vectors_train(ctx: click.Context, corpus: tuple[str, ...], text_field: str, no_header: bool,
                   strict: bool, out: str, config: str | None, quiet: bool, as_json: bool,
                   **_: Any) -> None:
     """Train skip-gram / CBOW vectors (optionally with subwords) on CORPUS files, folders or globs."""
-    from warmstart.vectors.train import VectorsConfig, train_vectors
+    from warmstart.vectors.train import train_vectors
 
-    settings = _settings(VectorsConfig, ctx, config, "vectors")
-    kv = train_vectors(_corpus(corpus, text_field, no_header, strict), out=out,
+    settings = resolved_settings(VectorsConfig, ctx, config, "vectors")
+    kv = train_vectors(corpus_of(corpus, text_field, no_header, strict), out=out,
                        progress=not quiet, **settings)
     _print_summary({"out": out, **kv.training_summary}, as_json)  # type: ignore[attr-defined]
 
@@ -178,17 +89,11 @@ def vectors_train(ctx: click.Context, corpus: tuple[str, ...], text_field: str, 
 def vectors_eval(model: str, analogies: tuple[str, ...], pairs: tuple[str, ...], restrict_vocab: int,
                  method: str, case_sensitive: bool, as_json: bool) -> None:
     """Intrinsic evaluation of MODEL (a vectors artifact or a word2vec file)."""
-    from warmstart.evaluation.intrinsic import evaluate_analogies, evaluate_word_pairs, format_table
+    from warmstart.evaluation.intrinsic import evaluate_vectors, format_table
 
-    if not analogies and not pairs:
-        raise WarmstartError("give at least one --analogies or --pairs file")
-    kv = _load_vectors(model)
-    results: dict[str, dict[str, Any]] = {}
-    for path in analogies:
-        results[Path(path).name] = evaluate_analogies(kv, path, restrict_vocab=restrict_vocab,
-                                                      case_insensitive=not case_sensitive, method=method)
-    for path in pairs:
-        results[Path(path).name] = evaluate_word_pairs(kv, path, case_insensitive=not case_sensitive)
+    results = evaluate_vectors(model, analogies=analogies, pairs=pairs,
+                               restrict_vocab=restrict_vocab, method=method,
+                               case_sensitive=case_sensitive)
     if as_json:
         _emit(results)
     else:
@@ -202,16 +107,14 @@ def vectors_eval(model: str, analogies: tuple[str, ...], pairs: tuple[str, ...],
 @click.option("--json", "as_json", is_flag=True, help="print results as JSON")
 def vectors_neighbors(model: str, words: tuple[str, ...], topn: int, as_json: bool) -> None:
     """Nearest neighbours (cosine) of each WORD in MODEL."""
-    kv = _load_vectors(model)
-    missing = [w for w in words if not kv.has_vector(w)]
-    if missing:
-        raise WarmstartError(f"not in the vocabulary of {model}: {', '.join(missing)}")
-    results = kv.most_similar_batch(list(words), topn=topn)
+    from warmstart.vectors.keyed import neighbors
+
+    results = neighbors(model, words, topn=topn)
     if as_json:
-        _emit({w: [[n, round(float(s), 4)] for n, s in r] for w, r in zip(words, results, strict=True)})
+        _emit({w: [[n, round(float(s), 4)] for n, s in r] for w, r in results.items()})
         return
-    for w, r in zip(words, results, strict=True):
-        click.echo(f"{w}: " + "  ".join(f"{n} ({s:.3f})" for n, s in r))
+    for w in words:
+        click.echo(f"{w}: " + "  ".join(f"{n} ({s:.3f})" for n, s in results[w]))
 
 
 @vectors.command("export")
@@ -221,13 +124,10 @@ def vectors_neighbors(model: str, words: tuple[str, ...], topn: int, as_json: bo
 @click.option("--out", type=click.Path(), help="file to write (default: MODEL/vectors.txt or .bin)")
 def vectors_export(model: str, fmt: str, out: str | None) -> None:
     """Write MODEL in the word2vec text or binary format (read by gensim, fastText, ...)."""
-    from warmstart.vectors.formats import save_word2vec
+    from warmstart.vectors.formats import export_vectors
 
-    kv = _load_vectors(model)
-    binary = fmt == "word2vec-binary"
-    path = out or str(Path(model) / ("vectors.bin" if binary else "vectors.txt"))
-    save_word2vec(kv, path, binary=binary)
-    click.echo(f"wrote {len(kv):,} vectors of size {kv.dim} to {path}")
+    written = export_vectors(model, format=fmt, out=out)
+    click.echo(f"wrote {written['vectors']:,} vectors of size {written['dim']} to {written['out']}")
 
 
 @vectors.command("import")
@@ -236,18 +136,10 @@ def vectors_export(model: str, fmt: str, out: str | None) -> None:
 @click.option("--limit", type=int, help="read only the first N vectors")
 def vectors_import(path: str, out: str, limit: int | None) -> None:
     """Make a vectors artifact from a word2vec text or binary file."""
-    from warmstart.vectors.formats import load_word2vec
+    from warmstart.vectors.formats import import_vectors
 
-    kv = load_word2vec(path, limit=limit)
-    kv.save(out, config={"imported_from": str(path)}, data={"paths": [str(Path(path).resolve())]})
+    kv = import_vectors(path, out=out, limit=limit)
     click.echo(f"imported {len(kv):,} vectors of size {kv.dim} into {out}")
-
-
-def _load_vectors(path: str) -> Any:
-    from warmstart.vectors.formats import load_word2vec
-    from warmstart.vectors.keyed import KeyedVectors
-
-    return KeyedVectors.load(path) if Path(path).is_dir() else load_word2vec(path)
 
 
 @cli.group()
@@ -256,32 +148,25 @@ def tokenizer() -> None:
 
 
 @tokenizer.command("train")
-@_corpus_options
-@click.option("--out", required=True, type=click.Path(), help="artifact folder to write (holds tokenizer.json)")
-@click.option("--model", type=click.Choice(["bpe", "wordpiece", "unigram"]), default="wordpiece", show_default=True)
-@click.option("--vocab-size", default=8000, show_default=True)
-@click.option("--min-frequency", default=2, show_default=True, help="bpe/wordpiece: ignore rarer pairs")
-@click.option("--lowercase", is_flag=True, help="lowercase text first")
-@click.option("--quiet", is_flag=True, help="no progress bars")
-def tokenizer_train(corpus: tuple[str, ...], text_field: str, no_header: bool, strict: bool, out: str,
-                    model: str, vocab_size: int, min_frequency: int, lowercase: bool, quiet: bool) -> None:
-    """Train a subword tokenizer on CORPUS and save tokenizer.json."""
-    from warmstart.tokenize.subword import train_subword_tokenizer
+@run_options("tokenizer", TokenizerConfig)
+def tokenizer_train(ctx: click.Context, corpus: tuple[str, ...], text_field: str, no_header: bool,
+                    strict: bool, out: str, config: str | None, quiet: bool, as_json: bool,
+                    **_: Any) -> None:
+    """Train a subword tokenizer (BPE, WordPiece or Unigram) on CORPUS and save tokenizer.json."""
+    from warmstart.tokenize.subword import train_tokenizer
 
-    tok = train_subword_tokenizer(_corpus(corpus, text_field, no_header, strict), out=out, model=model,
-                                  vocab_size=vocab_size, min_frequency=min_frequency,
-                                  lowercase=lowercase, show_progress=not quiet)
+    settings = resolved_settings(TokenizerConfig, ctx, config, "tokenizer")
+    tok = train_tokenizer(corpus_of(corpus, text_field, no_header, strict), out=out,
+                          progress=not quiet, **settings)
+    model = settings.get("model", TokenizerConfig.model)
+    if as_json:
+        _emit({"out": out, "model": model, "n_vocab": tok.get_vocab_size()})
+        return
     click.echo(f"trained a {model} tokenizer with {tok.get_vocab_size():,} tokens: {out}/tokenizer.json")
 
 
-def _pretrain_settings() -> tuple[type, ...]:
-    from warmstart.pretraining import SETTINGS
-
-    return SETTINGS
-
-
 @cli.command("pretrain")
-@_run_options("pretrain", *_pretrain_settings())
+@run_options("pretrain", *PRETRAIN_SETTINGS)
 def pretrain_command(ctx: click.Context, corpus: tuple[str, ...], text_field: str, no_header: bool,
                      strict: bool, out: str, config: str | None, quiet: bool, as_json: bool,
                      **_: Any) -> None:
@@ -290,10 +175,10 @@ def pretrain_command(ctx: click.Context, corpus: tuple[str, ...], text_field: st
     Runs data-parallel under torchrun, e.g.
     `torchrun --nproc-per-node 2 -m warmstart pretrain CORPUS --out DIR`.
     """
-    from warmstart.pretraining import SETTINGS, pretrain
+    from warmstart.pretraining import pretrain
 
-    settings = _settings(SETTINGS, ctx, config, "pretrain")
-    result = pretrain(_corpus(corpus, text_field, no_header, strict), out=out,
+    settings = resolved_settings(PRETRAIN_SETTINGS, ctx, config, "pretrain")
+    result = pretrain(corpus_of(corpus, text_field, no_header, strict), out=out,
                       progress=not quiet, **settings)
     if _is_main_process():
         _print_summary(result.summary, as_json)
@@ -336,23 +221,11 @@ def model_export(artifact: str, out: str, fmt: str, quantize: str | None) -> Non
 @click.option("--out", required=True, type=click.Path(), help="artifact folder to write")
 def model_import(path: str, out: str) -> None:
     """Make an encoder/decoder artifact from a Hugging Face BERT-family or GPT-2 folder."""
-    from warmstart.artifact import building
-    from warmstart.models.io import load_pretrained, save_model
+    from warmstart.models.io import import_model
 
-    loaded = load_pretrained(path)
-    if loaded.tokenizer is None:
-        raise WarmstartError(f"{path}: has no tokenizer.json (or vocab.txt); cannot import it")
-    with building(out) as folder:
-        save_model(folder, loaded.model, tokenizer=loaded.tokenizer,
-                   config={"imported_from": loaded.source}, parent=str(Path(path).resolve()))
+    loaded = import_model(path, out=out)
     click.echo(f"imported {with_article(loaded.kind)} ({loaded.model.config.n_layers} layers, "
                f"hidden {loaded.model.config.hidden}) into {out}")
-
-
-def _finetune_settings() -> tuple[type, ...]:
-    from warmstart.transfer.settings import SETTINGS
-
-    return SETTINGS
 
 
 def _task_option(value: tuple[str, ...]) -> dict[str, str]:
@@ -373,7 +246,7 @@ def _task_option(value: tuple[str, ...]) -> dict[str, str]:
               help="another labeled dataset, trained as its own head (multi-task); repeatable")
 @click.option("--quiet", is_flag=True, help="no progress bars")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
-@_ordered_options(*_finetune_settings())
+@ordered_options(*FINETUNE_SETTINGS)
 @click.pass_context
 def finetune_command(ctx: click.Context, train: str, out: str, config: str | None,
                      extra_tasks: tuple[str, ...], quiet: bool, as_json: bool, **_: Any) -> None:
@@ -383,9 +256,8 @@ def finetune_command(ctx: click.Context, train: str, out: str, config: str | Non
     fits a logistic regression on frozen features instead of training end to end.
     """
     from warmstart.transfer.finetune import finetune
-    from warmstart.transfer.settings import SETTINGS
 
-    settings = _settings(SETTINGS, ctx, config, "finetune")
+    settings = resolved_settings(FINETUNE_SETTINGS, ctx, config, "finetune")
     result = finetune(train, out=out, tasks=_task_option(extra_tasks), progress=not quiet,
                       **settings)
     if as_json:
@@ -407,12 +279,6 @@ def finetune_command(ctx: click.Context, train: str, out: str, config: str | Non
     _print_summary(result.summary, False)
 
 
-def _augment_settings() -> type:
-    from warmstart.transfer.augment.dataset import AugmentConfig
-
-    return AugmentConfig
-
-
 @cli.command("augment")
 @click.argument("train", type=click.Path())
 @click.option("--out", required=True, type=click.Path(),
@@ -420,15 +286,15 @@ def _augment_settings() -> type:
 @click.option("--config", type=click.Path(), help="TOML file of settings (an [augment] table or top level)")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
-@_ordered_options(_augment_settings())
+@ordered_options(AugmentConfig)
 @click.pass_context
 def augment_command(ctx: click.Context, train: str, out: str, config: str | None, quiet: bool,
                     as_json: bool, **_: Any) -> None:
     """Write TRAIN (CSV/TSV/JSONL, fastText format, or class folders) with --copies augmented
     copies of each example: EDA with synonyms from --vectors, and/or refills by an --mlm encoder."""
-    from warmstart.transfer.augment.dataset import AugmentConfig, augment_dataset
+    from warmstart.transfer.augment.dataset import augment_dataset
 
-    settings = _settings(AugmentConfig, ctx, config, "augment")
+    settings = resolved_settings(AugmentConfig, ctx, config, "augment")
     _print_summary(augment_dataset(train, out=out, progress=not quiet, **settings), as_json)
 
 
@@ -452,21 +318,15 @@ def predict_command(model: str, source: str, top_k: int, task: str | None, text_
     One output row per input line (or CSV/TSV row), in order: a blank line gives an empty row
     (with --jsonl, a record whose label is null), so outputs line up with inputs.
     """
-    from warmstart.transfer.classifier import Classifier, predict, source_records
+    from warmstart.transfer.classifier import predict
 
-    clf = Classifier.load(model, precision=precision)
-    n_rows = 0
-    for record in predict(clf, source_records(source, text_field=text_field), task=task,
-                          top_k=top_k):
-        n_rows += 1
+    for record in predict(model, source, task=task, top_k=top_k, text_field=text_field,
+                          precision=precision):
         if jsonl or top_k > 1:
             click.echo(json.dumps(record, ensure_ascii=False))
         else:
             label = record.get("labels", record.get("label"))
             click.echo(",".join(label) if isinstance(label, list) else label or "")
-    if n_rows == 0:
-        where = "standard input" if source == "-" else source
-        raise WarmstartError(f"{where}: no lines to label; give one text per line")
 
 
 @cli.command("evaluate")
@@ -484,28 +344,15 @@ def evaluate_command(model: str, test: str, task: str | None, text_field: str, l
                      no_header: bool, label_sep: str, out: str | None, as_json: bool,
                      precision: str) -> None:
     """Score a classifier on the labeled file TEST: accuracy, macro-F1, per class, confusion."""
-    from warmstart.evaluation.classification import format_report, write_report
-    from warmstart.labeled import LabeledDataset
-    from warmstart.transfer.classifier import Classifier, evaluate
+    from warmstart.evaluation.classification import format_report
+    from warmstart.transfer.classifier import evaluate
 
-    clf = Classifier.load(model, precision=precision)
-    head = clf.task(task)
-    data = LabeledDataset.read(test, text_field=text_field, label_field=label_field,
-                               has_header=not no_header, label_sep=label_sep or None,
-                               labels=head.labels, multi_label=head.multi_label)
-    report = evaluate(clf, data, task=task)
-    if out:
-        write_report(report, Path(out))
+    report = evaluate(model, test, task=task, text_field=text_field, label_field=label_field,
+                      no_header=no_header, label_sep=label_sep, precision=precision, out=out)
     if as_json:
         _emit(report)
     else:
         click.echo(format_report(report))
-
-
-def _tune_settings() -> type:
-    from warmstart.tuning.study import TuneConfig
-
-    return TuneConfig
 
 
 @cli.command("tune")
@@ -517,7 +364,7 @@ def _tune_settings() -> type:
               help="folder for the study database, best.toml, trials.csv and plots")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
-@_ordered_options(_tune_settings())
+@ordered_options(TuneConfig)
 @click.pass_context
 def tune_command(ctx: click.Context, data: tuple[str, ...], space_file: str, out: str,
                  quiet: bool, as_json: bool, **_: Any) -> None:
@@ -526,31 +373,17 @@ def tune_command(ctx: click.Context, data: tuple[str, ...], space_file: str, out
     Each trial is a real run scored on dev; the study is kept in a database (--storage,
     SQLite in --out by default) and the same command resumes it.
     """
-    from warmstart.tuning.study import TuneConfig, tune
+    from warmstart.tuning.study import tune
 
-    settings = _settings(TuneConfig, ctx, None, "tune")
-    target = settings.get("target") or _space_target(space_file)
-    if target == "finetune" and len(data) != 1:
-        raise WarmstartError(f"tune finetune takes one labeled file, got {len(data)}: "
-                             f"{' '.join(data)}")
+    settings = resolved_settings(TuneConfig, ctx, None, "tune")
     result = tune(data[0] if len(data) == 1 else list(data), space_file=space_file, out=out,
-                  progress=not quiet, **{**settings, "target": target})
+                  progress=not quiet, **settings)
     if as_json:
         _emit(result.summary)
         return
     click.echo(result.table)
     click.echo(f"best config: {Path(out) / 'best.toml'}" if result.best_trial is not None
                else "no trial completed; see the error column of trials.csv")
-
-
-def _space_target(space_file: str) -> str:
-    """The target a space file's [tune] table names (finetune when it names none)."""
-    from warmstart.config import read_toml
-
-    try:
-        return str(read_toml(space_file, section="tune").get("target", "finetune"))
-    except WarmstartError:
-        return "finetune"  # tune() reports the file's problem with its own name
 
 
 @cli.command("embed")
@@ -582,16 +415,10 @@ def embed_command(model: str, source: str, out: str, text_field: str, batch_size
     _print_summary(summary, as_json)
 
 
-def _serve_settings() -> type:
-    from warmstart.serving.config import ServeConfig
-
-    return ServeConfig
-
-
 @cli.command("serve")
 @click.argument("models", nargs=-1, required=True, metavar="NAME=FOLDER...")
 @click.option("--config", type=click.Path(), help="TOML file of settings (a [serve] table or top level)")
-@_ordered_options(_serve_settings())
+@ordered_options(ServeConfig)
 @click.pass_context
 def serve_command(ctx: click.Context, models: tuple[str, ...], config: str | None, **_: Any) -> None:
     """Serve classifiers, encoders and word vectors over HTTP until SIGTERM or Ctrl-C.
@@ -600,9 +427,9 @@ def serve_command(ctx: click.Context, models: tuple[str, ...], config: str | Non
     /v1/models/NAME/classify, /embed and /analogy, GET /v1/models/NAME/neighbors, /v1/models,
     /health, /metrics; the schema at /openapi.json and /docs.
     """
-    from warmstart.serving import ServeConfig, serve
+    from warmstart.serving import serve
 
-    settings = _settings(ServeConfig, ctx, config, "serve")
+    settings = resolved_settings(ServeConfig, ctx, config, "serve")
     serve(list(models), echo=lambda line: click.echo(line, err=True), **settings)
 
 

@@ -216,16 +216,16 @@ def _tokenizer(
         if init.tokenizer is None:
             raise WarmstartError(f"--init {pcfg.init}: has no tokenizer.json; give --tokenizer")
         return init.tokenizer
-    from warmstart.tokenize.subword import train_subword_tokenizer
+    from warmstart.tokenize.subword import train_tokenizer
 
     key = hashlib.sha256(repr((corpus.describe()["fingerprint"], pcfg.vocab_size,
                                pcfg.lowercase)).encode()).hexdigest()[:16]
     folder = cache / "tokenizers" / key
     if not (folder / "tokenizer.json").exists():
         if dist.main:
-            train_subword_tokenizer(corpus, out=folder, model="wordpiece",
-                                    vocab_size=pcfg.vocab_size, lowercase=pcfg.lowercase,
-                                    show_progress=progress)
+            train_tokenizer(corpus, out=folder, model="wordpiece",
+                            vocab_size=pcfg.vocab_size, lowercase=pcfg.lowercase,
+                            progress=progress)
         dist.barrier()  # the others wait here until the main process has saved it
     return tokenizers.Tokenizer.from_file(str(folder / "tokenizer.json"))
 

@@ -43,7 +43,7 @@ from warmstart.tokenize.subword import (
     SUBWORD_MODELS,
     TOKENIZER_FILE,
     load_subword_tokenizer,
-    train_subword_tokenizer,
+    train_tokenizer,
 )
 from warmstart.vectors.keyed import MODEL_FILE, VOCAB_FILE, KeyedVectors
 
@@ -258,9 +258,9 @@ def test_tokenizer_save_load_save_is_the_identity(corpus: list[str], model: str,
         vocab_size = max(vocab_size, len(chars) + 8)
     with workdir() as d:
         try:
-            trained = train_subword_tokenizer(corpus, out=d / "t", model=model,
-                                              vocab_size=vocab_size, min_frequency=min_frequency,
-                                              lowercase=lowercase, show_progress=False)
+            trained = train_tokenizer(corpus, out=d / "t", model=model,
+                                      vocab_size=vocab_size, min_frequency=min_frequency,
+                                      lowercase=lowercase, progress=False)
         except WarmstartError as e:
             user_error(e, d / "t", "--vocab-size", "--min-frequency")
             assert not (d / "t").exists() and not temporaries(d)
@@ -298,8 +298,8 @@ def saved_tokenizers() -> dict[str, bytes]:
     out = {}
     with workdir() as d:
         for model in SUBWORD_MODELS:
-            train_subword_tokenizer(corpus, out=d / model, model=model, vocab_size=60,
-                                    min_frequency=1, show_progress=False)
+            train_tokenizer(corpus, out=d / model, model=model, vocab_size=60,
+                            min_frequency=1, progress=False)
             out[model] = (d / model / TOKENIZER_FILE).read_bytes()
     return out
 
@@ -348,11 +348,11 @@ def test_tokenizer_missing_or_a_folder(tmp_path: Path) -> None:
 UNIGRAM_TOO_SMALL = """
 import sys
 from warmstart.errors import WarmstartError
-from warmstart.tokenize.subword import train_subword_tokenizer
+from warmstart.tokenize.subword import train_tokenizer
 for corpus, size in ((["abc def"], 6), (["abc def"], 7)):
     try:
-        train_subword_tokenizer(corpus, out=sys.argv[1], model="unigram", vocab_size=size,
-                                min_frequency=1, show_progress=False)
+        train_tokenizer(corpus, out=sys.argv[1], model="unigram", vocab_size=size,
+                        min_frequency=1, progress=False)
     except WarmstartError as e:
         assert "--vocab-size" in str(e), e
     else:

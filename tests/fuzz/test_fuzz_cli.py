@@ -171,7 +171,7 @@ class World:
 def make_world(root: Path) -> World:
     from warmstart.corpus import Corpus
     from warmstart.pretraining import pretrain
-    from warmstart.tokenize.subword import train_subword_tokenizer
+    from warmstart.tokenize.subword import train_tokenizer
     from warmstart.transfer.finetune import finetune
     from warmstart.vectors.formats import save_word2vec
     from warmstart.vectors.keyed import KeyedVectors
@@ -206,8 +206,8 @@ def make_world(root: Path) -> World:
     p["w2v.txt"] = root / "w2v.txt"
     save_word2vec(kv, p["w2v.txt"])
     p["tokenizer"] = root / "tokenizer"
-    train_subword_tokenizer(lines, out=p["tokenizer"], vocab_size=80, min_frequency=1,
-                            show_progress=False)
+    train_tokenizer(lines, out=p["tokenizer"], vocab_size=80, min_frequency=1,
+                    progress=False)
     p["encoder"] = root / "encoder"
     pretrain(Corpus(p["corpus.txt"]), out=p["encoder"], size="tiny", hidden=16, n_layers=1,
              n_heads=2, ffn=32, vocab_size=100, seq_len=16, max_steps=1, progress=False)

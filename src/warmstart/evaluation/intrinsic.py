@@ -13,6 +13,12 @@ Google questions over 30,000 words take seconds.
 
     >>> evaluate_analogies(kv, "questions-words.txt")["accuracy"]    # doctest: +SKIP
     0.7312
+
+:func:`evaluate_vectors` is the ``warmstart vectors eval`` command: any number of both kinds
+of file, on vectors loaded from an artifact folder or a word2vec file.
+
+    >>> evaluate_vectors("vecs", pairs=["wordsim353.tsv"])          # doctest: +SKIP
+    {'wordsim353.tsv': {'spearman': 0.61, 'pearson': 0.6, 'pairs': 340, 'oov': 13, ...}}
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from __future__ import annotations
 import codecs
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +34,11 @@ import numpy as np
 from scipy import stats
 
 from warmstart.errors import WarmstartError
+from warmstart.vectors.formats import load_vectors
 from warmstart.vectors.keyed import KeyedVectors
+
+#: One file, or several.
+Paths = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 
 # Score cells (questions x vocabulary) per block: 16M float32 = 64 MiB per score matrix.
 _BLOCK_CELLS = 1 << 24
@@ -36,6 +46,43 @@ _MAX_BLOCK = 1024
 # gensim looks at the 5 best answers (after dropping a, b, c) for one that is not a case
 # variant of a question word; the same depth keeps results identical.
 _DEPTH = 5
+
+
+def evaluate_vectors(
+    model: KeyedVectors | str | os.PathLike[str],
+    *,
+    analogies: Paths = (),
+    pairs: Paths = (),
+    restrict_vocab: int = 30000,
+    method: str = "add",
+    case_sensitive: bool = False,
+) -> dict[str, dict[str, Any]]:
+    """Score the vectors of ``model`` (vectors, an artifact folder or a word2vec file) on
+    analogy files (:func:`evaluate_analogies`, with ``restrict_vocab`` and ``method``) and
+    word-pair files (:func:`evaluate_word_pairs`), as ``warmstart vectors eval`` does.
+
+    Returns each file's result under its file name, analogy files first;
+    :func:`format_table` lays them out. Words are compared case-insensitively, as gensim
+    does, unless ``case_sensitive``.
+    """
+    analogy_files, pair_files = _paths(analogies), _paths(pairs)
+    if not analogy_files and not pair_files:
+        raise WarmstartError("give at least one --analogies or --pairs file")
+    kv = load_vectors(model)
+    results: dict[str, dict[str, Any]] = {}
+    for path in analogy_files:
+        results[Path(path).name] = evaluate_analogies(kv, path, restrict_vocab=restrict_vocab,
+                                                      case_insensitive=not case_sensitive,
+                                                      method=method)
+    for path in pair_files:
+        results[Path(path).name] = evaluate_word_pairs(kv, path,
+                                                       case_insensitive=not case_sensitive)
+    return results
+
+
+def _paths(given: Paths) -> list[str | os.PathLike[str]]:
+    """One path or several, as a list (a lone string is one path, not its characters)."""
+    return [given] if isinstance(given, str | os.PathLike) else list(given)
 
 
 def evaluate_analogies(

@@ -4,7 +4,9 @@ An encoder/decoder artifact is ``model.safetensors`` (our parameter names), ``to
 and ``warmstart.json`` (kind, the model's shape under ``config.model``, how it was made).
 ``load_pretrained`` also accepts a Hugging Face BERT-family or GPT-2 folder, so ``--init`` and
 downstream commands take either. ``export_model`` writes an artifact as a folder that
-``transformers`` or ``sentence-transformers`` loads, or as an ONNX graph for onnxruntime.
+``transformers`` or ``sentence-transformers`` loads, or as an ONNX graph for onnxruntime;
+``import_model`` makes an artifact of ours from a Hugging Face folder. These two are the
+``warmstart model export`` and ``model import`` commands.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import tokenizers
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from warmstart.artifact import META_FILE, read_meta, write_meta
+from warmstart.artifact import META_FILE, building, read_meta, write_meta
 from warmstart.errors import WarmstartError
 from warmstart.models.embedding_setup import EMBEDDING_KEY, EmbeddingSetup, read_embedding_setup
 from warmstart.models.hf import read_hf_folder, write_hf_folder
@@ -116,6 +118,23 @@ def load_pretrained(path: str | os.PathLike[str], *, kind: str | None = None) ->
     if loaded.kind == "encoder":
         loaded.embedding = read_embedding_setup(folder)
     loaded.model.eval()
+    return loaded
+
+
+def import_model(path: str | os.PathLike[str], *, out: str | os.PathLike[str]) -> Pretrained:
+    """Make an encoder or decoder artifact at ``out`` from the Hugging Face BERT-family or
+    GPT-2 folder ``path`` (``warmstart model import``); returns the model as loaded.
+
+    The folder must hold its tokenizer (``tokenizer.json`` or ``vocab.txt``).
+
+        >>> import_model("bert-base-uncased", out="bert")          # doctest: +SKIP
+    """
+    loaded = load_pretrained(path)
+    if loaded.tokenizer is None:
+        raise WarmstartError(f"{path}: has no tokenizer.json (or vocab.txt); cannot import it")
+    with building(out) as folder:
+        save_model(folder, loaded.model, tokenizer=loaded.tokenizer,
+                   config={"imported_from": loaded.source}, parent=str(Path(path).resolve()))
     return loaded
 
 

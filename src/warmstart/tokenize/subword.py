@@ -5,7 +5,7 @@ A trained tokenizer is saved as an artifact folder of kind ``"tokenizer"``: ``to
 corpus it came from).
 
     >>> from warmstart.corpus import Corpus
-    >>> tok = train_subword_tokenizer(Corpus("news.txt"), out="tok", vocab_size=8000)  # doctest: +SKIP
+    >>> tok = train_tokenizer(Corpus("news.txt"), out="tok", vocab_size=8000)  # doctest: +SKIP
     >>> load_subword_tokenizer("tok").encode("Hello world").tokens                      # doctest: +SKIP
     ['[CLS]', 'hello', 'world', '[SEP]']
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ import tokenizers
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 from warmstart import artifact
+from warmstart.config import check_settings, opt
 from warmstart.corpus import text_batches
 from warmstart.errors import WarmstartError, with_article
 
@@ -41,10 +43,40 @@ _BATCH = 1000  # texts handed to the Rust trainer per call: far fewer Python rou
 _BATCH_CHARS = 1 << 20
 
 
-def _build(
-    model: str, *, vocab_size: int, min_frequency: int, lowercase: bool, show_progress: bool
-) -> tuple[tokenizers.Tokenizer, Any]:
-    """An untrained tokenizer and its trainer for ``model``."""
+@dataclass
+class TokenizerConfig:
+    """Settings of a subword tokenizer; the CLI options of ``tokenizer train`` carry the same
+    names."""
+
+    model: str = opt("wordpiece", "bpe (byte-level, GPT-2 style), wordpiece (BERT style) or "
+                                  "unigram (SentencePiece style)")
+    vocab_size: int = opt(8000, "tokens in the vocabulary, the special tokens included")
+    min_frequency: int = opt(2, "bpe/wordpiece: ignore rarer pairs")
+    lowercase: bool = opt(False, "lowercase text first")
+
+    def validate(self) -> TokenizerConfig:
+        """Raise :class:`WarmstartError` naming the option for any value out of range."""
+        if self.model not in SUBWORD_MODELS:
+            raise WarmstartError(
+                f"--model {self.model!r}: unknown subword model; choose one of "
+                f"{', '.join(SUBWORD_MODELS)}"
+            )
+        size = self.vocab_size
+        if not isinstance(size, int) or not len(SPECIAL_TOKENS) < size <= MAX_VOCAB:
+            raise WarmstartError(
+                f"--vocab-size {size!r}: must be an integer above {len(SPECIAL_TOKENS)} "
+                f"(the special tokens) and at most {MAX_VOCAB:,}; a few thousand is typical"
+            )
+        if not isinstance(self.min_frequency, int) or self.min_frequency < 1:
+            raise WarmstartError(
+                f"--min-frequency {self.min_frequency!r}: must be an integer of 1 or more"
+            )
+        return self
+
+
+def _build(cfg: TokenizerConfig, *, progress: bool) -> tuple[tokenizers.Tokenizer, Any]:
+    """An untrained tokenizer and its trainer, as ``cfg`` says."""
+    model, vocab_size, min_frequency = cfg.model, cfg.vocab_size, cfg.min_frequency
     specials = list(SPECIAL_TOKENS)
     steps: list[normalizers.Normalizer] = [normalizers.NFKC()]
     trainer: trainers.Trainer
@@ -72,7 +104,7 @@ def _build(
             min_frequency=min_frequency,
             special_tokens=specials,
             continuing_subword_prefix="##",
-            show_progress=show_progress,
+            show_progress=progress,
         )
     elif model == "bpe":
         # GPT-2 style byte-level BPE: every byte is in the alphabet, so nothing is unknown.
@@ -85,7 +117,7 @@ def _build(
             min_frequency=min_frequency,
             special_tokens=specials,
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-            show_progress=show_progress,
+            show_progress=progress,
         )
     else:  # unigram
         tok = tokenizers.Tokenizer(models.Unigram())
@@ -96,9 +128,9 @@ def _build(
             vocab_size=vocab_size,
             special_tokens=specials,
             unk_token="[UNK]",
-            show_progress=show_progress,
+            show_progress=progress,
         )
-    if lowercase:
+    if cfg.lowercase:
         steps.append(normalizers.Lowercase())
     tok.normalizer = normalizers.Sequence(steps)
     return tok, trainer
@@ -126,23 +158,23 @@ class _Batches:
             self.error = e
 
 
-def train_subword_tokenizer(
+def train_tokenizer(
     texts: Iterable[str],
     *,
     out: str | os.PathLike[str],
-    model: str = "wordpiece",
-    vocab_size: int = 8000,
-    min_frequency: int = 2,
-    lowercase: bool = False,
-    show_progress: bool = True,
+    config: TokenizerConfig | None = None,
+    progress: bool = True,
     corpus_info: dict[str, Any] | None = None,
+    **options: Any,
 ) -> tokenizers.Tokenizer:
-    """Train a subword tokenizer on ``texts`` and save it as a tokenizer artifact at ``out``.
+    """Train a subword tokenizer on ``texts`` and save it as a tokenizer artifact at ``out``
+    (``warmstart tokenizer train``).
 
-    ``model`` is ``"bpe"`` (byte-level, GPT-2 style), ``"wordpiece"`` (BERT style: adds
-    ``[CLS] ... [SEP]`` when encoding) or ``"unigram"`` (SentencePiece style, ``▁`` marks a
-    word start). Text is NFKC-normalised, and lowercased when ``lowercase`` is true.
-    ``min_frequency`` is ignored by ``"unigram"``. ``corpus_info`` goes to the artifact's
+    ``options`` are :class:`TokenizerConfig` fields (over ``config``): ``model`` is
+    ``"bpe"`` (byte-level, GPT-2 style), ``"wordpiece"`` (BERT style: adds ``[CLS] ...
+    [SEP]`` when encoding) or ``"unigram"`` (SentencePiece style, ``▁`` marks a word start);
+    ``vocab_size``; ``min_frequency`` (ignored by ``"unigram"``); text is NFKC-normalised,
+    and lowercased when ``lowercase`` is true. ``corpus_info`` goes to the artifact's
     ``data`` field; when it is ``None`` and ``texts`` has a ``describe()`` method (a
     :class:`~warmstart.corpus.Corpus`), that is used.
 
@@ -150,35 +182,14 @@ def train_subword_tokenizer(
     :class:`~warmstart.errors.WarmstartError` for a bad option, an unusable ``out`` or
     no texts at all.
     """
-    if model not in SUBWORD_MODELS:
-        raise WarmstartError(
-            f"--model {model!r}: unknown subword model; choose one of {', '.join(SUBWORD_MODELS)}"
-        )
-    if not isinstance(vocab_size, int) or not len(SPECIAL_TOKENS) < vocab_size <= MAX_VOCAB:
-        raise WarmstartError(
-            f"--vocab-size {vocab_size!r}: must be an integer above {len(SPECIAL_TOKENS)} "
-            f"(the special tokens) and at most {MAX_VOCAB:,}; a few thousand is typical"
-        )
-    if not isinstance(min_frequency, int) or min_frequency < 1:
-        raise WarmstartError(f"--min-frequency {min_frequency!r}: must be an integer of 1 or more")
+    values = {**(asdict(config) if config else {}), **options}
+    check_settings(TokenizerConfig, values, where="tokenizer settings")
+    cfg = TokenizerConfig(**values).validate()
     if corpus_info is None and callable(getattr(texts, "describe", None)):
         corpus_info = texts.describe()  # type: ignore[attr-defined]
 
-    config = {
-        "model": model,
-        "vocab_size": vocab_size,
-        "min_frequency": min_frequency,
-        "lowercase": lowercase,
-        "special_tokens": list(SPECIAL_TOKENS),
-    }
     with artifact.building(out) as folder:
-        tok, trainer = _build(
-            model,
-            vocab_size=vocab_size,
-            min_frequency=min_frequency,
-            lowercase=lowercase,
-            show_progress=show_progress,
-        )
+        tok, trainer = _build(cfg, progress=progress)
         batches = _Batches(iter(texts))
         tok.train_from_iterator(batches, trainer, length=None)
         if batches.error is not None:
@@ -191,7 +202,7 @@ def train_subword_tokenizer(
         artifact.write_meta(
             folder,
             kind="tokenizer",
-            config=config,
+            config={**asdict(cfg), "special_tokens": list(SPECIAL_TOKENS)},
             data=corpus_info,
             extra={"n_vocab": tok.get_vocab_size()},
         )

@@ -25,7 +25,7 @@ from safetensors.torch import load_file, save_file
 
 from warmstart.artifact import META_FILE, read_meta, write_meta
 from warmstart.errors import WarmstartError, with_article
-from warmstart.labeled import LabeledDataset
+from warmstart.labeled import LabeledDataset, ReadConfig
 from warmstart.models.onnx import is_onnx_folder
 from warmstart.train.precision import bf16_autocast, check_precision
 from warmstart.transfer.bodies import Body, EncoderBody, sorted_batches
@@ -227,43 +227,109 @@ def source_records(source: str | os.PathLike[str], *, text_field: str = "text",
 
 
 def predict(
-    classifier: Classifier, records: Iterable[tuple[int, str]], *, task: str | None = None,
-    top_k: int = 1, batch: int = 1024,
+    classifier: Classifier | str | os.PathLike[str],
+    source: str | os.PathLike[str] | Iterable[tuple[int, str]] = "-",
+    *,
+    task: str | None = None,
+    top_k: int = 1,
+    text_field: str = "text",
+    precision: str = "auto",
+    batch: int = 1024,
 ) -> Iterator[dict[str, Any]]:
-    """Label numbered texts, in order, ``batch`` at a time (memory stays flat on any input).
+    """Label the texts of ``source`` with ``classifier``, in order, as ``warmstart predict``
+    does; ``batch`` texts at a time, so memory stays flat on any input.
 
-    ``records`` are ``(line number, text)`` pairs, as :meth:`Corpus.records
-    <warmstart.corpus.Corpus.records>` reads them. Each gives one dict: ``line``, ``text`` and
-    the label(s) with probabilities (:meth:`Classifier.predict_records`); a blank text gives
-    ``label`` None (``labels`` [] for multi-label), so outputs line up with inputs.
+    ``classifier`` is a :class:`Classifier` or its folder (loaded with ``precision``).
+    ``source`` is a file (one text per line, or ``text_field`` of each JSONL/CSV/TSV record,
+    see :func:`source_records`), ``"-"`` for standard input, or ``(line number, text)`` pairs.
+    Each text gives one dict: ``line``, ``text`` and the label(s) with probabilities
+    (:meth:`Classifier.predict_records`); a blank text gives ``label`` None (``labels`` []
+    for multi-label), so outputs line up with inputs. A file with no lines is an error.
+
+        >>> for record in predict("runs/sentiment", "reviews.txt"):   # doctest: +SKIP
+        ...     print(record["line"], record["label"])
     """
-    t = classifier.task(task)
-    empty: dict[str, Any] = {"labels": []} if t.multi_label else {"label": None}
+    clf = (classifier if isinstance(classifier, Classifier)
+           else Classifier.load(classifier, precision=precision))
+    multi_label = clf.task(task).multi_label
+    if not isinstance(source, str | os.PathLike):
+        return _labeled(clf, source, task=task, multi_label=multi_label, top_k=top_k, batch=batch)
+    where = "standard input" if str(source) == "-" else str(source)
+    return _labeled(clf, source_records(source, text_field=text_field), task=task,
+                    multi_label=multi_label, top_k=top_k, batch=batch, where=where)
+
+
+def _labeled(
+    clf: Classifier, records: Iterable[tuple[int, str]], *, task: str | None, multi_label: bool,
+    top_k: int, batch: int, where: str | None = None,
+) -> Iterator[dict[str, Any]]:
+    """:func:`predict`'s records; with ``where``, no records at all is an error naming it."""
+    empty: dict[str, Any] = {"labels": []} if multi_label else {"label": None}
     chunk: list[tuple[int, str]] = []
+    n_records = 0
 
     def flush() -> Iterator[dict[str, Any]]:
         texts = [text for _, text in chunk if text.strip()]
-        labeled = iter(classifier.predict_records(texts, task=task, top_k=top_k) if texts else [])
+        labeled = iter(clf.predict_records(texts, task=task, top_k=top_k) if texts else [])
         for line, text in chunk:
             yield {"line": line, "text": text,
                    **(next(labeled) if text.strip() else {**empty, "probabilities": {}})}
         chunk.clear()
 
     for record in records:
+        n_records += 1
         chunk.append(record)
         if len(chunk) == batch:
             yield from flush()
     yield from flush()
+    if n_records == 0 and where is not None:
+        raise WarmstartError(f"{where}: no lines to label; give one text per line")
 
 
-def evaluate(classifier: Classifier, dataset: LabeledDataset, *, task: str | None = None) -> dict[str, Any]:
-    """The classification report of ``classifier`` on ``dataset`` (labels in its label map)."""
-    from warmstart.evaluation.classification import classification_report, multilabel_report
+def evaluate(
+    classifier: Classifier | str | os.PathLike[str],
+    dataset: LabeledDataset | str | os.PathLike[str],
+    *,
+    task: str | None = None,
+    text_field: str = "text",
+    label_field: str = "label",
+    no_header: bool = False,
+    label_sep: str = "",
+    precision: str = "auto",
+    out: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """The classification report of ``classifier`` on ``dataset``, as ``warmstart evaluate``
+    gives it: accuracy, macro-F1, per class, confusion matrix.
 
-    t = classifier.task(task)
+    ``classifier`` is a :class:`Classifier` or its folder (loaded with ``precision``).
+    ``dataset`` is a :class:`LabeledDataset` or a labeled file or folder, read with
+    ``text_field``, ``label_field``, ``no_header`` and ``label_sep`` (see
+    :class:`~warmstart.labeled.ReadConfig`) in the label map of the classifier's ``task``.
+    With ``out``, ``metrics.json`` and the confusion plot are written into that folder
+    (:func:`~warmstart.evaluation.classification.write_report`).
+
+        >>> evaluate("runs/sentiment", "test.tsv")["accuracy"]       # doctest: +SKIP
+        0.912
+    """
+    from warmstart.evaluation.classification import (
+        classification_report,
+        multilabel_report,
+        write_report,
+    )
+    clf = (classifier if isinstance(classifier, Classifier)
+           else Classifier.load(classifier, precision=precision))
+    t = clf.task(task)
+    if not isinstance(dataset, LabeledDataset):
+        read = ReadConfig(text_field=text_field, label_field=label_field, no_header=no_header,
+                          label_sep=label_sep)
+        dataset = read.read(dataset, labels=t.labels, multi_label=t.multi_label)
     dataset = dataset.with_labels(t.labels)
-    probs = classifier.predict_proba(dataset.texts, task=t.name)
+    probs = clf.predict_proba(dataset.texts, task=t.name)
     if t.multi_label:
-        cut = classifier.thresholds.get(t.name, 0.5)
-        return multilabel_report(dataset.y, (probs >= cut).astype(np.uint8), t.labels)
-    return classification_report(dataset.y, probs.argmax(1), t.labels, scores=probs)
+        cut = clf.thresholds.get(t.name, 0.5)
+        report = multilabel_report(dataset.y, (probs >= cut).astype(np.uint8), t.labels)
+    else:
+        report = classification_report(dataset.y, probs.argmax(1), t.labels, scores=probs)
+    if out:
+        write_report(report, Path(out))
+    return report

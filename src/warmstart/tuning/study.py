@@ -132,6 +132,14 @@ def read_space_file(path: str | Path, target: str) -> tuple[dict[str, Any], dict
     return data.get("space", {}), fixed, settings
 
 
+def space_target(space_file: str | Path) -> str:
+    """The target a space file's ``[tune]`` table names (``finetune`` when it names none)."""
+    try:
+        return str(read_toml(space_file, section="tune").get("target", "finetune"))
+    except WarmstartError:
+        return "finetune"  # tune() reports the file's problem with its own name
+
+
 def tune(
     data: Any,
     *,
@@ -144,16 +152,22 @@ def tune(
     """Run (or resume) the study of ``space_file`` on ``data``; write its results to ``out``.
 
     ``data``: the labeled file for ``finetune``, the corpus path(s) for ``vectors``.
-    ``options``: :class:`TuneConfig` fields, over the space file's ``[tune]`` table.
+    ``options``: :class:`TuneConfig` fields, over the space file's ``[tune]`` table; the
+    target is ``options["target"]``, else the one that table names (:func:`space_target`).
     ``fixed``: options of the target that every trial uses, over the file's own table.
     """
     import optuna
 
     from warmstart.config import check_settings
 
-    target = options.get("target", "finetune")
+    target = options.get("target") or space_target(space_file)
+    if target == "finetune" and isinstance(data, list | tuple):
+        if len(data) != 1:
+            raise WarmstartError(f"tune finetune takes one labeled file, got {len(data)}: "
+                                 f"{' '.join(map(str, data))}")
+        data = data[0]
     tables, file_fixed, file_settings = read_space_file(space_file, target)
-    settings = {**file_settings, **options}
+    settings = {**file_settings, **options, "target": target}
     check_settings(TuneConfig, settings, where=f"--space {space_file} [tune]")
     cfg = TuneConfig(**settings)
     fixed = {**file_fixed, **(fixed or {})}

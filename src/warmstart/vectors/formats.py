@@ -12,6 +12,13 @@ library, so a 100,000 x 100 text file is written or read in about a second.
 
     >>> save_word2vec(kv, "vectors.txt")                 # doctest: +SKIP
     >>> kv2 = load_word2vec("GoogleNews.bin.gz")         # doctest: +SKIP
+
+:func:`import_vectors` and :func:`export_vectors` are the ``warmstart vectors import`` and
+``vectors export`` commands: a word2vec file to a vectors artifact, and back.
+
+    >>> import_vectors("GoogleNews.bin.gz", out="news", limit=100_000)   # doctest: +SKIP
+    >>> export_vectors("news", format="word2vec-binary")                  # doctest: +SKIP
+    {'out': 'news/vectors.bin', 'vectors': 100000, 'dim': 300}
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import os
 import warnings
 import zlib
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 import numpy as np
 
@@ -38,6 +45,52 @@ _CHUNK = 16 << 20
 _WRITE_ROWS = 10000
 # Characters that end a word in one reader or another (C word2vec splits on space, tab, newline).
 _FORBIDDEN = (" ", "\t", "\n", "\r")
+#: Values of :func:`export_vectors`'s ``format`` (the CLI's ``vectors export --format``).
+EXPORT_FORMATS = ("word2vec", "word2vec-binary")
+
+
+def load_vectors(model: KeyedVectors | str | os.PathLike[str]) -> KeyedVectors:
+    """The word vectors ``model`` names: a vectors artifact folder, or a word2vec text or
+    binary file; vectors already loaded are returned as they are."""
+    if isinstance(model, KeyedVectors):
+        return model
+    return KeyedVectors.load(model) if Path(model).is_dir() else load_word2vec(model)
+
+
+def import_vectors(
+    path: str | os.PathLike[str], *, out: str | os.PathLike[str], limit: int | None = None
+) -> KeyedVectors:
+    """Make a vectors artifact at ``out`` from the word2vec text or binary file ``path``
+    (``warmstart vectors import``); ``limit`` keeps only its first N vectors. Returns them."""
+    kv = load_word2vec(path, limit=limit)
+    kv.save(out, config={"imported_from": str(path)}, data={"paths": [str(Path(path).resolve())]})
+    return kv
+
+
+def export_vectors(
+    model: KeyedVectors | str | os.PathLike[str],
+    *,
+    format: str = "word2vec",
+    out: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """Write the vectors of ``model`` (see :func:`load_vectors`) in the word2vec text format,
+    or with ``format="word2vec-binary"`` the binary one (``warmstart vectors export``).
+
+    ``out`` is the file to write; by default ``vectors.txt`` (or ``vectors.bin``) inside the
+    artifact folder ``model``. Returns what was written: ``out``, the number of ``vectors``
+    and their ``dim``.
+    """
+    if format not in EXPORT_FORMATS:
+        raise WarmstartError(f"--format {format}: use one of {', '.join(EXPORT_FORMATS)}")
+    binary = format == "word2vec-binary"
+    if not out:
+        if isinstance(model, KeyedVectors):
+            raise WarmstartError("export_vectors: give out, the file to write, for vectors "
+                                 "that are not read from an artifact folder")
+        out = Path(model) / ("vectors.bin" if binary else "vectors.txt")
+    kv = load_vectors(model)
+    save_word2vec(kv, out, binary=binary)
+    return {"out": str(out), "vectors": len(kv), "dim": kv.dim}
 
 
 def save_word2vec(kv: KeyedVectors, path: str | os.PathLike[str], *, binary: bool = False) -> None:
