@@ -65,13 +65,13 @@ def _settings(cls: type | tuple[type, ...], ctx: click.Context, config: str | No
 
     ``cls`` may be several settings dataclasses whose options one command takes together.
     """
-    from warmstart.config import read_toml, split_settings
+    from warmstart.config import read_config, split_settings
 
     classes = cls if isinstance(cls, tuple) else (cls,)
     names = [{f.name for f in dataclasses.fields(c)} for c in classes]
     values: dict[str, Any] = {}
     if config:
-        for part in split_settings(classes, read_toml(config, section=section),
+        for part in split_settings(classes, read_config(config, section=section),
                                    where=f"--config {config}"):
             values.update(part)
     for own in names:
@@ -100,7 +100,8 @@ def _run_options(section: str, *classes: type) -> Callable[[Callable[..., Any]],
         fn = click.option("--quiet", is_flag=True, help="no progress bars")(fn)
         fn = _ordered_options(*classes)(fn)
         fn = click.option("--config", type=click.Path(),
-                          help=f"TOML file of settings (a [{section}] table or top level)")(fn)
+                          help=f"TOML file of settings (a [{section}] table or top level), or an "
+                               "artifact's warmstart.json: re-run its settings")(fn)
         fn = click.option("--out", required=True, type=click.Path(), help="artifact folder to write")(fn)
         return _corpus_options(fn)
 
@@ -179,10 +180,11 @@ def vectors_eval(model: str, analogies: tuple[str, ...], pairs: tuple[str, ...],
                  method: str, case_sensitive: bool, as_json: bool) -> None:
     """Intrinsic evaluation of MODEL (a vectors artifact or a word2vec file)."""
     from warmstart.evaluation.intrinsic import evaluate_analogies, evaluate_word_pairs, format_table
+    from warmstart.vectors.formats import load_vectors
 
     if not analogies and not pairs:
         raise WarmstartError("give at least one --analogies or --pairs file")
-    kv = _load_vectors(model)
+    kv = load_vectors(model)
     results: dict[str, dict[str, Any]] = {}
     for path in analogies:
         results[Path(path).name] = evaluate_analogies(kv, path, restrict_vocab=restrict_vocab,
@@ -202,7 +204,9 @@ def vectors_eval(model: str, analogies: tuple[str, ...], pairs: tuple[str, ...],
 @click.option("--json", "as_json", is_flag=True, help="print results as JSON")
 def vectors_neighbors(model: str, words: tuple[str, ...], topn: int, as_json: bool) -> None:
     """Nearest neighbours (cosine) of each WORD in MODEL."""
-    kv = _load_vectors(model)
+    from warmstart.vectors.formats import load_vectors
+
+    kv = load_vectors(model)
     missing = [w for w in words if not kv.has_vector(w)]
     if missing:
         raise WarmstartError(f"not in the vocabulary of {model}: {', '.join(missing)}")
@@ -221,9 +225,9 @@ def vectors_neighbors(model: str, words: tuple[str, ...], topn: int, as_json: bo
 @click.option("--out", type=click.Path(), help="file to write (default: MODEL/vectors.txt or .bin)")
 def vectors_export(model: str, fmt: str, out: str | None) -> None:
     """Write MODEL in the word2vec text or binary format (read by gensim, fastText, ...)."""
-    from warmstart.vectors.formats import save_word2vec
+    from warmstart.vectors.formats import load_vectors, save_word2vec
 
-    kv = _load_vectors(model)
+    kv = load_vectors(model)
     binary = fmt == "word2vec-binary"
     path = out or str(Path(model) / ("vectors.bin" if binary else "vectors.txt"))
     save_word2vec(kv, path, binary=binary)
@@ -243,13 +247,6 @@ def vectors_import(path: str, out: str, limit: int | None) -> None:
     click.echo(f"imported {len(kv):,} vectors of size {kv.dim} into {out}")
 
 
-def _load_vectors(path: str) -> Any:
-    from warmstart.vectors.formats import load_word2vec
-    from warmstart.vectors.keyed import KeyedVectors
-
-    return KeyedVectors.load(path) if Path(path).is_dir() else load_word2vec(path)
-
-
 @cli.group()
 def tokenizer() -> None:
     """Subword tokenizers (BPE, WordPiece, Unigram) for transformer pretraining."""
@@ -266,12 +263,13 @@ def tokenizer() -> None:
 def tokenizer_train(corpus: tuple[str, ...], text_field: str, no_header: bool, strict: bool, out: str,
                     model: str, vocab_size: int, min_frequency: int, lowercase: bool, quiet: bool) -> None:
     """Train a subword tokenizer on CORPUS and save tokenizer.json."""
+    from warmstart.artifact import TOKENIZER_FILE
     from warmstart.tokenize.subword import train_subword_tokenizer
 
     tok = train_subword_tokenizer(_corpus(corpus, text_field, no_header, strict), out=out, model=model,
                                   vocab_size=vocab_size, min_frequency=min_frequency,
                                   lowercase=lowercase, show_progress=not quiet)
-    click.echo(f"trained a {model} tokenizer with {tok.get_vocab_size():,} tokens: {out}/tokenizer.json")
+    click.echo(f"trained a {model} tokenizer with {tok.get_vocab_size():,} tokens: {Path(out) / TOKENIZER_FILE}")
 
 
 def _pretrain_settings() -> tuple[type, ...]:
@@ -368,7 +366,8 @@ def _task_option(value: tuple[str, ...]) -> dict[str, str]:
 @cli.command("finetune")
 @click.argument("train", type=click.Path())
 @click.option("--out", required=True, type=click.Path(), help="classifier folder to write")
-@click.option("--config", type=click.Path(), help="TOML file of settings (a [finetune] table or top level)")
+@click.option("--config", type=click.Path(), help="TOML file of settings (a [finetune] table or top level), or a "
+              "classifier's warmstart.json: re-run its settings")
 @click.option("--task", "extra_tasks", multiple=True, metavar="NAME=FILE",
               help="another labeled dataset, trained as its own head (multi-task); repeatable")
 @click.option("--quiet", is_flag=True, help="no progress bars")

@@ -31,13 +31,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from warmstart import artifact
+from warmstart.artifact import TOKENIZER_FILE, WEIGHTS_FILE  # a Hugging Face folder's names too
 from warmstart.errors import WarmstartError
 from warmstart.models.transformer import Decoder, Encoder, MaskedLMHead, TransformerConfig
+from warmstart.tokenize.subword import load_tokenizer
 
 CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
 WEIGHTS_INDEX_FILE = "model.safetensors.index.json"
-TOKENIZER_FILE = "tokenizer.json"
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 MODULES_FILE = "modules.json"  # sentence-transformers: the pipeline after the transformer
 
@@ -360,10 +360,7 @@ def _check_shapes(ours: dict[str, torch.Tensor], kind: str, config: TransformerC
 def _read_tokenizer(folder: Path, kind: str) -> tokenizers.Tokenizer | None:
     path = folder / TOKENIZER_FILE
     if path.is_file():
-        try:
-            return tokenizers.Tokenizer.from_file(str(path))
-        except Exception as e:  # the Rust side raises plain Exception
-            raise WarmstartError(f"{path}: cannot read tokenizer ({e})") from None
+        return load_tokenizer(path)
     vocab = folder / "vocab.txt"
     if kind == "encoder" and vocab.is_file():
         return _wordpiece_from_vocab(folder, vocab)

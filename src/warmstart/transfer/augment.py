@@ -36,12 +36,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from warmstart.artifact import atomic_file
+from warmstart.artifact import TOKENIZER_FILE, atomic_file
 from warmstart.config import check_settings, opt
 from warmstart.errors import WarmstartError
 from warmstart.labeled import LabeledDataset, ReadConfig
 from warmstart.tokenize import Tokenizer, make_tokenizer
 from warmstart.tokenize.words import _HAN
+from warmstart.vectors.formats import load_vectors, vectors_tokenizer
 from warmstart.vectors.keyed import KeyedVectors
 
 #: How words are joined back into text (``join=``). ``auto``: words that were neighbours in
@@ -424,7 +425,7 @@ def load_mlm(path: str | os.PathLike[str]) -> tuple[Any, Any, Any]:
             "give DIR, or augment with word vectors instead (EDA: --vectors)")
     loaded = load_pretrained(folder, kind="encoder")
     if loaded.tokenizer is None:
-        raise WarmstartError(f"--mlm {folder}: the encoder has no tokenizer.json")
+        raise WarmstartError(f"--mlm {folder}: the encoder has no {TOKENIZER_FILE}")
     encoder = loaded.model
     head = MaskedLMHead(encoder.config, encoder.tok_emb)
     state = {k.removeprefix("head."): v for k, v in load_file(str(heads)).items()}
@@ -594,9 +595,8 @@ def make_augmenter(cfg: AugmentConfig) -> Augmenter:
     if cfg.vectors or any(getattr(cfg, r) > 0 for r in ("sr", "ri", "rs", "rd")):
         synonyms, tokenizer = None, cfg.tokenizer or "words"
         if cfg.vectors:
-            kv, made_with = _load_vectors(cfg.vectors)
-            name = made_with.get("tokenizer", "words")
-            tokenizer = cfg.tokenizer or {"tagged": "jieba"}.get(name, name)
+            kv = load_vectors(cfg.vectors, option="--vectors")
+            tokenizer = cfg.tokenizer or vectors_tokenizer(cfg.vectors)[0]
             synonyms = Synonyms(kv, topn=cfg.topn, min_similarity=cfg.min_similarity,
                                 n_stopwords=cfg.n_stopwords)
         augmenters.append(EDA(synonyms=synonyms, sr=cfg.sr, ri=cfg.ri, rs=cfg.rs, rd=cfg.rd,
@@ -606,20 +606,6 @@ def make_augmenter(cfg: AugmentConfig) -> Augmenter:
     if not augmenters:
         raise WarmstartError("nothing to augment with: every EDA rate is 0 and there is no --mlm")
     return augmenters[0] if len(augmenters) == 1 else OneOf(augmenters)
-
-
-def _load_vectors(path: str) -> tuple[KeyedVectors, dict[str, Any]]:
-    """Word vectors (an artifact folder or a word2vec file) and the settings that made them."""
-    from warmstart.artifact import read_meta
-    from warmstart.vectors.formats import load_word2vec
-
-    p = Path(path)
-    if not p.exists():
-        raise WarmstartError(f"--vectors {p}: no such folder or file; give a vectors artifact "
-                             "(warmstart vectors train) or a word2vec file")
-    if p.is_dir():
-        return KeyedVectors.load(p), read_meta(p).get("config") or {}
-    return load_word2vec(p), {}
 
 
 def augment_dataset(

@@ -20,23 +20,26 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tokenizers
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from warmstart.artifact import META_FILE, read_meta, write_meta
+from warmstart.artifact import (
+    META_FILE,
+    TOKENIZER_FILE,
+    VOCAB_FILE,
+    WEIGHTS_FILE,
+    read_meta,
+    write_meta,
+)
 from warmstart.errors import WarmstartError, with_article
 from warmstart.labeled import LabeledDataset
 from warmstart.models.onnx import is_onnx_folder
 from warmstart.models.transformer import Encoder, TransformerConfig
+from warmstart.tokenize.subword import load_tokenizer
 from warmstart.train.loop import bf16_autocast, check_precision
 from warmstart.transfer.bodies import Body, EncoderBody, TfidfBody, WordVectorBody, sorted_batches
 from warmstart.transfer.model import Task, TextClassifier
-
-WEIGHTS_FILE = "model.safetensors"
-TOKENIZER_FILE = "tokenizer.json"
-VOCAB_FILE = "vocab.json"
 
 
 def body_autocast(body: Body, device: torch.device, precision: str) -> torch.autocast:
@@ -190,7 +193,7 @@ class Classifier:
                 if not tok_path.exists():
                     raise WarmstartError(f"{folder}: the classifier has no {TOKENIZER_FILE}")
                 encoder = Encoder(TransformerConfig.from_dict(spec["model"]))
-                body = EncoderBody(encoder, tokenizers.Tokenizer.from_file(str(tok_path)),
+                body = EncoderBody(encoder, load_tokenizer(tok_path),
                                    pooling=spec["pooling"], max_len=spec["max_len"],
                                    truncation=spec.get("truncation", "head"),
                                    normalize=bool(spec.get("normalize", False)))

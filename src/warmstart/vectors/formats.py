@@ -28,7 +28,7 @@ from typing import BinaryIO, cast
 
 import numpy as np
 
-from warmstart.artifact import atomic_file
+from warmstart.artifact import atomic_file, read_meta
 from warmstart.errors import WarmstartError
 from warmstart.vectors.kernels import format_rows, parse_lines
 from warmstart.vectors.keyed import KeyedVectors
@@ -317,3 +317,30 @@ def _dedupe(words: list[str], vectors: np.ndarray, path: Path) -> KeyedVectors:
         words = [words[i] for i in keep]
         vectors = vectors[keep]
     return KeyedVectors(words, vectors)
+
+
+def load_vectors(path: str | os.PathLike[str], *, option: str = "", mmap: bool = False) -> KeyedVectors:
+    """Word vectors from a vectors artifact folder or a word2vec file (text or binary).
+
+    ``mmap``: an artifact's tensors are memory-mapped (see :meth:`KeyedVectors.load`).
+    A missing path is a :class:`~warmstart.errors.WarmstartError` that starts with
+    ``option`` (e.g. ``--vectors``) when the path came from one.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise WarmstartError(f"{option + ' ' if option else ''}{p}: no such folder or file; give "
+                             "a vectors artifact (warmstart vectors train) or a word2vec file")
+    return KeyedVectors.load(p, mmap=mmap) if p.is_dir() else load_word2vec(p)
+
+
+def vectors_tokenizer(path: str | os.PathLike[str]) -> tuple[str, bool]:
+    """The word tokenizer that splits raw text into the words of the vectors at ``path``: its
+    name and whether it lowercases, as :func:`warmstart.tokenize.make_tokenizer` takes them.
+
+    Vectors trained on tagged (pre-segmented) text read raw text with jieba; a word2vec file
+    does not say how it was made: words, as written.
+    """
+    made_with = read_meta(path).get("config", {}) if Path(path).is_dir() else {}
+    name = str(made_with.get("tokenizer", "words"))
+    return {"tagged": "jieba"}.get(name, name), bool(made_with.get("lowercase", False))
+
