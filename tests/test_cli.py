@@ -352,6 +352,24 @@ def test_config_file_and_override(lee: Path, tmp_path: Path) -> None:
     assert "vocab_size" in table and "final_loss" in table and "v" in table
 
 
+def test_config_from_an_artifact_reruns_its_settings(capsys: pytest.CaptureFixture[str], lee: Path,
+                                                     tmp_path: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    call(capsys, "vectors", "train", lee, "--out", first, "--dim", "12", "--window", "3",
+         "--epochs", "1", "--min-count", "3", "--negative", "3", "--workers", "1", "--seed", "7",
+         "--quiet")
+    call(capsys, "vectors", "train", lee, "--out", second, "--config", first / "warmstart.json",
+         "--quiet")
+    assert meta(second)["config"] == meta(first)["config"]
+    a, b = KeyedVectors.load(first), KeyedVectors.load(second)
+    assert a.words == b.words and np.array_equal(a.vectors, b.vectors)  # one worker, one seed
+    # the settings of another kind of artifact are refused
+    err = fails(capsys, "finetune", lee, "--out", tmp_path / "clf", "--config",
+                first / "warmstart.json", "--quiet")
+    assert "warmstart.json" in err and "'vectors' artifact" in err and "'classifier'" in err
+    assert not (tmp_path / "clf").exists()
+
+
 def test_config_unknown_key(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     (tmp_path / "docs.txt").write_text("a b c\n" * 10, encoding="utf-8")
     (tmp_path / "bad.toml").write_text("[vectors]\ndimm = 16\n", encoding="utf-8")

@@ -236,6 +236,54 @@ def test_interrupt_in_process_then_resume_exactly(corpus: Path, cache: str, tmp_
         run(corpus, cache, tmp_path / "other", max_steps=12)
 
 
+def test_a_corpus_recreated_with_the_same_content_resumes_and_reuses_the_caches(
+        corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Data fingerprints are keyed on content: new modification times change nothing, one
+    changed byte is another corpus."""
+    import warmstart.pretraining as pretraining_mod
+    from warmstart import shards
+
+    text = corpus.read_bytes()
+    copy, cache, out = tmp_path / "corpus.txt", str(tmp_path / "cache"), tmp_path / "out"
+    copy.write_bytes(text)
+    original = PretrainBatches.train_batch
+
+    def signal_at_step_2(self: PretrainBatches, step: int):  # type: ignore[no-untyped-def]
+        if step == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self, step)
+
+    with monkeypatch.context() as m:
+        m.setattr(PretrainBatches, "train_batch", signal_at_step_2)
+        with pytest.raises(RunInterrupted):
+            run(copy, cache, out, max_steps=4)
+
+    def rewrite(data: bytes) -> None:
+        copy.unlink()
+        copy.write_bytes(data)
+        later = copy.stat().st_mtime + 3600
+        os.utime(copy, (later, later))
+
+    rewrite(text)
+    with monkeypatch.context() as m:
+        def made_again(*args: object, **kwargs: object) -> None:
+            raise AssertionError("made again instead of taken from the cache")
+
+        m.setattr(shards, "_tokenize", made_again)
+        m.setattr(pretraining_mod, "train_tokenizer", made_again)
+        assert run(copy, cache, out, max_steps=4).training.steps == 4  # resumed, not refused
+
+    with monkeypatch.context() as m:
+        m.setattr(PretrainBatches, "train_batch", signal_at_step_2)
+        with pytest.raises(RunInterrupted):
+            run(copy, cache, tmp_path / "other", max_steps=4)
+    middle = next(i for i in range(len(text) // 2, len(text))  # an ASCII letter
+                  if text[i] < 128 and chr(text[i]).isalpha())
+    rewrite(text[:middle] + (b"x" if text[middle:middle + 1] != b"x" else b"y") + text[middle + 1:])
+    with pytest.raises(WarmstartError, match=r"different run.*data: checkpoint"):
+        run(copy, cache, tmp_path / "other", max_steps=4)
+
+
 def _cli(*args: str, env: dict[str, str] | None = None) -> list[str]:
     return [sys.executable, "-m", "warmstart", "pretrain", *args]
 
@@ -294,6 +342,22 @@ def test_two_process_ddp_matches_one_process(corpus: Path, cache: str, tmp_path:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
     meta = json.loads((ddp / "warmstart.json").read_text())
     assert meta["config"]["train"]["batch_size"] == TINY["batch_size"]
+
+
+def test_config_from_an_artifact_reruns_its_settings(corpus: Path, cache: str,
+                                                     tmp_path: Path) -> None:
+    from warmstart.cli import main
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    main(["pretrain", str(corpus), "--out", str(first), "--size", "tiny", "--vocab-size", "4000",
+          "--lowercase", "--seq-len", "64", "--batch-size", "8", "--lr", "0.002", "--max-steps", "2",
+          "--eval-every", "0", "--eval-batches", "2", "--threads", "2", "--mask-prob", "0.2",
+          "--seed", "5", "--cache-dir", cache, "--quiet"])
+    main(["pretrain", str(corpus), "--out", str(second), "--config", str(first / "warmstart.json"),
+          "--quiet"])
+    saved = [json.loads((f / "warmstart.json").read_text())["config"] for f in (first, second)]
+    assert saved[0] == saved[1]
+    assert saved[1]["objective"]["mask_prob"] == 0.2 and saved[1]["train"]["lr"] == 0.002
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import gzip
 import importlib.util
 import itertools
 import json
+import os
 import pickle
 import warnings
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ from warmstart.errors import WarmstartError
 from warmstart.sequences import DocumentSequences, PackedSequences, rows_for_step
 from warmstart.shards import TokenShards, build_shards, load_shards
 from warmstart.tokenize import subword as subword_mod
-from warmstart.tokenize.subword import load_subword_tokenizer, train_tokenizer
+from warmstart.tokenize.subword import load_tokenizer, train_tokenizer
 
 CLS, SEP, PAD = 2, 3, 0
 
@@ -217,7 +218,7 @@ def test_cache_reuse_without_tokenizing(
     # (padding and truncation are switched off for tokenizing), so it shares the cache.
     file = tmp_path / "tokenizer.json"
     tok.save(str(file))
-    loaded = load_subword_tokenizer(file)
+    loaded = load_tokenizer(file)
     padded = tokenizers.Tokenizer.from_str(tok.to_str())
     padded.enable_padding(pad_id=PAD, length=64)
     padded.enable_truncation(8)
@@ -239,6 +240,37 @@ def test_truncating_tokenizer_does_not_cut_documents(
     assert all_docs(train, valid) == encoded(tok, texts)
     assert max(train.lengths) > 4
     assert cutting.truncation is not None  # the caller's tokenizer is left as it was
+
+
+def test_cache_keyed_on_content_not_modification_time(
+    tmp_path: Path, tok: tokenizers.Tokenizer, texts: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache"
+    path = tmp_path / "docs.txt"
+    data = ("\n".join(texts[:50]) + "\n").encode()
+    path.write_bytes(data)
+    first, _ = build_shards(Corpus(path), tok, cache_dir=cache, progress=False)
+
+    def rewrite(content: bytes) -> None:
+        path.unlink()
+        path.write_bytes(content)
+        later = path.stat().st_mtime + 3600
+        os.utime(path, (later, later))
+
+    rewrite(data)  # the same text, written again: a new file, a new modification time
+    with monkeypatch.context() as m:
+        def no_tokenizing(*args: object, **kwargs: object) -> None:
+            raise AssertionError("tokenized again instead of using the cache")
+
+        m.setattr(shards_mod, "_tokenize", no_tokenizing)
+        again, _ = build_shards(Corpus(path), tok, cache_dir=cache, progress=False)
+    assert again.path == first.path
+
+    middle = next(i for i in range(len(data) // 2, len(data))  # an ASCII letter
+                  if data[i] < 128 and chr(data[i]).isalpha())
+    rewrite(data[:middle] + (b"x" if data[middle:middle + 1] != b"x" else b"y") + data[middle + 1:])
+    changed, _ = build_shards(Corpus(path), tok, cache_dir=cache, progress=False)
+    assert changed.path != first.path
 
 
 def test_cache_invalidated_by_inputs(

@@ -16,7 +16,7 @@ from warmstart.tokenize import TOKENIZER_NAMES, Tokenizer, make_tokenizer
 from warmstart.tokenize.subword import (
     SPECIAL_TOKENS,
     SUBWORD_MODELS,
-    load_subword_tokenizer,
+    load_tokenizer,
     train_tokenizer,
 )
 
@@ -134,21 +134,21 @@ def test_subword_artifact_round_trip(trained: dict[str, Path], model: str) -> No
     meta = artifact.read_meta(folder, kind="tokenizer")
     assert meta["config"]["model"] == model and meta["config"]["vocab_size"] == 500
     assert meta["data"] == {"paths": ["lee_background.cor"]}
-    tok = load_subword_tokenizer(folder)
+    tok = load_tokenizer(folder)
     assert [tok.token_to_id(s) for s in SPECIAL_TOKENS] == [0, 1, 2, 3, 4]
     assert tok.get_vocab_size() <= 500
     text = "The bushfire near Sydney was contained, officials said on Tuesday."
-    from_file = load_subword_tokenizer(folder / "tokenizer.json")
+    from_file = load_tokenizer(folder / "tokenizer.json")
     assert tok.encode(text).ids == from_file.encode(text).ids
     # a foreign folder holding just tokenizer.json (e.g. a Hugging Face model folder)
     hf = folder.parent / f"hf-{model}"
     hf.mkdir(exist_ok=True)
     shutil.copy(folder / "tokenizer.json", hf)
-    assert load_subword_tokenizer(hf).encode(text).ids == tok.encode(text).ids
+    assert load_tokenizer(hf).encode(text).ids == tok.encode(text).ids
 
 
 def test_wordpiece_specials_and_cjk(trained: dict[str, Path]) -> None:
-    tok = load_subword_tokenizer(trained["wordpiece"])
+    tok = load_tokenizer(trained["wordpiece"])
     enc = tok.encode("the fire")
     assert enc.tokens[0] == "[CLS]" and enc.tokens[-1] == "[SEP]"
     assert enc.ids[0] == 2 and enc.ids[-1] == 3
@@ -158,7 +158,7 @@ def test_wordpiece_specials_and_cjk(trained: dict[str, Path]) -> None:
 
 
 def test_bpe_decodes_what_it_encodes(trained: dict[str, Path]) -> None:
-    tok = load_subword_tokenizer(trained["bpe"])
+    tok = load_tokenizer(trained["bpe"])
     for text in ["Fire crews battled the blaze.", "Zürich ✓ 北京大学 {weird} tokens"]:
         enc = tok.encode(text)
         assert 1 not in enc.ids  # byte-level: nothing is unknown
@@ -166,7 +166,7 @@ def test_bpe_decodes_what_it_encodes(trained: dict[str, Path]) -> None:
 
 
 def test_unigram_decodes_known_text(trained: dict[str, Path]) -> None:
-    tok = load_subword_tokenizer(trained["unigram"])
+    tok = load_tokenizer(trained["unigram"])
     assert tok.decode(tok.encode("the fire was out").ids) == "the fire was out"
 
 
@@ -206,20 +206,20 @@ def test_subword_corpus_error_surfaces(tmp_path: Path) -> None:
 
 def test_load_errors(tmp_path: Path) -> None:
     with pytest.raises(WarmstartError, match="no such file"):
-        load_subword_tokenizer(tmp_path / "missing")
+        load_tokenizer(tmp_path / "missing")
     (tmp_path / "empty").mkdir()
     with pytest.raises(WarmstartError, match="no tokenizer.json"):
-        load_subword_tokenizer(tmp_path / "empty")
+        load_tokenizer(tmp_path / "empty")
     vectors = tmp_path / "vecs"
     vectors.mkdir()
     artifact.write_meta(vectors, kind="vectors", config={})
     with pytest.raises(WarmstartError, match="'vectors' artifact without a tokenizer.json"):
-        load_subword_tokenizer(vectors)
+        load_tokenizer(vectors)
     junk = tmp_path / "tokenizer.json"
     junk.write_text("{not a tokenizer")
     with pytest.raises(WarmstartError, match="not a valid Hugging Face tokenizer.json"):
-        load_subword_tokenizer(junk)
+        load_tokenizer(junk)
 
 
 def test_returns_hf_tokenizer(trained: dict[str, Path]) -> None:
-    assert isinstance(load_subword_tokenizer(trained["bpe"]), tokenizers.Tokenizer)
+    assert isinstance(load_tokenizer(trained["bpe"]), tokenizers.Tokenizer)

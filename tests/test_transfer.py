@@ -535,6 +535,27 @@ def test_bad_inputs_are_named(tmp_path: Path) -> None:
         finetune(str(one_class), progress=False)
 
 
+def test_cli_finetune_config_from_a_classifier_reruns_its_settings(agnews: tuple,
+                                                                   tmp_path: Path) -> None:
+    from warmstart.cli import main
+
+    train, _ = agnews
+    small = train.sample_per_class(40, seed=0)
+    train_file = tmp_path / "train.tsv"
+    train_file.write_text("".join(f"{t}\t{small.labels[y]}\n"
+                                  for t, y in zip(small.texts, small.y, strict=True)),
+                          encoding="utf-8")
+    first, second = tmp_path / "first", tmp_path / "second"
+    main(["finetune", str(train_file), "--out", str(first), "--no-header", "--text-field", "0",
+          "--label-field", "1", "--dev-fraction", "0.25", "--epochs", "1", "--buckets", "5000",
+          "--lr", "0.01", "--seed", "3", "--threads", "2", "--quiet"])
+    main(["finetune", str(train_file), "--out", str(second), "--config",
+          str(first / "warmstart.json"), "--quiet"])
+    saved = [json.loads((f / "warmstart.json").read_text())["config"] for f in (first, second)]
+    assert saved[0] == saved[1]
+    assert saved[1]["train"]["lr"] == 0.01 and saved[1]["data"]["dev_fraction"] == 0.25
+
+
 def test_cli_finetune_predict_evaluate(agnews: tuple, tmp_path: Path, shared_data: Path) -> None:
     test_file = tmp_path / "test.tsv"
     _, test = agnews

@@ -51,7 +51,7 @@ def test_interrupted_run_resumes_to_the_same_vectors(tmp_path, sig):
     other = subprocess.run(_cmd(out)[:-1] + ["--dim", "16", "--quiet"], capture_output=True, text=True,
                            timeout=300)
     assert other.returncode == 2
-    assert "dim (32 there, 16 now)" in other.stderr
+    assert "config.dim: checkpoint 32, now 16" in other.stderr
     assert state_file.exists()
 
     done = subprocess.run(_cmd(out), capture_output=True, text=True, timeout=300)

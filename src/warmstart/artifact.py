@@ -10,19 +10,26 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import functools
 import hashlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from warmstart.errors import WarmstartError, with_article
 
 FORMAT = "warmstart/1"
-META_FILE = "warmstart.json"
+
+# The files of an artifact folder, named once for every reader and writer.
+META_FILE = "warmstart.json"  # format, kind, resolved settings, parent, data provenance
+WEIGHTS_FILE = "model.safetensors"  # the tensors
+TOKENIZER_FILE = "tokenizer.json"  # a subword tokenizer (Hugging Face tokenizers)
+VOCAB_FILE = "vocab.json"  # the words of word-level models
+METRICS_FILE = "metrics.jsonl"  # what training logged, one JSON object per line
 CHECKPOINT_DIR = "checkpoint"  # an unfinished run's resumable state, inside its artifact folder
 
 
@@ -30,6 +37,24 @@ def _version() -> str:
     from warmstart import __version__
 
     return __version__
+
+
+def append_metrics(path: str | os.PathLike[str], records: Iterable[dict[str, Any]]) -> None:
+    """Append ``records`` to the metrics log ``path`` (made if missing), one JSON object per
+    line, flushed to disk before returning so that a crash loses no logged line."""
+    with open(path, "a", encoding="utf-8") as f:
+        for record in records:
+            f.write(json.dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The records of the metrics log ``path``, in order (none if there is no such file)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
 def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
@@ -275,9 +300,28 @@ def read_meta(folder: str | os.PathLike[str], *, kind: str | None = None) -> dic
 
 
 def file_fingerprint(paths: list[str]) -> str:
-    """A cheap content fingerprint of input files: names, sizes and modification times."""
+    """A content fingerprint of input files: their sizes and contents, in the order of their
+    sorted paths. A file re-created with the same content (a new modification time) keeps its
+    fingerprint; one changed byte changes it."""
     h = hashlib.sha256()
     for p in sorted(paths):
         st = os.stat(p)
-        h.update(f"{os.path.abspath(p)}\0{st.st_size}\0{int(st.st_mtime)}\n".encode())
+        h.update(f"{st.st_size}\0{content_hash(p)}\n".encode())
     return h.hexdigest()[:16]
+
+
+def content_hash(path: str | os.PathLike[str]) -> str:
+    """The sha256 of the file at ``path``, read once per process for each (path, size,
+    modification time, inode): a run asks for its corpus's fingerprint several times."""
+    st = os.stat(path)
+    return _hash_file(os.path.abspath(path), st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+@functools.lru_cache(maxsize=4096)
+def _hash_file(path: str, size: int, mtime_ns: int, inode: int) -> str:
+    """The sha256 of ``path``; the other arguments only key the cache."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()

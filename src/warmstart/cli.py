@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from warmstart.artifact import TOKENIZER_FILE
 from warmstart.cli_options import corpus_of, ordered_options, resolved_settings, run_options
 from warmstart.config import PRECISIONS
 from warmstart.errors import RunInterrupted, WarmstartError, with_article
@@ -162,7 +163,7 @@ def tokenizer_train(ctx: click.Context, corpus: tuple[str, ...], text_field: str
     if as_json:
         _emit({"out": out, "model": model, "n_vocab": tok.get_vocab_size()})
         return
-    click.echo(f"trained a {model} tokenizer with {tok.get_vocab_size():,} tokens: {out}/tokenizer.json")
+    click.echo(f"trained a {model} tokenizer with {tok.get_vocab_size():,} tokens: {Path(out) / TOKENIZER_FILE}")
 
 
 @cli.command("pretrain")
@@ -241,7 +242,8 @@ def _task_option(value: tuple[str, ...]) -> dict[str, str]:
 @cli.command("finetune")
 @click.argument("train", type=click.Path())
 @click.option("--out", required=True, type=click.Path(), help="classifier folder to write")
-@click.option("--config", type=click.Path(), help="TOML file of settings (a [finetune] table or top level)")
+@click.option("--config", type=click.Path(), help="TOML file of settings (a [finetune] table or top level), or a "
+              "classifier's warmstart.json: re-run its settings")
 @click.option("--task", "extra_tasks", multiple=True, metavar="NAME=FILE",
               help="another labeled dataset, trained as its own head (multi-task); repeatable")
 @click.option("--quiet", is_flag=True, help="no progress bars")

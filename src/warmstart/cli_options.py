@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from warmstart.config import FIELD_TYPES, field_kind, read_toml, split_settings
+from warmstart.config import FIELD_TYPES, field_kind, read_config, split_settings
 
 
 def dataclass_options(cls: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -62,7 +62,7 @@ def resolved_settings(cls: type | tuple[type, ...], ctx: click.Context, config: 
     names = [{f.name for f in dataclasses.fields(c)} for c in classes]
     values: dict[str, Any] = {}
     if config:
-        for part in split_settings(classes, read_toml(config, section=section),
+        for part in split_settings(classes, read_config(config, section=section),
                                    where=f"--config {config}"):
             values.update(part)
     for own in names:
@@ -92,7 +92,8 @@ def run_options(section: str, *classes: type) -> Callable[[Callable[..., Any]], 
         fn = click.option("--quiet", is_flag=True, help="no progress bars")(fn)
         fn = ordered_options(*classes)(fn)
         fn = click.option("--config", type=click.Path(),
-                          help=f"TOML file of settings (a [{section}] table or top level)")(fn)
+                          help=f"TOML file of settings (a [{section}] table or top level), or an "
+                               "artifact's warmstart.json: re-run its settings")(fn)
         fn = click.option("--out", required=True, type=click.Path(), help="artifact folder to write")(fn)
         return corpus_options(fn)
 

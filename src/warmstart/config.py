@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from warmstart.errors import WarmstartError
+from warmstart.errors import WarmstartError, with_article
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -82,6 +82,53 @@ def load_toml(path: str | Path, *, option: str = "--config") -> dict[str, Any]:
     except RecursionError:
         raise WarmstartError(f"{option} {p}: not valid TOML (arrays or tables nested too "
                              "deep to read)") from None
+
+
+#: What ``--config ARTIFACT/warmstart.json`` reads, by the command's section: the kinds of
+#: artifact the command makes, and the tables of the artifact's saved config that hold the
+#: command's settings (none: they are the config's top level). Other tables (a model's shape,
+#: what ``--recipe auto`` chose) are results, not settings.
+ARTIFACT_SETTINGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "vectors": (("vectors",), ()),
+    "pretrain": (("encoder", "decoder"), ("pretrain", "objective", "train")),
+    "finetune": (("classifier",), ("data", "finetune", "train", "few_labels", "recipe")),
+}
+
+
+def read_config(path: str | Path, *, section: str) -> dict[str, Any]:
+    """The settings in the ``--config`` file ``path`` of the command whose table is ``section``.
+
+    A TOML file gives its ``[section]`` table, or its top level (see :func:`read_toml`). An
+    artifact's ``warmstart.json`` gives the settings it was made with, so that
+    ``--config ARTIFACT/warmstart.json`` re-runs them; an artifact of a kind the command does
+    not make is an error.
+    """
+    p = Path(path)
+    if p.suffix != ".json":
+        return read_toml(p, section=section)
+    from warmstart.artifact import META_FILE, read_meta
+
+    if p.name != META_FILE:
+        raise WarmstartError(f"--config {p}: give a TOML file or an artifact's {META_FILE}")
+    if not p.is_file():
+        raise WarmstartError(f"--config {p}: no such file")
+    meta = read_meta(p.parent)
+    kinds, tables = ARTIFACT_SETTINGS.get(section, ((), ()))
+    if meta["kind"] not in kinds:
+        raise WarmstartError(
+            f"--config {p}: the settings of {with_article(repr(meta['kind']))} artifact; "
+            f"`{section}` re-runs those of {' or '.join(with_article(repr(k)) for k in kinds)} "
+            "artifact"
+        )
+    config = meta["config"]
+    values = {k: v for k, v in config.items() if not isinstance(v, dict)} if not tables else {}
+    for table in tables:
+        part = config.get(table, {})
+        if not isinstance(part, dict):
+            raise WarmstartError(f"--config {p}: corrupt artifact metadata ({table!r} is not "
+                                 "an object); re-create the artifact")
+        values.update(part)
+    return values
 
 
 def read_toml(path: str | Path, *, section: str | None = None) -> dict[str, Any]:

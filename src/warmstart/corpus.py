@@ -248,8 +248,9 @@ class Corpus:
     def describe(self) -> dict[str, Any]:
         """Provenance for an artifact's ``data`` field: the paths as given and a fingerprint.
 
-        The fingerprint (:func:`warmstart.artifact.file_fingerprint`) covers the names, sizes
-        and modification times of all files, so it changes when any input file does.
+        The fingerprint (:func:`warmstart.artifact.file_fingerprint`) covers the sizes and
+        contents of all files: it changes when any input file's content does, not when a file
+        is only written again.
         """
         return {
             "paths": [os.path.abspath(os.path.expanduser(p)) for p in self.paths],

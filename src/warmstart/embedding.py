@@ -38,13 +38,15 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 
-from warmstart.artifact import atomic_file, folder_kind, read_meta
+from warmstart.artifact import atomic_file, folder_kind
 from warmstart.config import PRECISIONS
 from warmstart.errors import WarmstartError, with_article
 from warmstart.models.onnx import ONNX_KIND, OnnxModel
+from warmstart.tokenize import make_tokenizer
 from warmstart.train.precision import fast_bf16
 from warmstart.transfer.bodies import Body, EncoderBody, TfidfBody, WordVectorBody, sorted_batches
 from warmstart.transfer.classifier import Classifier, body_autocast, source_records
+from warmstart.vectors.formats import load_vectors, vectors_tokenizer
 from warmstart.vectors.keyed import KeyedVectors
 
 #: What :func:`embed_file` writes, by the suffix of ``out``.
@@ -232,17 +234,6 @@ class OnnxEmbedder(Embedder):
                 **self.source}
 
 
-def vectors_tokenizer(path: str | os.PathLike[str]) -> Any:
-    """The word tokenizer a vectors artifact was trained with (``tagged`` corpora: jieba, as
-    raw text is not tagged), so a text splits into the words the vectors know."""
-    from warmstart.tokenize import make_tokenizer
-
-    made_with = read_meta(path).get("config", {})
-    name = str(made_with.get("tokenizer", "words"))
-    return make_tokenizer({"tagged": "jieba"}.get(name, name),
-                          lowercase=bool(made_with.get("lowercase", False)))
-
-
 def pick_device(device: str) -> torch.device:
     """``auto``: the GPU where there is one, else the CPU."""
     if device not in DEVICES:
@@ -280,8 +271,9 @@ def load_embedder(
     where = pick_device(device)
     if kind == "vectors":
         # Memory-mapped: several server workers share one copy in the page cache.
-        return VectorsEmbedder(KeyedVectors.load(folder, mmap=True), tokenizer=vectors_tokenizer(folder),
-                               source=source)
+        name, lowercase = vectors_tokenizer(folder)
+        return VectorsEmbedder(load_vectors(folder, mmap=True),
+                               tokenizer=make_tokenizer(name, lowercase=lowercase), source=source)
     if kind == ONNX_KIND:
         return OnnxEmbedder(OnnxModel.load(folder, threads=threads, batch_size=batch_size),
                             source=source)

@@ -25,7 +25,14 @@ from typing import Any
 import tokenizers
 import torch
 
-from warmstart.artifact import building, check_out, check_room
+from warmstart.artifact import (
+    METRICS_FILE,
+    TOKENIZER_FILE,
+    append_metrics,
+    building,
+    check_out,
+    check_room,
+)
 from warmstart.config import opt, split_settings
 from warmstart.corpus import Corpus
 from warmstart.errors import WarmstartError
@@ -35,6 +42,7 @@ from warmstart.objectives import KINDS, OBJECTIVES, Objective, ObjectiveConfig, 
 from warmstart.objectives.base import SpecialTokens
 from warmstart.sequences import DocumentSequences, PackedSequences, PretrainBatches
 from warmstart.shards import build_shards
+from warmstart.tokenize.subword import load_tokenizer, train_tokenizer
 from warmstart.train.budget import Budget, parse_duration
 from warmstart.train.distributed import Distributed
 from warmstart.train.loop import TrainConfig, TrainResult, train
@@ -194,40 +202,27 @@ def _tokenizer(
     progress: bool, dist: Distributed,
 ) -> tokenizers.Tokenizer:
     if pcfg.tokenizer:
-        path = Path(pcfg.tokenizer)
-        if path.is_dir():
-            path = path / "tokenizer.json"
-        if not path.is_file():
-            raise WarmstartError(
-                f"--tokenizer {pcfg.tokenizer}: no such tokenizer file; make one with "
-                "`warmstart tokenizer train`, or leave --tokenizer out to train one on the corpus"
-            )
-        try:
-            tok = tokenizers.Tokenizer.from_file(str(path))
-        except Exception as e:  # tokenizers raises plain Exceptions for bad files
-            raise WarmstartError(f"--tokenizer {path}: not a tokenizer.json file ({e})") from None
+        tok = load_tokenizer(pcfg.tokenizer, option="--tokenizer")
         if init is not None and tok.get_vocab_size() != init.model.config.vocab_size:
             raise WarmstartError(
-                f"--tokenizer {path} has {tok.get_vocab_size()} tokens but --init "
+                f"--tokenizer {pcfg.tokenizer} has {tok.get_vocab_size()} tokens but --init "
                 f"{pcfg.init} has {init.model.config.vocab_size}; use the model's own tokenizer"
             )
         return tok
     if init is not None:
         if init.tokenizer is None:
-            raise WarmstartError(f"--init {pcfg.init}: has no tokenizer.json; give --tokenizer")
+            raise WarmstartError(f"--init {pcfg.init}: has no {TOKENIZER_FILE}; give --tokenizer")
         return init.tokenizer
-    from warmstart.tokenize.subword import train_tokenizer
-
     key = hashlib.sha256(repr((corpus.describe()["fingerprint"], pcfg.vocab_size,
                                pcfg.lowercase)).encode()).hexdigest()[:16]
     folder = cache / "tokenizers" / key
-    if not (folder / "tokenizer.json").exists():
+    if not (folder / TOKENIZER_FILE).exists():
         if dist.main:
             train_tokenizer(corpus, out=folder, model="wordpiece",
                             vocab_size=pcfg.vocab_size, lowercase=pcfg.lowercase,
                             progress=progress)
         dist.barrier()  # the others wait here until the main process has saved it
-    return tokenizers.Tokenizer.from_file(str(folder / "tokenizer.json"))
+    return load_tokenizer(folder)
 
 
 def _model_config(
@@ -305,8 +300,6 @@ def _save(
     settings: dict[str, Any], result: TrainResult, *, init: str | None,
     data: dict[str, Any], title: str,
 ) -> None:
-    import json
-
     from safetensors.torch import save_file
 
     from warmstart.train.plots import plot_losses
@@ -317,6 +310,5 @@ def _save(
         # The heads let --init continue this objective where it stopped; the model alone is
         # what downstream tasks and the Hugging Face export use.
         save_file(_heads(objective), str(folder / HEADS_FILE), metadata={"objective": objective.name})
-        lines = [json.dumps(r) for r in result.history]
-        (folder / "metrics.jsonl").write_text("".join(x + "\n" for x in lines), encoding="utf-8")
+        append_metrics(folder / METRICS_FILE, result.history)
         plot_losses(result.history, folder / "plots" / "loss.png", title=title)

@@ -16,7 +16,6 @@ training loop those rows, prepared by the objective.
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -26,6 +25,7 @@ import torch
 
 from warmstart.errors import WarmstartError
 from warmstart.objectives import Objective
+from warmstart.seeds import mix_seed
 from warmstart.shards import TokenShards, checked_index
 from warmstart.train.batches import Prepared
 
@@ -226,7 +226,7 @@ class PretrainBatches:
 
     def train_batch(self, step: int) -> tuple[Prepared, int]:
         rows = rows_for_step(step, self.batch_size, len(self.train_rows), seed=self.seed)
-        return self._prepare(rows, self.train_rows, _seed(self.seed, "train", step))
+        return self._prepare(rows, self.train_rows, mix_seed(self.seed, "train", step))
 
     def valid_batches(self, n: int) -> Sequence[Prepared]:
         if self._valid is None:
@@ -235,9 +235,6 @@ class PretrainBatches:
                 order = np.arange(len(self.valid_rows))
                 for i in range(min(n, math.ceil(len(order) / self.batch_size))):
                     rows = order[i * self.batch_size:(i + 1) * self.batch_size]
-                    self._valid.append(self._prepare(rows, self.valid_rows, _seed(self.seed, "valid", i))[0])
+                    self._valid.append(self._prepare(rows, self.valid_rows, mix_seed(self.seed, "valid", i))[0])
         return self._valid[:n]
 
-
-def _seed(*parts: Any) -> int:
-    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "little") >> 1

@@ -80,7 +80,7 @@ def build_shards(
     """Tokenize ``corpus`` into a cache folder under ``cache_dir`` (or reuse it); return views.
 
     Returns ``(train, valid)``. The cache folder is ``cache_dir / <key>``, where the key hashes
-    the corpus files (names in order, sizes, modification times), ``text_field`` and
+    the corpus files (names in order, sizes, contents: not modification times), ``text_field`` and
     ``has_header``, the tokenizer's JSON, ``valid_fraction`` and ``max_valid_docs``; when a
     complete folder for the key exists, it is opened without tokenizing anything.
     ``shard_tokens`` only sets how the ids are cut into files, so it is not part of the key.

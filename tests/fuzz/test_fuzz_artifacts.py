@@ -38,14 +38,14 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from warmstart import artifact
+from warmstart.artifact import TOKENIZER_FILE, VOCAB_FILE, WEIGHTS_FILE
 from warmstart.errors import WarmstartError
 from warmstart.tokenize.subword import (
     SUBWORD_MODELS,
-    TOKENIZER_FILE,
-    load_subword_tokenizer,
+    load_tokenizer,
     train_tokenizer,
 )
-from warmstart.vectors.keyed import MODEL_FILE, VOCAB_FILE, KeyedVectors
+from warmstart.vectors.keyed import KeyedVectors
 
 KINDS = ("vectors", "encoder", "decoder", "classifier", "tokenizer")
 
@@ -172,7 +172,7 @@ def test_vectors_save_load_save_is_the_identity(kv: KeyedVectors, mmap: bool) ->
         for name in ("vectors", "counts", "ngram_vectors"):
             assert same(getattr(back, name), getattr(kv, name)), name
         back.save(d / "b", config={"note": "x"})
-        for name in (MODEL_FILE, VOCAB_FILE):
+        for name in (WEIGHTS_FILE, VOCAB_FILE):
             assert (d / "a" / name).read_bytes() == (d / "b" / name).read_bytes(), name
         assert without_created(d / "a") == without_created(d / "b")
         assert not temporaries(d)
@@ -205,7 +205,7 @@ def damaged_vectors(draw: st.DrawFn) -> tuple[str, bytes | None]:
         return name, None
     if how == "damaged":
         return name, draw(mutated(data))
-    if name == MODEL_FILE:  # a header of the wrong shape before the same tensor bytes
+    if name == WEIGHTS_FILE:  # a header of the wrong shape before the same tensor bytes
         header, body = safetensors_header(data)
         raw = json_text(draw(json_mutated(header))).encode()
         return name, struct.pack("<Q", len(raw)) + raw + draw(maybe_mutated(body))
@@ -266,7 +266,7 @@ def test_tokenizer_save_load_save_is_the_identity(corpus: list[str], model: str,
             assert not (d / "t").exists() and not temporaries(d)
             return
         for source in (d / "t", d / "t" / TOKENIZER_FILE):
-            loaded = load_subword_tokenizer(source)
+            loaded = load_tokenizer(source)
             assert loaded.encode(probe).ids == trained.encode(probe).ids
         loaded.save(str(d / "again.json"))
         first = (d / "t" / TOKENIZER_FILE).read_bytes()
@@ -274,7 +274,7 @@ def test_tokenizer_save_load_save_is_the_identity(corpus: list[str], model: str,
         # The tokenizers library parses JSON floats without correct rounding, so a Unigram
         # score may move by one unit in the last place on the first load; then it stays.
         assert close(json.loads(again), json.loads(first))
-        load_subword_tokenizer(d / "again.json").save(str(d / "thrice.json"))
+        load_tokenizer(d / "again.json").save(str(d / "thrice.json"))
         assert (d / "thrice.json").read_bytes() == again
         meta = artifact.read_meta(d / "t", kind="tokenizer")
         assert meta["n_vocab"] == loaded.get_vocab_size()
@@ -323,7 +323,7 @@ def test_damaged_tokenizer_loads_or_fails_naming_the_file(data: bytes, how: str,
         if how == "artifact":
             (folder / artifact.META_FILE).write_bytes(meta or json_text(a_meta()).encode())
         try:
-            tok = load_subword_tokenizer(folder / TOKENIZER_FILE if how == "file" else folder)
+            tok = load_tokenizer(folder / TOKENIZER_FILE if how == "file" else folder)
         except WarmstartError as e:
             user_error(e, folder)
             return
@@ -333,11 +333,11 @@ def test_damaged_tokenizer_loads_or_fails_naming_the_file(data: bytes, how: str,
 def test_tokenizer_missing_or_a_folder(tmp_path: Path) -> None:
     for path in (tmp_path / "nothing", tmp_path):
         with pytest.raises(WarmstartError) as e:
-            load_subword_tokenizer(path)
+            load_tokenizer(path)
         user_error(e.value, path)
     (tmp_path / TOKENIZER_FILE).mkdir()
     with pytest.raises(WarmstartError) as e:
-        load_subword_tokenizer(tmp_path)
+        load_tokenizer(tmp_path)
     user_error(e.value, tmp_path)
     shutil.rmtree(tmp_path / TOKENIZER_FILE)
 

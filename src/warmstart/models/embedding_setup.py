@@ -13,12 +13,12 @@ from typing import Any
 from safetensors.torch import save_file
 
 from warmstart import artifact
+from warmstart.artifact import WEIGHTS_FILE
 from warmstart.errors import WarmstartError
 from warmstart.models.hf_mapping import (
     CONFIG_FILE,
     MODULES_FILE,
     SENTENCE_CONFIG_FILE,
-    WEIGHTS_FILE,
 )
 from warmstart.models.transformer import Encoder
 

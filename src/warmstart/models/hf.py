@@ -33,6 +33,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from warmstart import artifact
+from warmstart.artifact import TOKENIZER_FILE, WEIGHTS_FILE  # a Hugging Face folder's names too
 from warmstart.errors import WarmstartError
 from warmstart.models.embedding_setup import (
     EmbeddingSetup,
@@ -44,8 +45,6 @@ from warmstart.models.hf_mapping import (
     MLM_HEAD_NAMES,
     MODEL_TYPES,
     TOKENIZER_CONFIG_FILE,
-    TOKENIZER_FILE,
-    WEIGHTS_FILE,
     WEIGHTS_INDEX_FILE,
     bert_config,
     bert_hf_config,

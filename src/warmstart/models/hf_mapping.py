@@ -17,9 +17,7 @@ from warmstart.errors import WarmstartError
 from warmstart.models.transformer import Decoder, Encoder, TransformerConfig
 
 CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
 WEIGHTS_INDEX_FILE = "model.safetensors.index.json"
-TOKENIZER_FILE = "tokenizer.json"
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 MODULES_FILE = "modules.json"  # sentence-transformers: the pipeline after the transformer
 SENTENCE_CONFIG_FILE = "sentence_bert_config.json"

@@ -10,8 +10,9 @@ from typing import Any
 
 import tokenizers
 
-from warmstart.errors import WarmstartError
-from warmstart.models.hf_mapping import TOKENIZER_CONFIG_FILE, TOKENIZER_FILE
+from warmstart.artifact import TOKENIZER_FILE
+from warmstart.models.hf_mapping import TOKENIZER_CONFIG_FILE
+from warmstart.tokenize.subword import load_tokenizer
 
 
 def read_tokenizer(folder: Path, kind: str) -> tokenizers.Tokenizer | None:
@@ -19,10 +20,7 @@ def read_tokenizer(folder: Path, kind: str) -> tokenizers.Tokenizer | None:
     rebuilt from ``vocab.txt``; None when it has neither."""
     path = folder / TOKENIZER_FILE
     if path.is_file():
-        try:
-            return tokenizers.Tokenizer.from_file(str(path))
-        except Exception as e:  # the Rust side raises plain Exception
-            raise WarmstartError(f"{path}: cannot read tokenizer ({e})") from None
+        return load_tokenizer(path)
     vocab = folder / "vocab.txt"
     if kind == "encoder" and vocab.is_file():
         return _wordpiece_from_vocab(folder, vocab)

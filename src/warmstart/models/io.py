@@ -20,14 +20,20 @@ import tokenizers
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from warmstart.artifact import META_FILE, building, read_meta, write_meta
+from warmstart.artifact import (
+    META_FILE,
+    TOKENIZER_FILE,
+    WEIGHTS_FILE,
+    building,
+    read_meta,
+    write_meta,
+)
 from warmstart.errors import WarmstartError
 from warmstart.models.embedding_setup import EMBEDDING_KEY, EmbeddingSetup, read_embedding_setup
 from warmstart.models.hf import read_hf_folder, write_hf_folder
 from warmstart.models.transformer import Decoder, Encoder, MaskedLMHead, TransformerConfig
+from warmstart.tokenize.subword import load_tokenizer
 
-WEIGHTS_FILE = "model.safetensors"
-TOKENIZER_FILE = "tokenizer.json"
 #: Beside the model, the weights of the objective that trained it (its heads), tagged with the
 #: objective's name in the file's metadata; masked-LM pretraining's head is ``head.*``.
 HEADS_FILE = "heads.safetensors"
@@ -105,7 +111,7 @@ def load_pretrained(path: str | os.PathLike[str], *, kind: str | None = None) ->
         except (OSError, SafetensorError, RuntimeError) as e:
             raise WarmstartError(f"{folder / WEIGHTS_FILE}: cannot load the model ({e})") from None
         tok_path = folder / TOKENIZER_FILE
-        tok = tokenizers.Tokenizer.from_file(str(tok_path)) if tok_path.exists() else None
+        tok = load_tokenizer(tok_path) if tok_path.exists() else None
         loaded = Pretrained(model, tok, found, {"path": str(folder), "format": "warmstart"})
     else:
         hf = read_hf_folder(folder)

@@ -38,13 +38,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from warmstart.artifact import META_FILE, building, read_meta, write_meta
+from warmstart.artifact import META_FILE, TOKENIZER_FILE, building, read_meta, write_meta
 from warmstart.errors import WarmstartError
 from warmstart.models.transformer import Encoder
+from warmstart.tokenize.subword import load_tokenizer
 
 ONNX_KIND = "onnx"
 ONNX_FILE = "model.onnx"
-TOKENIZER_FILE = "tokenizer.json"
 INPUTS = ("input_ids", "attention_mask")
 EMBEDDINGS = "embeddings"
 QUANTIZATIONS = ("int8",)
@@ -424,10 +424,7 @@ class OnnxModel:
         for name in (ONNX_FILE, TOKENIZER_FILE):
             if not (folder / name).is_file():
                 raise WarmstartError(f"{folder}: has no {name}; export the model again")
-        try:
-            tokenizer = tokenizers.Tokenizer.from_file(str(folder / TOKENIZER_FILE))
-        except Exception as e:  # tokenizers raises a bare Exception for a bad file
-            raise WarmstartError(f"{folder / TOKENIZER_FILE}: cannot read the tokenizer ({e})") from None
+        tokenizer = load_tokenizer(folder / TOKENIZER_FILE)
         session = _session(folder / ONNX_FILE, threads=threads)
         return cls(session, tokenizer, meta["config"], folder=folder, batch_size=batch_size)
 

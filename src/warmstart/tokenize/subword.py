@@ -6,7 +6,7 @@ corpus it came from).
 
     >>> from warmstart.corpus import Corpus
     >>> tok = train_tokenizer(Corpus("news.txt"), out="tok", vocab_size=8000)  # doctest: +SKIP
-    >>> load_subword_tokenizer("tok").encode("Hello world").tokens                      # doctest: +SKIP
+    >>> load_tokenizer("tok").encode("Hello world").tokens                      # doctest: +SKIP
     ['[CLS]', 'hello', 'world', '[SEP]']
 
 Every model has the same special tokens with the same ids, which the transformer objectives
@@ -25,6 +25,7 @@ import tokenizers
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 from warmstart import artifact
+from warmstart.artifact import TOKENIZER_FILE
 from warmstart.config import check_settings, opt
 from warmstart.corpus import text_batches
 from warmstart.errors import WarmstartError, with_article
@@ -33,7 +34,6 @@ from warmstart.errors import WarmstartError, with_article
 SPECIAL_TOKENS: tuple[str, ...] = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 #: Valid values of ``model`` (the CLI's ``--model``).
 SUBWORD_MODELS: tuple[str, ...] = ("bpe", "wordpiece", "unigram")
-TOKENIZER_FILE = "tokenizer.json"
 #: The largest vocabulary we train (the Rust trainer aborts the process near 2**31).
 MAX_VOCAB = 1 << 24
 
@@ -209,36 +209,41 @@ def train_tokenizer(
     return tok
 
 
-def load_subword_tokenizer(path: str | os.PathLike[str]) -> tokenizers.Tokenizer:
+def load_tokenizer(path: str | os.PathLike[str], *, option: str = "") -> tokenizers.Tokenizer:
     """Load a subword tokenizer from an artifact folder, a folder or a ``tokenizer.json``.
 
     ``path`` may be a warmstart artifact folder holding ``tokenizer.json`` (a tokenizer
     artifact, or a model artifact that carries its tokenizer), any folder with a
     ``tokenizer.json`` (e.g. a Hugging Face model folder), or the ``tokenizer.json`` file
-    itself. Anything else raises :class:`~warmstart.errors.WarmstartError`.
+    itself. Anything else raises :class:`~warmstart.errors.WarmstartError`, whose message
+    starts with ``option`` (e.g. ``--tokenizer``) when the path came from one.
     """
     path = Path(path)
+    where = f"{option} {path}" if option else str(path)
     if path.is_dir():
         file = path / TOKENIZER_FILE
         if (path / artifact.META_FILE).exists():
             meta = artifact.read_meta(path)  # checks the format version
             if not file.exists():
                 raise WarmstartError(
-                    f"{path}: is {with_article(repr(meta.get('kind')))} artifact without a {TOKENIZER_FILE}; "
+                    f"{where}: is {with_article(repr(meta.get('kind')))} artifact without a {TOKENIZER_FILE}; "
                     "a tokenizer artifact (from training a subword tokenizer) is needed here"
                 )
         elif not file.exists():
             raise WarmstartError(
-                f"{path}: no {TOKENIZER_FILE} in this folder; give a tokenizer artifact, a "
+                f"{where}: no {TOKENIZER_FILE} in this folder; give a tokenizer artifact, a "
                 f"Hugging Face model folder or a {TOKENIZER_FILE} file"
             )
     elif path.is_file():
         file = path
     else:
-        raise WarmstartError(f"{path}: no such file or folder; check the tokenizer path")
+        raise WarmstartError(f"{where}: no such tokenizer file (no such file or folder); make one "
+                             f"with `warmstart tokenizer train`, or give a {TOKENIZER_FILE} or a "
+                             "folder holding one")
     try:
         return tokenizers.Tokenizer.from_file(str(file))
     except Exception as e:  # the Rust side raises a plain Exception for any bad file
         raise WarmstartError(
-            f"{file}: not a valid Hugging Face {TOKENIZER_FILE} ({e}); re-create the tokenizer"
+            f"{option + ' ' if option else ''}{file}: not a valid Hugging Face {TOKENIZER_FILE} "
+            f"({e}); re-create the tokenizer"
         ) from None

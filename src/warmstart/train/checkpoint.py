@@ -1,33 +1,29 @@
-"""Checkpoints of a training run: model, optimizer and progress, written atomically.
+"""Checkpoints of a training run: model, optimizer and progress.
 
 ``OUT/checkpoint/`` holds ``state.safetensors`` (model and optimizer tensors), ``state.json``
 (step, tokens, elapsed time, optimizer hyperparameters and the run's fingerprint) and
 ``metrics.jsonl`` (the log up to this point, so a resumed log has no gap and no duplicates).
-The folder is built under a temporary name and renamed into place. Nothing is pickled.
+The folder mechanism (atomic replacement, format version, fingerprint check) is
+:mod:`warmstart.checkpoints`. Nothing is pickled.
 
 Randomness needs no saved state: the loop reseeds from (seed, step, rank) every step.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from warmstart.artifact import CHECKPOINT_DIR, staged_dir
+from warmstart.artifact import CHECKPOINT_DIR, METRICS_FILE, append_metrics, read_metrics
+from warmstart.checkpoints import read_checkpoint, write_checkpoint
 from warmstart.errors import WarmstartError
 
-_STATE = "state.json"
 _TENSORS = "state.safetensors"
-_METRICS = "metrics.jsonl"
 FORMAT = "warmstart-train-checkpoint/1"
-
-
 @dataclass
 class Progress:
     """Where a run stands."""
@@ -59,7 +55,7 @@ def save_checkpoint(
     for k, v in (progress.best_state or {}).items():
         tensors[f"best.{k}"] = v.contiguous()
     groups = [{k: v for k, v in g.items()} for g in opt_state["param_groups"]]
-    meta = {
+    state = {
         "format": FORMAT,
         "step": progress.step,
         "tokens": progress.tokens,
@@ -68,12 +64,12 @@ def save_checkpoint(
         "fingerprint": fingerprint,
         "best": progress.best,
     }
-    with staged_dir(out / CHECKPOINT_DIR) as tmp:
-        save_file(tensors, str(tmp / _TENSORS))
-        (tmp / _STATE).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
-        lines = [json.dumps(r) for r in progress.history]
-        (tmp / _METRICS).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    return out / CHECKPOINT_DIR
+
+    def write_files(folder: Path) -> None:
+        save_file(tensors, str(folder / _TENSORS))
+        append_metrics(folder / METRICS_FILE, progress.history)
+
+    return write_checkpoint(out, state, write_files)
 
 
 def load_checkpoint(
@@ -88,53 +84,25 @@ def load_checkpoint(
     A checkpoint made by a different configuration, tokenizer or corpus is refused, naming
     what differs; a damaged one is refused, saying how to start over.
     """
-    folder = out / CHECKPOINT_DIR
-    if not (folder / _STATE).exists():
+    found = read_checkpoint(
+        out, format=FORMAT, fingerprint=fingerprint,
+        read_files=lambda folder: (load_file(str(folder / _TENSORS)),
+                                   read_metrics(folder / METRICS_FILE)),
+    )
+    if found is None:
         return None
-    try:
-        meta = json.loads((folder / _STATE).read_text(encoding="utf-8"))
-        tensors = load_file(str(folder / _TENSORS))
-    except (OSError, ValueError, SafetensorError) as e:
-        raise WarmstartError(
-            f"{folder}: the checkpoint is damaged ({e}); delete that folder to start over"
-        ) from None
-    if meta.get("format") != FORMAT:
-        raise WarmstartError(f"{folder}: not a training checkpoint of this version of warmstart")
-    saved = meta.get("fingerprint", {})
-    if saved != fingerprint:
-        raise WarmstartError(
-            f"{folder}: this checkpoint was made by a different run "
-            f"({describe_difference(saved, fingerprint)}); use the settings it was made with, "
-            "or another --out, or delete the checkpoint folder to start over"
-        )
+    meta, (tensors, history) = found
     model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     try:
         module.load_state_dict(model_state, strict=True)
     except RuntimeError as e:
-        raise WarmstartError(f"{folder}: the checkpoint does not fit the model ({e})") from None
+        raise WarmstartError(f"{out / CHECKPOINT_DIR}: the checkpoint does not fit the model ({e})") from None
     opt_state: dict[int, dict[str, torch.Tensor]] = {}
     for k, v in tensors.items():
         if k.startswith("optim."):
             _, index, key = k.split(".", 2)
             opt_state.setdefault(int(index), {})[key] = v
     optimizer.load_state_dict({"state": opt_state, "param_groups": meta["param_groups"]})
-    history = []
-    if (folder / _METRICS).exists():
-        history = [json.loads(line) for line in (folder / _METRICS).read_text().splitlines() if line]
     best_state = {k[len("best."):]: v for k, v in tensors.items() if k.startswith("best.")}
     return Progress(step=meta["step"], tokens=meta["tokens"], elapsed=meta["elapsed"],
                     history=history, best=meta.get("best", {}), best_state=best_state or None)
-
-
-def describe_difference(saved: dict[str, Any], now: dict[str, Any], prefix: str = "") -> str:
-    """A short account of the keys on which two fingerprints differ."""
-    parts = []
-    for key in sorted(set(saved) | set(now)):
-        a, b = saved.get(key), now.get(key)
-        if a == b:
-            continue
-        if isinstance(a, dict) and isinstance(b, dict):
-            parts.append(describe_difference(a, b, f"{prefix}{key}."))
-        else:
-            parts.append(f"{prefix}{key}: checkpoint {a!r}, now {b!r}")
-    return "; ".join(p for p in parts if p)

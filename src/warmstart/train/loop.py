@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +26,8 @@ from torch import nn
 
 from warmstart.config import opt
 from warmstart.errors import RunInterrupted, WarmstartError
+from warmstart.seeds import mix_seed
+from warmstart.stopping import StopOnSignal
 from warmstart.train.batches import BatchSource, Prepared
 from warmstart.train.budget import Budget
 from warmstart.train.checkpoint import Progress, load_checkpoint, save_checkpoint
@@ -132,27 +133,6 @@ def learning_rate(config: TrainConfig, progress: float) -> float:
     if config.schedule == "cosine":
         return config.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, rest)))
     return config.lr * max(0.0, 1.0 - rest)
-
-
-class _StopFlag:
-    """SIGINT/SIGTERM ask the loop to checkpoint and stop after the current step."""
-
-    def __init__(self) -> None:
-        self.signal: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> _StopFlag:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(ValueError):  # not the main thread
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.signal = signum
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 def train(
@@ -318,7 +298,7 @@ def _run(
         early_stop = validate()
         window_start = time.perf_counter()  # training speed, not validation's
     on_step = getattr(module, "on_step", None)
-    with _StopFlag() as stop:
+    with StopOnSignal() as stop:
         while True:
             elapsed, signalled = dist.max([time.perf_counter() - run_start, float(stop.signal or 0)])
             state.elapsed = elapsed
@@ -345,7 +325,7 @@ def _run(
                 on_step(fraction)
 
             prepared, n_tokens = batches.train_batch(state.step)
-            torch.manual_seed(_mix(config.seed, state.step, dist.rank))  # dropout
+            torch.manual_seed(mix_seed(config.seed, state.step, dist.rank))  # dropout
             module.train()
             stats = _accumulate(model, prepared, rows=(dist.rank * share, (dist.rank + 1) * share),
                                 micro=micro, world=dist.world, device=device, autocast=autocast)
@@ -481,15 +461,6 @@ def _validate(
     summary = _summarise(dist.sum(totals), steps=len(held_out))
     record.update({f"valid_{k}": v for k, v in summary.items()})
     return record
-
-
-def _mix(*values: int) -> int:
-    """A seed from several integers (splitmix-style), stable across runs and platforms."""
-    h = 0x9E3779B97F4A7C15
-    for v in values:
-        h = ((h ^ (v & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
-        h ^= h >> 31
-    return h & 0x7FFFFFFFFFFFFFFF
 
 
 def _progress_bar(enabled: bool, state: Progress) -> Any:

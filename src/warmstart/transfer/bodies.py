@@ -34,15 +34,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from warmstart.artifact import TOKENIZER_FILE, VOCAB_FILE
 from warmstart.errors import WarmstartError
-from warmstart.models.io import TOKENIZER_FILE
 from warmstart.models.transformer import Encoder, TransformerConfig
 from warmstart.tokenize import Tokenizer, make_tokenizer
+from warmstart.tokenize.subword import load_tokenizer
 
 POOLINGS = ("mean", "cls", "pooler")
 TRUNCATIONS = ("head", "tail", "head+tail")
 #: The words (or TF-IDF terms) of a word-vector or TF-IDF body, saved beside its weights.
-VOCAB_FILE = "vocab.json"
 
 
 def truncate(ids: Sequence[int], keep: int, how: str = "head") -> list[int]:
@@ -233,7 +233,7 @@ class EncoderBody(Body):
         if not tok_path.exists():
             raise WarmstartError(f"{folder}: the classifier has no {TOKENIZER_FILE}")
         encoder = Encoder(TransformerConfig.from_dict(spec["model"]))
-        return cls(encoder, tokenizers.Tokenizer.from_file(str(tok_path)),
+        return cls(encoder, load_tokenizer(tok_path),
                    pooling=spec["pooling"], max_len=spec["max_len"],
                    truncation=spec.get("truncation", "head"),
                    normalize=bool(spec.get("normalize", False)))

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from warmstart.artifact import building, check_out
+from warmstart.artifact import METRICS_FILE, append_metrics, building, check_out
 from warmstart.config import split_settings
 from warmstart.errors import WarmstartError
 from warmstart.labeled import LabeledDataset
@@ -364,16 +364,13 @@ def _save(
     out: Path, classifier: Classifier, settings: dict[str, Any], result: TrainResult | None,
     dev: dict[str, dict[str, Any]], *, parent: str | None, data: dict[str, Any],
 ) -> None:
-    import json
-
     from warmstart.evaluation.classification import write_report
     from warmstart.train.plots import plot_losses
 
     with building(out) as folder:
         classifier.save_into(folder, config=settings, parent=parent, data=data)
         if result is not None:
-            lines = [json.dumps(r) for r in result.history]
-            (folder / "metrics.jsonl").write_text("".join(x + "\n" for x in lines), encoding="utf-8")
+            append_metrics(folder / METRICS_FILE, result.history)
             plot_losses(result.history, folder / "plots" / "loss.png", title="fine-tuning")
         for name, report in dev.items():
             write_report(report, folder / "dev" / name if len(dev) > 1 else folder / "dev")

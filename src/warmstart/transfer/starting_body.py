@@ -24,15 +24,11 @@ def make_body(cfg: FinetuneConfig, texts: list[str]) -> tuple[Body, str | None]:
     if cfg.init:
         meta_kind = artifact_kind(cfg.init)
         if meta_kind == "vectors":
-            from warmstart.artifact import read_meta
-            from warmstart.vectors.keyed import KeyedVectors
+            from warmstart.vectors.formats import load_vectors, vectors_tokenizer
 
-            vectors = KeyedVectors.load(cfg.init)
-            made_with = read_meta(cfg.init).get("config", {})
-            # Vectors trained on pre-segmented, tagged text read raw text with jieba.
-            name = {"tagged": "jieba"}.get(made_with.get("tokenizer", "words"),
-                                           made_with.get("tokenizer", "words"))
-            tokenizer = make_tokenizer(name, lowercase=bool(made_with.get("lowercase", False)))
+            vectors = load_vectors(cfg.init, option="--init")
+            name, lowercase = vectors_tokenizer(cfg.init)
+            tokenizer = make_tokenizer(name, lowercase=lowercase)
             # The vectors' own words join the training words: a word no label ever came
             # with still carries what pretraining learned about it.
             # A probe freezes everything: its features are the vectors' averages themselves.

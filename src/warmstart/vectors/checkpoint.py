@@ -2,15 +2,14 @@
 
 A checkpoint lives in ``OUT/checkpoint/`` while a run is unfinished: ``state.json`` (progress
 and a fingerprint of settings, data and vocabulary) and ``tensors.safetensors`` (the matrices).
-It is written to a temporary folder and renamed into place, so a crash while saving leaves the
-previous checkpoint intact. Re-running the same command finds it and continues; a checkpoint
-made with other settings or data is refused with a message that says which differ.
+Re-running the same command finds it and continues; a checkpoint made with other settings or
+data is refused with a message that says which differ. The folder mechanism (atomic
+replacement, format version, fingerprint check) is :mod:`warmstart.checkpoints`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,9 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from warmstart.artifact import CHECKPOINT_DIR, staged_dir
-from warmstart.errors import WarmstartError
+from warmstart.checkpoints import read_checkpoint, write_checkpoint
 
-_STATE = "state.json"
+FORMAT = "warmstart-vectors-checkpoint/1"
 _TENSORS = "tensors.safetensors"
 _ARRAYS = ("syn0", "syn1neg", "ngrams")
 
@@ -79,31 +77,20 @@ def fingerprint(config: dict[str, Any], data: dict[str, Any] | None, words: list
 def save_checkpoint(out: Path, arrays: dict[str, np.ndarray | None], state: RunState,
                     fp: dict[str, Any]) -> Path:
     """Atomically replace ``out/checkpoint`` with the current matrices and state."""
-    with staged_dir(out / CHECKPOINT_DIR) as tmp:
-        save_file({k: v for k, v in arrays.items() if v is not None}, str(tmp / _TENSORS))
-        (tmp / _STATE).write_text(json.dumps({"fingerprint": fp, "state": asdict(state)}, indent=1))
-    return out / CHECKPOINT_DIR
+    return write_checkpoint(
+        out, {"format": FORMAT, "fingerprint": fp, "state": asdict(state)},
+        lambda folder: save_file({k: v for k, v in arrays.items() if v is not None},
+                                 str(folder / _TENSORS)),
+    )
 
 
 def load_checkpoint(out: Path, arrays: dict[str, np.ndarray | None], fp: dict[str, Any]) -> RunState | None:
     """Copy a matching checkpoint's matrices into ``arrays`` and return its state (None if none)."""
-    folder = out / CHECKPOINT_DIR
-    if not (folder / _STATE).exists():
+    found = read_checkpoint(out, format=FORMAT, fingerprint=fp,
+                            read_files=lambda folder: load_file(str(folder / _TENSORS)))
+    if found is None:
         return None
-    try:
-        saved = json.loads((folder / _STATE).read_text())
-        tensors = load_file(str(folder / _TENSORS))
-    except (OSError, ValueError) as e:
-        raise WarmstartError(f"{folder}: unreadable checkpoint ({e}); delete the folder to start over") from None
-    theirs = saved["fingerprint"]
-    diff = [k for k in ("data", "vocab", "stream") if theirs.get(k) != fp[k]]
-    diff += [f"{k} ({theirs['config'].get(k)!r} there, {v!r} now)" for k, v in fp["config"].items()
-             if theirs["config"].get(k) != v]
-    if diff:
-        raise WarmstartError(
-            f"{folder}: a checkpoint of a different run (differs in: {', '.join(diff)}); "
-            "re-run with the settings and data it was made with, or delete it to start over"
-        )
+    saved, tensors = found
     for name in _ARRAYS:
         if arrays.get(name) is not None:
             arrays[name][...] = tensors[name]  # type: ignore[index]

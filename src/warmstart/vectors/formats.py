@@ -35,7 +35,7 @@ from typing import Any, BinaryIO, cast
 
 import numpy as np
 
-from warmstart.artifact import atomic_file
+from warmstart.artifact import atomic_file, read_meta
 from warmstart.errors import WarmstartError
 from warmstart.vectors.kernels import format_rows, parse_lines
 from warmstart.vectors.keyed import KeyedVectors
@@ -47,14 +47,6 @@ _WRITE_ROWS = 10000
 _FORBIDDEN = (" ", "\t", "\n", "\r")
 #: Values of :func:`export_vectors`'s ``format`` (the CLI's ``vectors export --format``).
 EXPORT_FORMATS = ("word2vec", "word2vec-binary")
-
-
-def load_vectors(model: KeyedVectors | str | os.PathLike[str]) -> KeyedVectors:
-    """The word vectors ``model`` names: a vectors artifact folder, or a word2vec text or
-    binary file; vectors already loaded are returned as they are."""
-    if isinstance(model, KeyedVectors):
-        return model
-    return KeyedVectors.load(model) if Path(model).is_dir() else load_word2vec(model)
 
 
 def import_vectors(
@@ -370,3 +362,34 @@ def _dedupe(words: list[str], vectors: np.ndarray, path: Path) -> KeyedVectors:
         words = [words[i] for i in keep]
         vectors = vectors[keep]
     return KeyedVectors(words, vectors)
+
+
+def load_vectors(model: KeyedVectors | str | os.PathLike[str], *, option: str = "",
+                 mmap: bool = False) -> KeyedVectors:
+    """The word vectors ``model`` names: a vectors artifact folder, or a word2vec text or
+    binary file; vectors already loaded are returned as they are.
+
+    ``mmap``: an artifact's tensors are memory-mapped (see :meth:`KeyedVectors.load`).
+    A missing path is a :class:`~warmstart.errors.WarmstartError` that starts with
+    ``option`` (e.g. ``--vectors``) when the path came from one.
+    """
+    if isinstance(model, KeyedVectors):
+        return model
+    p = Path(model)
+    if not p.exists():
+        raise WarmstartError(f"{option + ' ' if option else ''}{p}: no such folder or file; give "
+                             "a vectors artifact (warmstart vectors train) or a word2vec file")
+    return KeyedVectors.load(p, mmap=mmap) if p.is_dir() else load_word2vec(p)
+
+
+def vectors_tokenizer(path: str | os.PathLike[str]) -> tuple[str, bool]:
+    """The word tokenizer that splits raw text into the words of the vectors at ``path``: its
+    name and whether it lowercases, as :func:`warmstart.tokenize.make_tokenizer` takes them.
+
+    Vectors trained on tagged (pre-segmented) text read raw text with jieba; a word2vec file
+    does not say how it was made: words, as written.
+    """
+    made_with = read_meta(path).get("config", {}) if Path(path).is_dir() else {}
+    name = str(made_with.get("tokenizer", "words"))
+    return {"tagged": "jieba"}.get(name, name), bool(made_with.get("lowercase", False))
+

@@ -28,9 +28,6 @@ from warmstart import artifact
 from warmstart.errors import WarmstartError
 from warmstart.vectors.subwords import ngram_buckets
 
-MODEL_FILE = "model.safetensors"
-VOCAB_FILE = "vocab.json"
-
 #: Levy & Goldberg (2014)'s epsilon in 3CosMul; gensim's most_similar_cosmul uses 1e-6.
 COSMUL_EPS = 1e-3
 
@@ -399,14 +396,16 @@ class KeyedVectors:
             tensors["counts"] = np.ascontiguousarray(self.counts, dtype=np.int64)
         if self.ngram_vectors is not None:
             tensors["ngram_vectors"] = np.ascontiguousarray(self.ngram_vectors, dtype=np.float32)
-        save_file(tensors, str(folder / MODEL_FILE))
-        artifact.write_json_atomic(folder / VOCAB_FILE, {"words": self.words})
+        save_file(tensors, str(folder / artifact.WEIGHTS_FILE))
+        artifact.write_json_atomic(folder / artifact.VOCAB_FILE, {"words": self.words})
+        # The settings that made the vectors come first: vectors trained without subwords keep
+        # the n-gram settings they were given, so that --config re-runs them as they were.
         resolved = {
-            **(config or {}),
             "dim": self.dim,
             "min_n": self.min_n,
             "max_n": self.max_n,
             "bucket": self.bucket,
+            **(config or {}),
         }
         return artifact.write_meta(
             folder, kind="vectors", config=resolved, parent=parent, data=data
@@ -423,7 +422,7 @@ class KeyedVectors:
         folder = Path(path)
         meta = artifact.read_meta(folder, kind="vectors")
         cfg = meta.get("config") or {}
-        model, vocab = folder / MODEL_FILE, folder / VOCAB_FILE
+        model, vocab = folder / artifact.WEIGHTS_FILE, folder / artifact.VOCAB_FILE
         for f in (model, vocab):
             if not f.is_file():
                 raise WarmstartError(
@@ -443,7 +442,7 @@ class KeyedVectors:
             raise WarmstartError(f"{model}: 'vectors' has shape {vectors.shape}, expected (n, dim)")
         if len(words) != vectors.shape[0]:
             raise WarmstartError(
-                f"{folder}: {VOCAB_FILE} has {len(words)} words but {MODEL_FILE} has "
+                f"{folder}: {artifact.VOCAB_FILE} has {len(words)} words but {artifact.WEIGHTS_FILE} has "
                 f"{vectors.shape[0]} vectors; the artifact is corrupt, re-create it"
             )
         ngrams = tensors.get("ngram_vectors")

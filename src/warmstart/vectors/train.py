@@ -10,12 +10,9 @@ compiled kernels of :mod:`warmstart.vectors.kernels` over chunks of the token-id
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import signal
 import tempfile
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -27,12 +24,13 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from warmstart.artifact import check_out, check_room
+from warmstart.artifact import CHECKPOINT_DIR, METRICS_FILE, append_metrics, check_out, check_room
 from warmstart.config import check_settings, opt
 from warmstart.errors import RunInterrupted, WarmstartError
+from warmstart.seeds import mix_seed
+from warmstart.stopping import StopOnSignal
 from warmstart.vectors import kernels
 from warmstart.vectors.checkpoint import (
-    CHECKPOINT_DIR,
     EpochReport,
     RunState,
     fingerprint,
@@ -128,9 +126,9 @@ def noise_table(counts: np.ndarray, exponent: float = 0.75) -> np.ndarray:
 
 def _chunk_seed(seed: int, epoch: int, chunk: int) -> int:
     # Every chunk has its own stream of random numbers, so a one-worker run is reproducible
-    # whatever the chunking order, and workers never share a generator.
-    x = (seed * 1_000_003 + epoch * 7_919 + chunk * 104_729 + 1) * 0x9E3779B97F4A7C15
-    return (x ^ (x >> 29)) & (2**48 - 1) or 1
+    # whatever the chunking order, and workers never share a generator. The kernels' generator
+    # is word2vec's 48-bit one, which must not start at 0.
+    return mix_seed(seed, epoch, chunk) & (2**48 - 1) or 1
 
 
 def _uniform(rng: np.random.Generator, shape: tuple[int, int], bound: float) -> np.ndarray:
@@ -262,27 +260,9 @@ def save_run(
 
     with building(out) as folder:
         kv.save_into(folder, config=asdict(cfg), data=data)
-        lines = [json.dumps({**asdict(r), "words_per_second": r.words_per_second}) for r in reports]
-        lines.append(json.dumps({"summary": summary}))
-        (folder / "metrics.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-class _StopRequest:
-    """Turns SIGINT/SIGTERM into a flag the loop checks between chunks (main thread only)."""
-
-    def __init__(self, active: bool) -> None:
-        self.requested = False
-        self._old: dict[int, Any] = {}
-        if active and threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.requested = True
-
-    def restore(self) -> None:
-        for sig, handler in self._old.items():
-            signal.signal(sig, handler)
+        append_metrics(folder / METRICS_FILE,
+                       [*({**asdict(r), "words_per_second": r.words_per_second} for r in reports),
+                        {"summary": summary}])
 
 
 def _train_epochs(model: kernels.Model, cfg: VectorsConfig, stream: Path, n_stream: int,
@@ -293,65 +273,64 @@ def _train_epochs(model: kernels.Model, cfg: VectorsConfig, stream: Path, n_stre
                disable=not progress, mininterval=0.5, smoothing=0.05)
     workers = cfg.n_workers
     pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
-    stop = _StopRequest(active=save is not None)
     alpha = lambda pos: cfg.alpha - (cfg.alpha - cfg.min_alpha) * pos / total  # noqa: E731
-    try:
-        Pending = deque[tuple[Future[tuple[float, int, int]], int, int]]
+    with StopOnSignal(active=save is not None) as stop:
+        try:
+            Pending = deque[tuple[Future[tuple[float, int, int]], int, int]]
 
-        def finish(pending: Pending) -> None:
-            fut, n_ids, n_words = pending.popleft()
-            loss, preds, eff = fut.result()
-            state.loss += loss
-            state.predictions += preds
-            state.effective_words += eff
-            state.words += n_words
-            state.done += n_ids
-            state.chunk += 1
-            bar.update(n_ids)
-            if state.predictions:
-                bar.set_postfix(epoch=state.epoch + 1, loss=f"{state.loss / state.predictions:.4f}",
-                                refresh=False)
+            def finish(pending: Pending) -> None:
+                fut, n_ids, n_words = pending.popleft()
+                loss, preds, eff = fut.result()
+                state.loss += loss
+                state.predictions += preds
+                state.effective_words += eff
+                state.words += n_words
+                state.done += n_ids
+                state.chunk += 1
+                bar.update(n_ids)
+                if state.predictions:
+                    bar.set_postfix(epoch=state.epoch + 1, loss=f"{state.loss / state.predictions:.4f}",
+                                    refresh=False)
 
-        while state.epoch < cfg.epochs:
-            t0 = time.perf_counter() - state.seconds
-            pending: Pending = deque()
-            cursor = state.done
-            for c, ids in enumerate(read_chunks(stream, CHUNK_TOKENS)):
-                if c < state.chunk + len(pending):
-                    continue  # trained before an interruption
-                if stop.requested:
-                    break
-                seed = _chunk_seed(cfg.seed, state.epoch, c)
-                args = (ids, alpha(cursor), alpha(cursor + len(ids)), seed)
-                cursor += len(ids)
-                n_words = int(np.count_nonzero(ids >= 0))
-                if pool is None:
-                    done: Future[tuple[float, int, int]] = Future()
-                    done.set_result(model.train_chunk(*args))
-                    pending.append((done, len(ids), n_words))
-                else:
-                    pending.append((pool.submit(model.train_chunk, *args), len(ids), n_words))
-                while len(pending) >= (2 * workers if pool else 1):
+            while state.epoch < cfg.epochs:
+                t0 = time.perf_counter() - state.seconds
+                pending: Pending = deque()
+                cursor = state.done
+                for c, ids in enumerate(read_chunks(stream, CHUNK_TOKENS)):
+                    if c < state.chunk + len(pending):
+                        continue  # trained before an interruption
+                    if stop.requested:
+                        break
+                    seed = _chunk_seed(cfg.seed, state.epoch, c)
+                    args = (ids, alpha(cursor), alpha(cursor + len(ids)), seed)
+                    cursor += len(ids)
+                    n_words = int(np.count_nonzero(ids >= 0))
+                    if pool is None:
+                        done: Future[tuple[float, int, int]] = Future()
+                        done.set_result(model.train_chunk(*args))
+                        pending.append((done, len(ids), n_words))
+                    else:
+                        pending.append((pool.submit(model.train_chunk, *args), len(ids), n_words))
+                    while len(pending) >= (2 * workers if pool else 1):
+                        finish(pending)
+                while pending:
                     finish(pending)
-            while pending:
-                finish(pending)
-            state.seconds = time.perf_counter() - t0
-            if stop.requested:
-                assert save is not None
-                where = save(state)
-                bar.close()
-                raise RunInterrupted(
-                    f"stopped at {state.done / total:.0%} (epoch {state.epoch + 1}); checkpoint saved "
-                    f"in {where}; run the same command again to resume"
-                )
-            report = state.close_epoch()
-            if not math.isfinite(report.loss):
-                raise WarmstartError("training diverged (loss is not finite); lower --alpha")
-            if save is not None and state.epoch < cfg.epochs:
-                save(state)
-    finally:
-        stop.restore()
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-        bar.close()
+                state.seconds = time.perf_counter() - t0
+                if stop.requested:
+                    assert save is not None
+                    where = save(state)
+                    bar.close()
+                    raise RunInterrupted(
+                        f"stopped at {state.done / total:.0%} (epoch {state.epoch + 1}); checkpoint saved "
+                        f"in {where}; run the same command again to resume"
+                    )
+                report = state.close_epoch()
+                if not math.isfinite(report.loss):
+                    raise WarmstartError("training diverged (loss is not finite); lower --alpha")
+                if save is not None and state.epoch < cfg.epochs:
+                    save(state)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+            bar.close()
     return state.reports

@@ -26,7 +26,7 @@ from warmstart.tokenize.words import join_separator
 from warmstart.transfer.augment.base import Augmenter, OneOf, augment_copies, check_rate
 from warmstart.transfer.augment.eda import EDA, Synonyms
 from warmstart.transfer.augment.mlm import ContextualMLM
-from warmstart.vectors.keyed import KeyedVectors
+from warmstart.vectors.formats import load_vectors, vectors_tokenizer
 
 _CHUNK = 1000  # texts per augment() call when writing a dataset
 
@@ -68,9 +68,8 @@ def make_augmenter(cfg: AugmentConfig) -> Augmenter:
     if cfg.vectors or any(getattr(cfg, r) > 0 for r in ("sr", "ri", "rs", "rd")):
         synonyms, tokenizer = None, cfg.tokenizer or "words"
         if cfg.vectors:
-            kv, made_with = _load_vectors(cfg.vectors)
-            name = made_with.get("tokenizer", "words")
-            tokenizer = cfg.tokenizer or {"tagged": "jieba"}.get(name, name)
+            kv = load_vectors(cfg.vectors, option="--vectors")
+            tokenizer = cfg.tokenizer or vectors_tokenizer(cfg.vectors)[0]
             synonyms = Synonyms(kv, topn=cfg.topn, min_similarity=cfg.min_similarity,
                                 n_stopwords=cfg.n_stopwords)
         augmenters.append(EDA(synonyms=synonyms, sr=cfg.sr, ri=cfg.ri, rs=cfg.rs, rd=cfg.rd,
@@ -80,20 +79,6 @@ def make_augmenter(cfg: AugmentConfig) -> Augmenter:
     if not augmenters:
         raise WarmstartError("nothing to augment with: every EDA rate is 0 and there is no --mlm")
     return augmenters[0] if len(augmenters) == 1 else OneOf(augmenters)
-
-
-def _load_vectors(path: str) -> tuple[KeyedVectors, dict[str, Any]]:
-    """Word vectors (an artifact folder or a word2vec file) and the settings that made them."""
-    from warmstart.artifact import read_meta
-    from warmstart.vectors.formats import load_word2vec
-
-    p = Path(path)
-    if not p.exists():
-        raise WarmstartError(f"--vectors {p}: no such folder or file; give a vectors artifact "
-                             "(warmstart vectors train) or a word2vec file")
-    if p.is_dir():
-        return KeyedVectors.load(p), read_meta(p).get("config") or {}
-    return load_word2vec(p), {}
 
 
 def augment_dataset(

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from warmstart.artifact import TOKENIZER_FILE
 from warmstart.errors import WarmstartError
 from warmstart.transfer.augment.base import Augmenter, check_rate, n_touched
 
@@ -47,7 +48,7 @@ def load_mlm(path: str | os.PathLike[str]) -> tuple[Any, Any, Any]:
     if head is None:
         raise no_head
     if loaded.tokenizer is None:
-        raise WarmstartError(f"--mlm {folder}: the encoder has no tokenizer.json")
+        raise WarmstartError(f"--mlm {folder}: the encoder has no {TOKENIZER_FILE}")
     return encoder.eval(), head, loaded.tokenizer
 
 
