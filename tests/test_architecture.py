@@ -357,9 +357,30 @@ def test_no_source_file_is_over_600_lines() -> None:
     assert not violations, report(violations)
 
 
-def test_no_import_cycle(package: dict[str, Module]) -> None:
-    violations = import_cycles(package)
-    assert not violations, report(violations)
+#: Cycles kept on purpose, each closed only by a function-level import: a generic entry point
+#: that dispatches to the specialised code built on it. Listed here so no other cycle creeps in;
+#: one that is opened must leave this list too.
+KNOWN_CYCLES = {
+    # Classifier.load reads any classifier folder: an ensemble (a Classifier of Classifiers) or
+    # an ONNX export (a Classifier run by onnxruntime) is loaded by its own class.
+    frozenset({"warmstart.transfer.classifier", "warmstart.transfer.ensemble",
+               "warmstart.transfer.onnx"}),
+    # finetune(recipe=...) runs the recipes, and the recipes that train end to end call the
+    # plain finetune() (without a recipe).
+    frozenset({"warmstart.transfer.auto", "warmstart.transfer.candidates",
+               "warmstart.transfer.crossval", "warmstart.transfer.finetune",
+               "warmstart.transfer.recipes"}),
+}
+
+
+def test_no_import_cycle_but_the_known_ones(package: dict[str, Module]) -> None:
+    cycles = import_cycles(package)
+    modules_of = [set(c.split("\n")[0].split(" -> ")) for c in cycles]
+    unknown = [c for c, mods in zip(cycles, modules_of, strict=True)
+               if not any(mods <= known for known in KNOWN_CYCLES)]
+    assert not unknown, report(unknown)
+    gone = [sorted(k) for k in KNOWN_CYCLES if not any(mods <= k for mods in modules_of)]
+    assert not gone, f"these cycles are open now: remove them from KNOWN_CYCLES: {gone}"
 
 
 # ---- and each rule sees a deliberate break ---------------------------------------------------

@@ -428,7 +428,8 @@ def test_sentence_transformers_setup_survives_import_and_init(
     import sys
 
     from warmstart.artifact import building
-    from warmstart.models.io import export_model, load_pretrained, save_model
+    from warmstart.models.export import export_model
+    from warmstart.models.io import load_pretrained, save_model
     from warmstart.transfer.bodies import EncoderBody
 
     original = st.SentenceTransformer(str(minilm_dir), device="cpu").encode(EMBEDDED)
@@ -484,7 +485,7 @@ def test_sentence_transformers_export_after_the_pair_phase(  # type: ignore[no-u
 ) -> None:
     """A classifier's encoder after SetFit's pair phase exports as it pools and cuts texts."""
     st = pytest.importorskip("sentence_transformers")
-    from warmstart.models.io import export_model
+    from warmstart.models.export import export_model
     from warmstart.transfer.classifier import Classifier
     from warmstart.transfer.finetune import finetune
 
@@ -557,7 +558,7 @@ def test_export_errors_name_the_option(  # type: ignore[no-untyped-def]
     import sys
 
     from warmstart.artifact import building
-    from warmstart.models.io import export_model
+    from warmstart.models.export import export_model
     from warmstart.transfer.classifier import Classifier
     from warmstart.transfer.ensemble import Ensemble
     from warmstart.transfer.finetune import finetune

@@ -21,10 +21,16 @@ pytest.importorskip("onnxscript")
 import tokenizers  # noqa: E402
 import torch  # noqa: E402
 
-from warmstart.artifact import building, read_meta  # noqa: E402
+from warmstart.artifact import (  # noqa: E402
+    building,
+    is_onnx_folder,  # noqa: E402
+    read_meta,
+)
 from warmstart.errors import WarmstartError  # noqa: E402
-from warmstart.models.io import export_model, save_model  # noqa: E402
-from warmstart.models.onnx import OnnxModel, export_onnx, is_onnx_folder  # noqa: E402
+from warmstart.models.export import export_model  # noqa: E402
+from warmstart.models.io import save_model  # noqa: E402
+from warmstart.models.onnx import OnnxModel  # noqa: E402
+from warmstart.models.onnx_export import export_onnx  # noqa: E402
 from warmstart.models.transformer import Encoder, TransformerConfig  # noqa: E402
 from warmstart.transfer.bodies import EncoderBody  # noqa: E402
 from warmstart.transfer.classifier import Classifier, predict  # noqa: E402

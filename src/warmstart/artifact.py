@@ -31,6 +31,8 @@ TOKENIZER_FILE = "tokenizer.json"  # a subword tokenizer (Hugging Face tokenizer
 VOCAB_FILE = "vocab.json"  # the words of word-level models
 METRICS_FILE = "metrics.jsonl"  # what training logged, one JSON object per line
 CHECKPOINT_DIR = "checkpoint"  # an unfinished run's resumable state, inside its artifact folder
+#: The kind of an ONNX export's folder (``warmstart model export --format onnx``).
+ONNX_KIND = "onnx"
 
 
 def _version() -> str:
@@ -246,6 +248,12 @@ _META_FIELDS: dict[str, tuple[type, ...]] = {
 }
 _JSON_NAMES = {dict: "an object", list: "an array", str: "a string", int: "a number",
                float: "a number", bool: "true or false", type(None): "null"}
+
+
+def is_onnx_folder(path: str | os.PathLike[str]) -> bool:
+    """Whether folder ``path`` is an ONNX export (``warmstart.json`` of kind ``onnx``)."""
+    folder = Path(path)
+    return (folder / META_FILE).is_file() and read_meta(folder).get("kind") == ONNX_KIND
 
 
 def folder_kind(folder: str | os.PathLike[str]) -> str:

@@ -108,7 +108,7 @@ def vectors_eval(model: str, analogies: tuple[str, ...], pairs: tuple[str, ...],
 @click.option("--json", "as_json", is_flag=True, help="print results as JSON")
 def vectors_neighbors(model: str, words: tuple[str, ...], topn: int, as_json: bool) -> None:
     """Nearest neighbours (cosine) of each WORD in MODEL."""
-    from warmstart.vectors.keyed import neighbors
+    from warmstart.vectors.lookup import neighbors
 
     results = neighbors(model, words, topn=topn)
     if as_json:
@@ -211,7 +211,7 @@ def model_export(artifact: str, out: str, fmt: str, quantize: str | None) -> Non
     decoder (as GPT2LMHeadModel) or an encoder classifier (as BertForSequenceClassification) for
     transformers; an encoder's sentence embeddings for sentence-transformers; or an encoder or
     encoder classifier as ONNX for onnxruntime (warmstart predict and evaluate read that folder)."""
-    from warmstart.models.io import export_model
+    from warmstart.models.export import export_model
 
     written = export_model(artifact, out, format=fmt, quantize=quantize)
     click.echo(f"wrote {out} ({written})")

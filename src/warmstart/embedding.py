@@ -38,10 +38,10 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 
-from warmstart.artifact import atomic_file, folder_kind
+from warmstart.artifact import ONNX_KIND, atomic_file, folder_kind
 from warmstart.config import PRECISIONS
 from warmstart.errors import WarmstartError, with_article
-from warmstart.models.onnx import ONNX_KIND, OnnxModel
+from warmstart.models.onnx import OnnxModel
 from warmstart.tokenize import make_tokenizer
 from warmstart.train.precision import fast_bf16
 from warmstart.transfer.bodies import Body, EncoderBody, TfidfBody, WordVectorBody, sorted_batches

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from warmstart.artifact import META_FILE, folder_kind, read_meta
+from warmstart.artifact import META_FILE, ONNX_KIND, folder_kind, read_meta
 from warmstart.embedding import (
     Embedder,
     OnnxEmbedder,
@@ -26,7 +26,8 @@ from warmstart.embedding import (
     pick_device,
 )
 from warmstart.errors import WarmstartError, with_article
-from warmstart.models.onnx import ONNX_KIND, OnnxModel, export_onnx
+from warmstart.models.onnx import OnnxModel
+from warmstart.models.onnx_export import export_onnx
 from warmstart.transfer.classifier import Classifier
 from warmstart.transfer.onnx import OnnxClassifier
 from warmstart.vectors.keyed import KeyedVectors

@@ -23,10 +23,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from warmstart.artifact import META_FILE, WEIGHTS_FILE, read_meta, write_meta
+from warmstart.artifact import META_FILE, WEIGHTS_FILE, is_onnx_folder, read_meta, write_meta
 from warmstart.errors import WarmstartError, with_article
 from warmstart.labeled import LabeledDataset, ReadConfig
-from warmstart.models.onnx import is_onnx_folder
 from warmstart.train.precision import bf16_autocast, check_precision
 from warmstart.transfer.bodies import Body, EncoderBody, sorted_batches
 from warmstart.transfer.model import Task, TextClassifier

@@ -470,26 +470,6 @@ class KeyedVectors:
             raise WarmstartError(f"{folder}: corrupt vectors artifact ({e})") from None
 
 
-def neighbors(
-    model: KeyedVectors | str | os.PathLike[str], words: Sequence[str], *, topn: int = 10
-) -> dict[str, list[tuple[str, float]]]:
-    """The ``topn`` nearest neighbours (cosine) of each of ``words`` in ``model`` (vectors, an
-    artifact folder or a word2vec file), as ``warmstart vectors neighbors`` lists them.
-
-    A word without a vector is an error that names every such word.
-
-        >>> neighbors("vecs", ["good"], topn=2)            # doctest: +SKIP
-        {'good': [('great', 0.81), ('decent', 0.77)]}
-    """
-    from warmstart.vectors.formats import load_vectors  # formats builds on this module
-
-    kv = load_vectors(model)
-    missing = [w for w in words if not kv.has_vector(w)]
-    if missing:
-        raise WarmstartError(f"not in the vocabulary of {model}: {', '.join(missing)}")
-    return dict(zip(words, kv.most_similar_batch(list(words), topn=topn), strict=True))
-
-
 def _config_int(cfg: dict[str, Any], key: str, path: Path) -> int:
     """An integer setting of the artifact's config (absent or null: 0)."""
     value = cfg.get(key)
