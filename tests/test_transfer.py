@@ -546,14 +546,20 @@ def test_cli_finetune_config_from_a_classifier_reruns_its_settings(agnews: tuple
                                   for t, y in zip(small.texts, small.y, strict=True)),
                           encoding="utf-8")
     first, second = tmp_path / "first", tmp_path / "second"
+    # No --epochs: the run chooses its epochs and validation schedule from the data, and what it
+    # chose is saved, so the re-run trains the same steps, validated at the same steps.
     main(["finetune", str(train_file), "--out", str(first), "--no-header", "--text-field", "0",
-          "--label-field", "1", "--dev-fraction", "0.25", "--epochs", "1", "--buckets", "5000",
+          "--label-field", "1", "--dev-fraction", "0.25", "--buckets", "5000",
           "--lr", "0.01", "--seed", "3", "--threads", "2", "--quiet"])
     main(["finetune", str(train_file), "--out", str(second), "--config",
           str(first / "warmstart.json"), "--quiet"])
     saved = [json.loads((f / "warmstart.json").read_text())["config"] for f in (first, second)]
     assert saved[0] == saved[1]
     assert saved[1]["train"]["lr"] == 0.01 and saved[1]["data"]["dev_fraction"] == 0.25
+    assert saved[1]["train"]["epochs"] > 1  # chosen by the first run, and kept
+    validated = [[r["step"] for r in map(json.loads, (f / "metrics.jsonl").read_text().splitlines())
+                  if "valid_loss" in r] for f in (first, second)]
+    assert validated[0] and validated[0] == validated[1]
 
 
 def test_cli_finetune_predict_evaluate(agnews: tuple, tmp_path: Path, shared_data: Path) -> None:

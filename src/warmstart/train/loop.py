@@ -13,6 +13,7 @@ an uninterrupted one does, and a run split over processes sees the same batches 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import sys
 import time
@@ -117,6 +118,8 @@ class TrainResult:
     seconds: float
     stopped_by: str
     history: list[dict[str, Any]] = field(default_factory=list)
+    #: The settings the loop ran with, after the caller filled in what the user left to it.
+    config: dict[str, Any] = field(default_factory=dict)
 
     @property
     def final_valid(self) -> dict[str, Any]:
@@ -380,7 +383,8 @@ def _run(
     bar.close()
     dist.barrier()
     return TrainResult(steps=state.step, tokens=state.tokens, seconds=state.elapsed,
-                       stopped_by=stopped_by, history=state.history)
+                       stopped_by=stopped_by, history=state.history,
+                       config=dataclasses.asdict(config))
 
 
 def _accumulate(

@@ -224,8 +224,11 @@ def finetune(
     dev_reports = {t.name: evaluate(classifier, splits[t.name][1], task=t.name)
                    for t in task_list}
     if out_dir is not None:
+        # What the loop ran with (the epochs and schedule it chose where none were given), so
+        # that `--config OUT/warmstart.json` trains the same way again.
+        ran_with = result.config if result is not None and result.config else dataclasses.asdict(tcfg)
         settings = {"data": dataclasses.asdict(data), "finetune": dataclasses.asdict(cfg),
-                    "train": dataclasses.asdict(tcfg), "few_labels": dataclasses.asdict(few)}
+                    "train": ran_with, "few_labels": dataclasses.asdict(few)}
         provenance: dict[str, Any] = {
             name: {"source": tr.source, "hash": tr.content_hash(), "n": len(tr)}
             for name, (tr, _) in splits.items()}
