@@ -139,6 +139,22 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # the Python blocks
 
 
+def run_blocks(page: Path, work: Path) -> int:
+    """Run the Python blocks of ``page`` in order in folder ``work`` (the current directory),
+    writing the ``write`` blocks to their files; an example that fails raises. Returns how
+    many blocks ran."""
+    namespace: dict[str, object] = {"__name__": "__docs__"}
+    ran = 0
+    for block in python_blocks(page):
+        if block.action == "write":
+            (work / block.argument).write_text(block.code, encoding="utf-8")
+        elif block.action == "run":
+            # the file name in tracebacks is the page and line, e.g. docs/vectors.md:23
+            exec(compile(block.code, block.where, "exec"), namespace)
+            ran += 1
+    return ran
+
+
 @pytest.mark.parametrize(
     "page", [p for p in PAGES if python_blocks(p)], ids=lambda p: str(p.relative_to(ROOT)))
 def test_python_blocks_run(page: Path, workspace: Path, tmp_path: Path,
@@ -149,13 +165,29 @@ def test_python_blocks_run(page: Path, workspace: Path, tmp_path: Path,
     monkeypatch.chdir(work)
     monkeypatch.setenv("WARMSTART_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    namespace: dict[str, object] = {"__name__": "__docs__"}
-    for block in python_blocks(page):
-        if block.action == "write":
-            (work / block.argument).write_text(block.code, encoding="utf-8")
-        elif block.action == "run":
-            # the file name in tracebacks is the page and line, e.g. docs/vectors.md:23
-            exec(compile(block.code, block.where, "exec"), namespace)
+    expected = sum(b.action == "run" for b in python_blocks(page))
+    assert expected > 0, f"{page.name}: no Python block runs"
+    assert run_blocks(page, work) == expected
+
+
+def test_a_failing_example_fails_its_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runner above is no formality: a block that raises, or whose assert is false, fails
+    the page, with the page and line in the traceback; blocks share one namespace."""
+    monkeypatch.chdir(tmp_path)
+    page = tmp_path / "page.md"
+    good = ["```python", "x = 2", "```", "", "```python", "assert x == 2", "```", ""]
+    page.write_text("\n".join(good), encoding="utf-8")
+    assert run_blocks(page, tmp_path) == 2
+    page.write_text("\n".join([*good, "```python", "assert x == 3, 'wrong'", "```", ""]),
+                    encoding="utf-8")
+    with pytest.raises(AssertionError, match="wrong") as failed:
+        run_blocks(page, tmp_path)
+    assert any(str(page) in str(entry.path) or "page.md" in str(entry.path)
+               for entry in failed.traceback)
+    page.write_text("\n".join(["```python", "from warmstart import no_such_name", "```", ""]),
+                    encoding="utf-8")
+    with pytest.raises(ImportError):
+        run_blocks(page, tmp_path)
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
