@@ -107,6 +107,15 @@ class ReplacedTokenDetection(Objective):
             },
         )
 
+    @staticmethod
+    def sample(gen_logits: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
+        """One token per row of ``gen_logits`` (N, V), drawn from its softmax by inverse CDF
+        with the uniform draws ``uniform`` (N,)."""
+        cdf = gen_logits.float().softmax(-1).cumsum(-1)  # (N, V)
+        # u > 0, or a draw of exactly 0 would pick token 0 whatever its probability.
+        u = uniform.clamp_min(torch.finfo(cdf.dtype).tiny).unsqueeze(1) * cdf[:, -1:]
+        return torch.searchsorted(cdf, u).squeeze(1).clamp_(max=cdf.shape[1] - 1)
+
     def forward(  # type: ignore[override]
         self, batch: dict[str, torch.Tensor], norms: dict[str, float]
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -119,13 +128,8 @@ class ReplacedTokenDetection(Objective):
         gen_loss = F.cross_entropy(gen_logits.float(), targets, reduction="sum")
 
         with torch.no_grad():
-            cdf = gen_logits.float().softmax(-1).cumsum(-1)  # (N, V)
-            # u > 0, or a draw of exactly 0 would pick token 0 whatever its probability.
-            u = batch["uniform"][chosen].clamp_min(torch.finfo(cdf.dtype).tiny).unsqueeze(1)
-            u = u * cdf[:, -1:]
-            sampled = torch.searchsorted(cdf, u).squeeze(1).clamp_(max=cdf.shape[1] - 1)
             replaced_inputs = original.clone()
-            replaced_inputs[chosen] = sampled
+            replaced_inputs[chosen] = self.sample(gen_logits, batch["uniform"][chosen])
             is_replaced = (replaced_inputs != original).float()  # (B, T)
 
         hidden = self.discriminator(replaced_inputs, attention_mask=attention)  # (B, T, C)
