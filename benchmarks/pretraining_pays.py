@@ -15,10 +15,16 @@ Two questions, each against the same model from random initialisation:
   fine-tuning settings (below).
 * **Word vectors** (``--only vectors``): skip-gram vectors (dim 100, 5 epochs) trained by
   warmstart on the same unlabeled reviews go into the word-vector classifier (fastText-style:
-  the mean of trained word and word-bigram embeddings) as its static channel (the default
-  ``channels="static"``: the vectors' average over a text, frozen and standardised, beside the
-  trained embeddings); the same classifier with random vectors in that channel is the
+  the mean of trained word and word-bigram embeddings). Where they go (``--channels``:
+  ``static``, the default: the vectors' average over a text, frozen and standardised, beside
+  the trained embeddings; ``trained``: the trained embeddings start from them, as fastText's
+  ``-pretrainedVectors``; ``both``) is chosen first, on ``--dev-per-class`` labeled train
+  reviews per class held out from each of ``--search-seeds``' draws (never trained on; the
+  test set is not read); the same classifier with random vectors in their place is the
   baseline, and the classifier without any vectors is shown too.
+
+Each claim is the mean paired difference over ``--seeds`` (5 by default) with a 95%
+t-interval (``benchmarks/paired.py``): a win only when the interval excludes 0.
 
 Test: a fixed subsample of 5,000 of the 25,000 IMDB test reviews (stratified, seed 0), the
 same as ``finetune_vs_anchors.py``. ``<br />`` tags are replaced by spaces in the labeled
@@ -42,6 +48,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from paired import paired_ci, verdict
 from provenance import describe, keep_folder, stamp, stamp_folder, where, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,11 +117,45 @@ def compare(name: str, init: str, train: Any, test: Any, seeds: list[int],
     print(f"== {name}", flush=True)
     pre = score(init, train, test, seeds, random_init=False, options=options)
     rnd = score(init, train, test, seeds, random_init=True, options=options)
-    gain = pre["mean"] - rnd["mean"]
+    gain, low, high = paired_ci([a - b for a, b in zip(pre["per_seed"], rnd["per_seed"],
+                                                         strict=True)])
     wins = sum(a > b for a, b in zip(pre["per_seed"], rnd["per_seed"], strict=True))
     print(f"   {name}: pretrained {pre['mean']:.1f} vs random {rnd['mean']:.1f} "
-          f"({gain:+.1f}; better on {wins}/{len(seeds)} seeds)", flush=True)
-    return {"pretrained": pre, "random": rnd, "gain": gain, "wins": wins, "options": options}
+          f"({gain:+.1f}, 95% CI [{low:+.1f}, {high:+.1f}]: {verdict(low, high)}; better on "
+          f"{wins}/{len(seeds)} seeds)", flush=True)
+    return {"pretrained": pre, "random": rnd, "gain": gain, "gain_ci": [low, high],
+            "verdict": verdict(low, high), "wins": wins, "options": options}
+
+
+def held_out(train: Any, seed: int, per_class: int) -> Any:
+    """Labeled train reviews that are not among the seed's 1,000 labels (those of
+    :func:`score`): a development set to choose on, never trained on."""
+    labeled = set(train.sample_per_class(500, seed=seed).texts)
+    rest = train.subset([i for i, t in enumerate(train.texts) if t not in labeled])
+    return rest.sample_per_class(per_class, seed=1000 + seed)
+
+
+def choose_channels(init: str, train: Any, seeds: list[int], per_class: int) -> dict[str, Any]:
+    """Where the vectors go (``--channels``), chosen on held-out train reviews: each choice
+    fine-tuned on the seed's 1,000 labels and scored on :func:`held_out`; the best mean wins,
+    a tie goes to the default (static). The test set is not read."""
+    from warmstart.transfer.classifier import evaluate
+    from warmstart.transfer.finetune import finetune
+    from warmstart.transfer.settings import CHANNELS
+
+    dev: dict[str, list[float]] = {}
+    for channels in CHANNELS:
+        for seed in seeds:
+            clf = finetune(train.sample_per_class(500, seed=seed), init=init, seed=seed,
+                           progress=False, channels=channels, **FINETUNE_WORDS).classifier
+            acc = 100 * evaluate(clf, held_out(train, seed, per_class))["accuracy"]
+            dev.setdefault(channels, []).append(acc)
+            print(f"   dev: channels={channels} seed {seed}: {acc:.1f}", flush=True)
+    chosen = max(CHANNELS, key=lambda c: (round(statistics.mean(dev[c]), 1), c == "static"))
+    print(f"   chosen on dev: channels={chosen} "
+          f"({', '.join(f'{c} {statistics.mean(v):.1f}' for c, v in dev.items())})", flush=True)
+    return {"chosen": chosen, "dev_per_seed": dev, "search_seeds": seeds,
+            "dev_per_class": per_class}
 
 
 def main() -> None:
@@ -125,12 +166,18 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=20.0, help="pretraining budget per objective")
     ap.add_argument("--objectives", nargs="+", choices=list(OBJECTIVE), default=list(OBJECTIVE),
                     help="which pretraining objectives to run (--only transformers)")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4],
+                    help="the labeled draws the test set scores (5: a claim needs 5 seeds)")
+    ap.add_argument("--search-seeds", type=int, nargs="+", default=[0, 1],
+                    help="word vectors: the draws --channels is chosen on (held-out train reviews)")
+    ap.add_argument("--dev-per-class", type=int, default=500,
+                    help="word vectors: held-out train reviews per class to choose on")
     ap.add_argument("--reuse-any", action="store_true",
                     help="keep pretrained models made on other commits, CPUs or settings (says which)")
     args = ap.parse_args()
     # What can change an entry besides the code (the constants above are code).
-    settings = {"data": args.data, "seeds": args.seeds}
+    settings = {"data": args.data, "seeds": args.seeds, "search_seeds": args.search_seeds,
+                "dev_per_class": args.dev_per_class}
     print(describe(stamp({**settings, "minutes": args.minutes})), flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -153,11 +200,20 @@ def main() -> None:
             start = time.perf_counter()
             train_vectors(str(unsup), out=folder, **VECTORS)
             pretrain_seconds = round(time.perf_counter() - start)
+        print("== word vectors: where they go (--channels), chosen on held-out train reviews")
+        choice = choose_channels(str(folder), train, args.search_seeds, args.dev_per_class)
+        options = {**FINETUNE_WORDS, "channels": choice["chosen"]}
         results["vectors"] = compare("word vectors", str(folder), train, test, args.seeds,
-                                     FINETUNE_WORDS)
+                                     options)
+        results["vectors"]["channels_search"] = choice
         print("== the fastText-style classifier without any vectors (its own vocabulary)")
-        results["vectors"]["no_vectors"] = score("", train, test, args.seeds,
-                                                 random_init=False, options=FINETUNE_WORDS)
+        none = score("", train, test, args.seeds, random_init=False, options=FINETUNE_WORDS)
+        pre = results["vectors"]["pretrained"]["per_seed"]
+        diff, low, high = paired_ci([a - b for a, b in zip(pre, none["per_seed"], strict=True)])
+        print(f"   vectors vs none: {diff:+.1f}, 95% CI [{low:+.1f}, {high:+.1f}]: "
+              f"{verdict(low, high)}", flush=True)
+        results["vectors"]["no_vectors"] = {**none, "gain_over": diff, "gain_ci": [low, high],
+                                            "verdict": verdict(low, high)}
         # Pretraining and fine-tuning apart: the fine-tuning seconds are per seed, in
         # pretrained/random/no_vectors "seconds".
         results["vectors"]["pretrain"] = {**VECTORS, "seconds": pretrain_seconds}

@@ -55,6 +55,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from paired import paired_ci
 from provenance import describe, folder_stamp, same_run, stamp, where, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,17 +71,6 @@ Variant = tuple[str, int, int]  # the teacher's C, pseudo-labels per class, roun
 
 def variant_name(c: str, per_class: int, rounds: int) -> str:
     return f"C={c},per_class={per_class},rounds={rounds}"
-
-
-def paired_ci(diffs: list[float], level: float = 0.95) -> tuple[float, float, float]:
-    """Mean of paired differences and its t-interval over seeds (n - 1 degrees of freedom)."""
-    from scipy import stats
-
-    mean = statistics.mean(diffs)
-    if len(diffs) < 2:
-        return mean, float("nan"), float("nan")
-    half = stats.t.ppf(0.5 + level / 2, len(diffs) - 1) * statistics.stdev(diffs) / len(diffs) ** 0.5
-    return mean, mean - half, mean + half
 
 
 def main() -> None:
