@@ -110,7 +110,9 @@ def where(entry: dict[str, Any]) -> str:
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    """``obj`` as JSON into ``path``, atomically: ``PATH.tmp`` first, then renamed over it."""
+    """``obj`` as JSON into ``path``, atomically: ``PATH.tmp`` first, then renamed over it.
+    Its folder is made if missing, so a long run does not fail at its last line."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     tmp = f"{os.fspath(path)}.tmp"
     Path(tmp).write_text(json.dumps(obj, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
