@@ -72,7 +72,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from provenance import describe, same_run, stamp, where, write_json
+from provenance import describe, reusable, same_run, stamp, where, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("tfidf_lr", "frozen_lr", "augment", "setfit", "pairs_probe", "warmstart",
@@ -269,15 +269,8 @@ def main() -> None:
                 few = sets["train"].sample_per_class(shots, seed=seed)
                 for method in args.methods:
                     key = f"{name}/{shots}/{seed}/{method}"
-                    if key in results and same_run(results[key], settings):
+                    if reusable(results, key, settings, reuse_any=args.reuse_any, indent="   "):
                         continue
-                    if key in results and args.reuse_any:
-                        print(f"   {key}: REUSED, made on {where(results[key])}, not on this "
-                              "commit, CPU and settings", flush=True)
-                        continue
-                    if key in results:
-                        print(f"   {key}: made on {where(results[key])}, with other code, CPU or "
-                              "settings: running it again", flush=True)
                     if method == "domain_student" and sets["unlabeled"] is None:
                         continue  # no unlabeled corpus of its own to train vectors on
                     start = time.perf_counter()

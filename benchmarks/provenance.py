@@ -91,6 +91,24 @@ def same_run(entry: dict[str, Any], settings: dict[str, Any]) -> bool:
             and bool(recorded) and versions(*recorded) == recorded)
 
 
+def reusable(results: dict[str, Any], key: str, settings: dict[str, Any], *,
+             reuse_any: bool = False, indent: str = "") -> bool:
+    """Whether ``results[key]`` can stand instead of running ``key`` again: made on this
+    commit, CPU and settings, or any earlier entry with ``reuse_any`` (said loudly). An entry
+    that cannot stand is named, with where it was made, before it is run again."""
+    if key not in results:
+        return False
+    if same_run(results[key], settings):
+        return True
+    if reuse_any:
+        print(f"{indent}{key}: REUSED, made on {where(results[key])}, not on this commit, CPU "
+              "and settings", flush=True)
+        return True
+    print(f"{indent}{key}: made on {where(results[key])}, with other code, CPU or settings: "
+          "running it again", flush=True)
+    return False
+
+
 def describe(entry: dict[str, Any]) -> str:
     """One line of an entry's (or a stamp's) provenance: commit, CPU, ISA, versions, date."""
     isa = ", ".join(entry.get("isa") or []) or "none of avx2/avx512f/avx512_bf16/amx_bf16"

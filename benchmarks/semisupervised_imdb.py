@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from paired import paired_ci
-from provenance import describe, folder_stamp, same_run, stamp, where, write_json
+from provenance import describe, folder_stamp, reusable, stamp, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -116,16 +116,7 @@ def main() -> None:
     results: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
 
     def have(key: str) -> bool:
-        if key in results and same_run(results[key], settings):
-            return True
-        if key in results and args.reuse_any:
-            print(f"{key}: REUSED, made on {where(results[key])}, not on this commit, CPU and "
-                  "settings", flush=True)
-            return True
-        if key in results:
-            print(f"{key}: made on {where(results[key])}, with other code, CPU or settings: "
-                  "running it again", flush=True)
-        return False
+        return reusable(results, key, settings, reuse_any=args.reuse_any)
 
     def record(key: str, entry: dict[str, Any]) -> None:
         results[key] = {**entry, **stamp(settings), "vectors_made": made}

