@@ -210,8 +210,11 @@ def tune(
     worker = f"{socket.gethostname()}:{os.getpid()}"
 
     def objective(trial: optuna.Trial) -> float:
-        trial.set_user_attr("worker", worker)
+        # Two writes: the namespace first, so that a trial that names its worker always has
+        # it too. A worker killed between them (a kill -9 seen in the test suite) left a
+        # trial that the next run on this machine could not recognise as its dead worker's.
         trial.set_user_attr("pid_namespace", _pid_namespace())
+        trial.set_user_attr("worker", worker)
         params = space.suggest(trial)
         base_seed = int(fixed.get("seed", 1 if cfg.target == "vectors" else 0))
         scores = []
