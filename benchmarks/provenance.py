@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import json
 import os
@@ -24,9 +25,14 @@ ROOT = Path(__file__).resolve().parents[1]
 CODE = ["src", "benchmarks", "pyproject.toml", "setup.py"]
 
 
+@functools.cache
 def commit() -> str:
     """The last commit that changed the code (``CODE``), with ``+dirty.HASH`` when the code
-    has uncommitted changes: results of one code state compare, whatever docs changed since."""
+    has uncommitted changes: results of one code state compare, whatever docs changed since.
+
+    Read once per process, at its first stamp (every script stamps as it starts): an entry
+    written at the end of a long run names the code the run loaded, not a tree that moved
+    while it ran."""
     try:
         head = subprocess.run(["git", "log", "-1", "--format=%h", "--", *CODE], cwd=ROOT,
                               text=True, capture_output=True, check=True).stdout.strip()
