@@ -72,6 +72,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from imdb import read_imdb
 from provenance import describe, reusable, same_run, stamp, where, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,15 +103,8 @@ def load(name: str, data: Path) -> dict[str, Any]:
         train = LabeledDataset.read(d / "train.tsv", **kw)
         return {"train": train, "test": LabeledDataset.read(d / "test.tsv", labels=train.labels, **kw),
                 "unlabeled": None, "max_len": 128}
-    import dataclasses
-
     d = data / "en" / "imdb"
-
-    def clean(ds: Any) -> Any:
-        return dataclasses.replace(ds, texts=[t.replace("<br />", " ") for t in ds.texts])
-
-    train = clean(LabeledDataset.read(d / "train.tsv.gz"))
-    test = clean(LabeledDataset.read(d / "test.tsv.gz", labels=train.labels))
+    train, test = read_imdb(data)
     return {"train": train, "test": test.sample_per_class(2500, seed=0),
             "unlabeled": d / "unsup.txt.gz", "max_len": 256}
 

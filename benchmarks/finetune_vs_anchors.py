@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from imdb import read_imdb
 from provenance import (
     describe,
     folder_stamp,
@@ -88,18 +89,10 @@ def load(name: str, data: Path, imdb_test: int) -> dict[str, Any]:
         train = LabeledDataset.read(d / "train.tsv", **kw)  # type: ignore[arg-type]
         return {"train": train, "dev": None,
                 "test": LabeledDataset.read(d / "test.tsv", labels=train.labels, **kw)}  # type: ignore[arg-type]
-    d = data / "en" / "imdb"
-    train = clean(LabeledDataset.read(d / "train.tsv.gz"))
-    full = clean(LabeledDataset.read(d / "test.tsv.gz", labels=train.labels))
+    train, full = read_imdb(data)
     per_class = imdb_test // len(full.labels)
     return {"train": train, "dev": None, "test": full.sample_per_class(per_class, seed=0),
             "test_full": full}
-
-
-def clean(ds: Any) -> Any:
-    import dataclasses
-
-    return dataclasses.replace(ds, texts=[t.replace("<br />", " ") for t in ds.texts])
 
 
 def tfidf_lr(train: Any, dev: Any, tests: dict[str, Any]) -> dict[str, float]:

@@ -48,6 +48,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from imdb import read_imdb
 from paired import paired_ci, verdict
 from provenance import describe, keep_folder, stamp, stamp_folder, where, write_json
 
@@ -62,18 +63,8 @@ FINETUNE_WORDS: dict[str, Any] = {}
 VECTORS = dict(model="skipgram", dim=100, epochs=5, lowercase=True)
 
 
-def clean(ds: Any) -> Any:
-    """IMDB reviews carry ``<br />`` tags; the other IMDB benchmarks drop them too."""
-    import dataclasses
-
-    return dataclasses.replace(ds, texts=[t.replace("<br />", " ") for t in ds.texts])
-
-
 def imdb(data: Path) -> tuple[Any, Any]:
-    from warmstart.labeled import LabeledDataset
-
-    train = clean(LabeledDataset.read(data / "en" / "imdb" / "train.tsv.gz"))
-    test = clean(LabeledDataset.read(data / "en" / "imdb" / "test.tsv.gz", labels=train.labels))
+    train, test = read_imdb(data)
     return train, test.sample_per_class(2500, seed=0)
 
 
@@ -94,6 +85,11 @@ def clean_corpus(src: Path, dst: Path) -> Path:
     return dst
 
 
+def labels_of(train: Any, seed: int) -> Any:
+    """The seed's 1,000 labeled reviews (500 per class): what every fine-tuning here trains on."""
+    return train.sample_per_class(500, seed=seed)
+
+
 def score(init: str, train: Any, test: Any, seeds: list[int], *, random_init: bool,
           options: dict[str, Any]) -> dict[str, Any]:
     from warmstart.transfer.classifier import evaluate
@@ -101,7 +97,7 @@ def score(init: str, train: Any, test: Any, seeds: list[int], *, random_init: bo
 
     accs, secs = [], []
     for seed in seeds:
-        labeled = train.sample_per_class(500, seed=seed)
+        labeled = labels_of(train, seed)
         start = time.perf_counter()
         clf = finetune(labeled, init=init, random_init=random_init, seed=seed, progress=False,
                        **options).classifier
@@ -130,7 +126,7 @@ def compare(name: str, init: str, train: Any, test: Any, seeds: list[int],
 def held_out(train: Any, seed: int, per_class: int) -> Any:
     """Labeled train reviews that are not among the seed's 1,000 labels (those of
     :func:`score`): a development set to choose on, never trained on."""
-    labeled = set(train.sample_per_class(500, seed=seed).texts)
+    labeled = set(labels_of(train, seed).texts)
     rest = train.subset([i for i, t in enumerate(train.texts) if t not in labeled])
     return rest.sample_per_class(per_class, seed=1000 + seed)
 
@@ -146,7 +142,7 @@ def choose_channels(init: str, train: Any, seeds: list[int], per_class: int) -> 
     dev: dict[str, list[float]] = {}
     for channels in CHANNELS:
         for seed in seeds:
-            clf = finetune(train.sample_per_class(500, seed=seed), init=init, seed=seed,
+            clf = finetune(labels_of(train, seed), init=init, seed=seed,
                            progress=False, channels=channels, **FINETUNE_WORDS).classifier
             acc = 100 * evaluate(clf, held_out(train, seed, per_class))["accuracy"]
             dev.setdefault(channels, []).append(acc)

@@ -45,7 +45,6 @@ the entries made on the same commit, CPU and settings, and runs the others again
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import itertools
 import json
 import os
@@ -55,15 +54,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from imdb import read_imdb
 from paired import paired_ci
 from provenance import describe, folder_stamp, reusable, stamp, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def clean(ds: Any) -> Any:
-    """IMDB reviews carry ``<br />`` tags; the other IMDB benchmarks drop them too."""
-    return dataclasses.replace(ds, texts=[t.replace("<br />", " ") for t in ds.texts])
 
 
 Variant = tuple[str, int, int]  # the teacher's C, pseudo-labels per class, rounds
@@ -74,7 +69,6 @@ def variant_name(c: str, per_class: int, rounds: int) -> str:
 
 
 def main() -> None:
-    from warmstart.labeled import LabeledDataset
     from warmstart.transfer.classifier import Classifier, evaluate
     from warmstart.transfer.finetune import finetune
 
@@ -107,8 +101,8 @@ def main() -> None:
     settings["vectors_made"] = {k: made.get(k) for k in ("commit", "date")}
     print(describe(stamp(settings)), flush=True)
     d = Path(args.data) / "en" / "imdb"
-    train = clean(LabeledDataset.read(d / "train.tsv.gz"))
-    test = clean(LabeledDataset.read(d / "test.tsv.gz", labels=train.labels)).sample_per_class(2500, seed=0)
+    train, test = read_imdb(Path(args.data))
+    test = test.sample_per_class(2500, seed=0)
     unsup = str(d / "unsup.txt.gz")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
