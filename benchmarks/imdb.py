@@ -25,3 +25,12 @@ def read_imdb(data: Path) -> tuple[Any, Any]:
     d = Path(data) / "en" / "imdb"
     train = without_br(LabeledDataset.read(d / "train.tsv.gz"))
     return train, without_br(LabeledDataset.read(d / "test.tsv.gz", labels=train.labels))
+
+
+def held_out(train: Any, labeled: Any, per_class: int, seed: int) -> Any:
+    """A development set drawn from ``train`` (``per_class`` reviews per class, with
+    ``seed``): only reviews that are not among ``labeled``, the labels a run trains on, so
+    settings are chosen on reviews no model of that run has seen, and never on test."""
+    taken = set(labeled.texts)
+    rest = train.subset([i for i, t in enumerate(train.texts) if t not in taken])
+    return rest.sample_per_class(per_class, seed=seed)

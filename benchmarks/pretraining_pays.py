@@ -48,7 +48,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from imdb import read_imdb
+from imdb import held_out, read_imdb
 from paired import paired_ci, verdict
 from provenance import describe, keep_folder, stamp, stamp_folder, where, write_json
 
@@ -123,18 +123,10 @@ def compare(name: str, init: str, train: Any, test: Any, seeds: list[int],
             "verdict": verdict(low, high), "wins": wins, "options": options}
 
 
-def held_out(train: Any, seed: int, per_class: int) -> Any:
-    """Labeled train reviews that are not among the seed's 1,000 labels (those of
-    :func:`score`): a development set to choose on, never trained on."""
-    labeled = set(labels_of(train, seed).texts)
-    rest = train.subset([i for i, t in enumerate(train.texts) if t not in labeled])
-    return rest.sample_per_class(per_class, seed=1000 + seed)
-
-
 def choose_channels(init: str, train: Any, seeds: list[int], per_class: int) -> dict[str, Any]:
     """Where the vectors go (``--channels``), chosen on held-out train reviews: each choice
-    fine-tuned on the seed's 1,000 labels and scored on :func:`held_out`; the best mean wins,
-    a tie goes to the default (static). The test set is not read."""
+    fine-tuned on the seed's 1,000 labels and scored on reviews held out from them; the best
+    mean wins, a tie goes to the default (static). The test set is not read."""
     from warmstart.transfer.classifier import evaluate
     from warmstart.transfer.finetune import finetune
     from warmstart.transfer.settings import CHANNELS
@@ -142,9 +134,11 @@ def choose_channels(init: str, train: Any, seeds: list[int], per_class: int) -> 
     dev: dict[str, list[float]] = {}
     for channels in CHANNELS:
         for seed in seeds:
-            clf = finetune(labels_of(train, seed), init=init, seed=seed,
+            labeled = labels_of(train, seed)
+            clf = finetune(labeled, init=init, seed=seed,
                            progress=False, channels=channels, **FINETUNE_WORDS).classifier
-            acc = 100 * evaluate(clf, held_out(train, seed, per_class))["accuracy"]
+            acc = 100 * evaluate(clf, held_out(train, labeled, per_class, seed=1000 + seed))[
+                "accuracy"]
             dev.setdefault(channels, []).append(acc)
             print(f"   dev: channels={channels} seed {seed}: {acc:.1f}", flush=True)
     chosen = max(CHANNELS, key=lambda c: (round(statistics.mean(dev[c]), 1), c == "static"))

@@ -54,7 +54,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from imdb import read_imdb
+from imdb import held_out, read_imdb
 from paired import paired_ci
 from provenance import describe, folder_stamp, reusable, stamp, write_json
 
@@ -119,9 +119,7 @@ def main() -> None:
     def draw(seed: int) -> tuple[Any, Any]:
         """The seed's 40 labels, and its dev set: labeled train reviews not among them."""
         few = train.sample_per_class(20, seed=seed)
-        held = set(few.texts)
-        rest = train.subset([i for i, t in enumerate(train.texts) if t not in held])
-        return few, rest.sample_per_class(args.dev_per_class, seed=1000 + seed)
+        return few, held_out(train, few, args.dev_per_class, seed=1000 + seed)
 
     def teacher(few: Any, seed: int, c: str) -> Path:
         folder = out / f"probe-C{c}-{seed}"
