@@ -2,6 +2,7 @@
 
     python benchmarks/finetune_vs_anchors.py --out runs/bench-anchors
     python benchmarks/finetune_vs_anchors.py --datasets sst2 agnews --out runs/bench-anchors
+    python benchmarks/finetune_vs_anchors.py --datasets agnews --seeds 0 1 2 3 4 --out runs/bench-anchors
 
 Datasets from ``../shared/data`` with all their training labels:
 
@@ -28,8 +29,10 @@ interrupted fine-tuning and re-scores a finished one, if it was made (or begun) 
 commit, CPU and settings (its stamp is ``--out/NAME.provenance.json``); otherwise it is moved
 aside to ``NAME.stale-COMMIT`` and fine-tuned again (``--reuse-any`` keeps it and says so).
 Results go to ``--out/results.json``, each with its provenance (commit, settings, CPU,
-versions, date). Each figure is one run (one seed) of each method: the margin printed is not
-a measured difference with a confidence interval.
+versions, date). With one seed each figure is one run of each method and the margin printed
+is not a measured difference; with ``--seeds`` (5 or more) every method runs once per seed (the
+seed draws the dev split where there is no dev file, fastText's seed and fine-tuning's) and the
+summary gives warmstart's paired difference from each anchor with a 95% interval over seeds.
 """
 
 from __future__ import annotations
@@ -37,7 +40,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -45,6 +47,7 @@ from typing import Any
 
 import numpy as np
 from imdb import read_imdb
+from paired import paired_ci, verdict
 from provenance import (
     describe,
     folder_stamp,
@@ -95,12 +98,12 @@ def load(name: str, data: Path, imdb_test: int) -> dict[str, Any]:
             "test_full": full}
 
 
-def tfidf_lr(train: Any, dev: Any, tests: dict[str, Any]) -> dict[str, float]:
+def tfidf_lr(train: Any, dev: Any, tests: dict[str, Any], seed: int) -> dict[str, float]:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
     if dev is None:
-        train, dev = train.split(0.1, seed=0)
+        train, dev = train.split(0.1, seed=seed)
         refit = train.texts + dev.texts, np.concatenate([train.y, dev.y])
     else:
         refit = train.texts, train.y
@@ -119,7 +122,7 @@ def _ft_line(text: str) -> str:
     return " ".join(re.findall(r"\w+|[^\w\s]", text.lower()))
 
 
-def fasttext_supervised(train: Any, dev: Any, tests: dict[str, Any]) -> dict[str, Any]:
+def fasttext_supervised(train: Any, dev: Any, tests: dict[str, Any], seed: int) -> dict[str, Any]:
     """fastText supervised with word bigrams; epochs and lr chosen on dev, then refit."""
     import fasttext
 
@@ -127,7 +130,7 @@ def fasttext_supervised(train: Any, dev: Any, tests: dict[str, Any]) -> dict[str
         with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False, encoding="utf-8") as f:
             for text, y in zip(ds.texts, ds.y, strict=True):
                 f.write(f"__label__{y} {_ft_line(text)}\n")
-        model = fasttext.train_supervised(f.name, wordNgrams=2, verbose=0, seed=0, thread=2, **kw)
+        model = fasttext.train_supervised(f.name, wordNgrams=2, verbose=0, seed=seed, thread=2, **kw)
         Path(f.name).unlink()
         return model
 
@@ -136,8 +139,8 @@ def fasttext_supervised(train: Any, dev: Any, tests: dict[str, Any]) -> dict[str
         return 100 * float(np.mean([int(p[0][len("__label__"):]) == y
                                     for p, y in zip(pred, ds.y, strict=True)]))
 
-    fit_on, refit = (train.split(0.1, seed=0)[0], train) if dev is None else (train, train)
-    dev = train.split(0.1, seed=0)[1] if dev is None else dev
+    fit_on, refit = (train.split(0.1, seed=seed)[0], train) if dev is None else (train, train)
+    dev = train.split(0.1, seed=seed)[1] if dev is None else dev
     grid = [dict(epoch=e, lr=lr) for e in (5, 25) for lr in (0.1, 0.5)]
     scores = [accuracy(fit(fit_on, **kw), dev) for kw in grid]
     best = grid[int(np.argmax(scores))]
@@ -145,16 +148,16 @@ def fasttext_supervised(train: Any, dev: Any, tests: dict[str, Any]) -> dict[str
     return {**{name: accuracy(model, ds) for name, ds in tests.items()}, **best}
 
 
-def warmstart_finetune(name: str, sets: dict[str, Any], out: Path, run: dict[str, Any], *,
-                       reuse_any: bool = False) -> dict[str, Any]:
+def warmstart_finetune(name: str, sets: dict[str, Any], out: Path, run: dict[str, Any],
+                       seed: int, *, reuse_any: bool = False) -> dict[str, Any]:
     from warmstart.transfer.classifier import evaluate
     from warmstart.transfer.finetune import finetune
 
-    settings = dict(SETTINGS[name])
-    folder = out / name
+    settings = {**SETTINGS[name], "seed": seed}
+    folder = out / (name if seed == 0 else f"{name}-seed{seed}")
     # The classifier (or the checkpoints of an interrupted fine-tuning) is reused only if made
     # on this commit and CPU with these settings; else it is moved aside and made again.
-    made = {**run, "dataset": name}
+    made = {**run, "dataset": name, "seed": seed}
     if not keep_folder(folder, made, reuse_any=reuse_any):
         stamp_folder(folder, made, *PACKAGES)
     tmp_dev = None
@@ -178,19 +181,68 @@ def warmstart_finetune(name: str, sets: dict[str, Any], out: Path, run: dict[str
             "classifier_made": folder_stamp(folder), **stamp(run, *PACKAGES)}
 
 
+def one_seed(name: str, sets: dict[str, Any], cell: dict[str, Any], out: Path,
+             run: dict[str, Any], seed: int, args: argparse.Namespace) -> None:
+    """Every method once with ``seed``, into ``cell``."""
+    tests: dict[str, Any] = {k: sets[k] for k in ("test", "test_full") if k in sets}
+    seeded = {**run, "seed": seed}
+    for method, fit in (("tfidf_lr", tfidf_lr), ("fasttext", fasttext_supervised)):
+        t = time.perf_counter()
+        cell[method] = fit(sets["train"], sets["dev"], tests, seed)
+        cell[method]["seconds"] = round(time.perf_counter() - t, 1)
+        cell[method].update(stamp(seeded, *PACKAGES))
+    print(f"   seed {seed}: TF-IDF + LR {cell['tfidf_lr']['test']:.1f} (C "
+          f"{cell['tfidf_lr']['C']:g}, chosen on dev), fastText {cell['fasttext']['test']:.1f} "
+          f"(epoch {cell['fasttext']['epoch']}, lr {cell['fasttext']['lr']}, chosen on dev)",
+          flush=True)
+    if args.skip_warmstart and "warmstart" in cell:
+        kept = cell["warmstart"]
+        print(f"   warmstart MiniLM {kept['test']:.1f}: KEPT from an earlier run "
+              f"(--skip-warmstart), made on {where(kept)}"
+              + ("" if same_run(kept, seeded) else ", NOT this commit, CPU and settings"),
+              flush=True)
+    if not args.skip_warmstart:
+        cell["warmstart"] = warmstart_finetune(name, sets, out, run, seed,
+                                               reuse_any=args.reuse_any)
+        ours = cell["warmstart"]["test"]
+        best_anchor = max(cell["tfidf_lr"]["test"], cell["fasttext"]["test"])
+        print(f"   seed {seed}: warmstart MiniLM {ours:.1f} ({ours - best_anchor:+.1f} over the "
+              f"best anchor of this seed) in {cell['warmstart']['train_seconds']} s", flush=True)
+
+
+def summarise(row: dict[str, Any], seeds: list[int]) -> dict[str, Any]:
+    """Means over seeds and warmstart's paired difference from each anchor, with its interval."""
+    cells = [row if seed == 0 else row[f"seed{seed}"] for seed in seeds]
+    summary: dict[str, Any] = {"seeds": seeds}
+    for method in ("tfidf_lr", "fasttext", "warmstart"):
+        if all(method in c for c in cells):
+            summary[method] = round(float(np.mean([c[method]["test"] for c in cells])), 2)
+    for anchor in ("tfidf_lr", "fasttext"):
+        if "warmstart" not in summary:
+            break
+        mean, low, high = paired_ci([c["warmstart"]["test"] - c[anchor]["test"] for c in cells])
+        summary[f"warmstart_minus_{anchor}"] = [round(mean, 2), round(low, 2), round(high, 2)]
+        print(f"   {len(seeds)} seeds: warmstart {summary['warmstart']:.1f}, {anchor} "
+              f"{summary[anchor]:.1f}; difference {mean:+.1f} [95% CI {low:+.1f}, {high:+.1f}]: "
+              f"{verdict(low, high)}", flush=True)
+    return summary
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--datasets", nargs="+", default=["sst2", "agnews", "imdb"],
                     choices=["sst2", "agnews", "imdb"])
     ap.add_argument("--imdb-test", type=int, default=5000)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0],
+                    help="one run of every method per seed; 5 or more for an interval")
     ap.add_argument("--out", default="runs/bench-anchors")
     ap.add_argument("--skip-warmstart", action="store_true", help="anchors only")
     ap.add_argument("--reuse-any", action="store_true",
                     help="keep a classifier made on another commit, CPU or settings (says so)")
     args = ap.parse_args()
     # What can change a result, beyond the dataset and the code (SETTINGS is code).
-    run = {"data": args.data, "imdb_test": args.imdb_test}
+    run = {"data": args.data, "imdb_test": args.imdb_test}  # the seed is added per run
     print(describe(stamp(run, *PACKAGES)), flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -198,39 +250,20 @@ def main() -> None:
     results = json.loads(results_file.read_text()) if results_file.exists() else {}
     for name in args.datasets:
         sets = load(name, Path(args.data), args.imdb_test)
-        tests = {k: sets[k] for k in ("test", "test_full") if k in sets}
         print(f"== {name}: train {len(sets['train']):,}, test {len(sets['test']):,}", flush=True)
         row: dict[str, Any] = {k: v for k, v in results.get(name, {}).items()
                                if k != "issue_anchors"}  # quoted figures, not measurements
-        t = time.perf_counter()
-        row["tfidf_lr"] = tfidf_lr(sets["train"], sets["dev"], tests)
-        row["tfidf_lr"]["seconds"] = round(time.perf_counter() - t, 1)
-        row["tfidf_lr"].update(stamp(run, *PACKAGES))
-        t = time.perf_counter()
-        row["fasttext"] = fasttext_supervised(sets["train"], sets["dev"], tests)
-        row["fasttext"]["seconds"] = round(time.perf_counter() - t, 1)
-        row["fasttext"].update(stamp(run, *PACKAGES))
-        print(f"   TF-IDF + LR {row['tfidf_lr']['test']:.1f} (C {row['tfidf_lr']['C']:g}, chosen on "
-              f"dev), fastText {row['fasttext']['test']:.1f} (epoch {row['fasttext']['epoch']}, "
-              f"lr {row['fasttext']['lr']}, chosen on dev)", flush=True)
-        if args.skip_warmstart and "warmstart" in row:
-            kept = row["warmstart"]
-            print(f"   warmstart MiniLM {kept['test']:.1f}: KEPT from an earlier run "
-                  f"(--skip-warmstart), made on {where(kept)}"
-                  + ("" if same_run(kept, run) else ", NOT this commit, CPU and settings"),
-                  flush=True)
-        if not args.skip_warmstart:
-            row["warmstart"] = warmstart_finetune(name, sets, out, run, reuse_any=args.reuse_any)
-            ours = row["warmstart"]["test"]
-            # The anchors measured in this run only; one seed each, so a margin, not a win.
-            best_anchor = max(row["tfidf_lr"]["test"], row["fasttext"]["test"])
-            print(f"   warmstart MiniLM {ours:.1f} ({ours - best_anchor:+.1f} over the best "
-                  f"anchor measured here; one seed) in {row['warmstart']['train_seconds']} s",
-                  flush=True)
+        for seed in args.seeds:
+            key = "" if seed == 0 else f"seed{seed}"  # seed 0 keeps the one-seed layout
+            cell = row.setdefault(key, {}) if key else row
+            one_seed(name, sets, cell, out, run, seed, args)
+            write_json(results_file, {**results, name: row})
+        if len(args.seeds) > 1:
+            row["summary"] = summarise(row, args.seeds)
         results[name] = row
         write_json(results_file, results)
     print(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
