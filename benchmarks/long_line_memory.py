@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TypedDict
 
 from provenance import stamp
 
@@ -76,7 +77,13 @@ def make_corpora(data: Path, mb: float, folder: Path) -> dict[str, Path]:
     return {"lines": lines_path, "one-line": one_path}
 
 
-def run_child(args: list[str], src: Path, work: Path) -> dict[str, float]:
+class ChildRun(TypedDict):
+    peak_mb: float
+    seconds: float
+    warnings: list[str]
+
+
+def run_child(args: list[str], src: Path, work: Path) -> ChildRun:
     """Run ``warmstart ARGS`` in a fresh process; return its peak RSS (MB) and wall time."""
     peak = work / "peak.kb"
     peak.unlink(missing_ok=True)
@@ -115,7 +122,7 @@ def main() -> None:
     p.add_argument("--json", type=Path, help="also write the results to this JSON file")
     a = p.parse_args()
 
-    results: dict[str, dict[str, dict]] = {}
+    results: dict[str, dict[str, ChildRun]] = {}
     with tempfile.TemporaryDirectory(prefix="warmstart-long-line-") as tmp:
         work = Path(tmp)
         corpora = make_corpora(a.data, a.mb, work)
@@ -144,9 +151,10 @@ def main() -> None:
     print(f"\npeak RSS, {a.mb:g} MB of IMDB reviews; {prov['cpu']}, {prov['cores']} cores; "
           f"commit {prov['commit']}; {prov['date']}")
     print(f"{'run':13s} {'lines MB':>9s} {'one-line MB':>12s} {'ratio':>6s}")
-    for run, r in results.items():
-        ratio = r["one-line"]["peak_mb"] / r["lines"]["peak_mb"]
-        print(f"{run:13s} {r['lines']['peak_mb']:9.0f} {r['one-line']['peak_mb']:12.0f} "
+    for run, by_corpus in results.items():
+        ratio = by_corpus["one-line"]["peak_mb"] / by_corpus["lines"]["peak_mb"]
+        print(f"{run:13s} {by_corpus['lines']['peak_mb']:9.0f} "
+              f"{by_corpus['one-line']['peak_mb']:12.0f} "
               f"{ratio:6.2f}")
     if a.json:
         a.json.write_text(json.dumps({"results": results, **prov}, indent=1) + "\n")

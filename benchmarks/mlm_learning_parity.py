@@ -20,11 +20,15 @@ import itertools
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import torch
 from provenance import describe, keep_folder, stamp, stamp_folder, write_json
 from torch.nn import functional as F
+
+if TYPE_CHECKING:
+    from warmstart.objectives.mlm import MaskedLM
 
 
 def main() -> None:
@@ -94,7 +98,10 @@ def run(side: str, sample: Path, work: Path, args: argparse.Namespace) -> list[t
                                  eos_id=special.sep)
     cfg = TransformerConfig.sized(args.size, vocab_size=vocab, pad_id=special.pad)
     torch.manual_seed(0)
-    objective = make_objective("mlm", cfg, tokenizer=tok, settings=ObjectiveConfig())
+    # make_objective("mlm") makes a MaskedLM (typed as the Objective base, which has no
+    # encoder or head)
+    objective = cast("MaskedLM", make_objective("mlm", cfg, tokenizer=tok,
+                                                settings=ObjectiveConfig()))
     batches = PretrainBatches(objective, rows, valid_rows, batch_size=32, seed=0)
 
     def masked_only(logits: torch.Tensor, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -104,7 +111,9 @@ def run(side: str, sample: Path, work: Path, args: argparse.Namespace) -> list[t
     if side == "transformers":
         from transformers import BertConfig, BertForMaskedLM
 
-        model = BertForMaskedLM(BertConfig(
+        # attn_implementation is a PretrainedConfig keyword at run time; BertConfig's
+        # signature does not list it.
+        model = BertForMaskedLM(BertConfig(  # type: ignore[call-arg]
             vocab_size=vocab, hidden_size=cfg.hidden, num_hidden_layers=cfg.n_layers,
             num_attention_heads=cfg.n_heads, intermediate_size=cfg.ffn, pad_token_id=special.pad,
             max_position_embeddings=cfg.max_positions, attn_implementation="sdpa")).train()

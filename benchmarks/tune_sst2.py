@@ -142,7 +142,9 @@ def run_study(space: str, train: Path, test: Any, out: Path, **options: Any) -> 
     seconds = time.perf_counter() - start
     best = read_toml(out / "best.toml", section="finetune")
     clf = finetune(str(train), progress=False, **best).classifier
-    return {"dev": 100 * result.best_value, "test": 100 * evaluate(clf, test)["accuracy"],
+    # best_value is None only when no trial completed (no best.toml either): not handled here
+    return {"dev": 100 * result.best_value,  # type: ignore[operator]
+            "test": 100 * evaluate(clf, test)["accuracy"],
             "seconds": round(seconds, 1), "trials": result.counts,
             "dev_after": {str(n): best_after(out / "study.db", n) for n in (5, 10, 20)},
             "best": result.best_params}

@@ -39,9 +39,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-SETTINGS = dict(dim=100, window=5, negative=5, min_count=5, sample=1e-3, alpha=0.025, epochs=1)
+SETTINGS: dict[str, Any] = dict(dim=100, window=5, negative=5, min_count=5, sample=1e-3,
+                                alpha=0.025, epochs=1)
 MODELS = {  # name: (model, subwords)
     "sg": ("skipgram", False),
     "cbow": ("cbow", False),
@@ -71,8 +73,9 @@ def run_one(tool: str, model: str, tokens: str, out: str, threads: int, epochs: 
         kv = train_vectors(tokens, tokenizer="whitespace", model=kind, subwords=subwords,
                            workers=threads, progress=False, **s)
         total = time.perf_counter() - t0
-        train = kv.training_summary["train_seconds"]
-        n_tokens = kv.training_summary["corpus_tokens"]
+        # train_vectors sets training_summary on the KeyedVectors it returns
+        train = kv.training_summary["train_seconds"]  # type: ignore[attr-defined]
+        n_tokens = kv.training_summary["corpus_tokens"]  # type: ignore[attr-defined]
         rss_mb = _peak_rss_mb()
         from warmstart.vectors.formats import save_word2vec
 
