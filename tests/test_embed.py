@@ -167,8 +167,13 @@ def test_minilm_embeddings_equal_sentence_transformers(minilm: str) -> None:
     theirs = st.SentenceTransformer(minilm, device="cpu").encode(texts, convert_to_numpy=True)
     np.testing.assert_allclose(ours, theirs, atol=1e-5)
     # bf16 autocast (native on CPUs with AVX-512 BF16 or AMX, emulated elsewhere): close
-    bf16 = embed(minilm, texts, precision="bf16")
+    held = load_embedder(minilm, precision="bf16")
+    assert {p.dtype for p in held.body.parameters()} == {torch.bfloat16}  # cast once, to embed
+    bf16 = embed(held, texts)
+    assert bf16.dtype == np.float32
     assert (np.sum(bf16 * ours, axis=1) > 0.99).all()
+    fp32 = load_embedder(minilm, precision="fp32")
+    assert {p.dtype for p in fp32.body.parameters()} == {torch.float32}
 
 
 def test_batching_by_length_keeps_the_order(models: dict[str, Path]) -> None:

@@ -375,6 +375,18 @@ def test_bf16_prediction_is_close_to_fp32(sst2: tuple, minilm: str) -> None:
     assert cosine.min() > 0.99, cosine.min()
     with pytest.raises(WarmstartError, match="precision 'fp16'"):
         Classifier(clf.model, precision="fp16")
+    # To predict only, the encoder's weights are held in bf16 (autocast would cast them in
+    # every pass); in fp32 predict_only leaves them as they are.
+    clf.precision = "fp32"
+    assert clf.predict_only() is clf
+    assert {p.dtype for p in clf.model.body.parameters()} == {torch.float32}
+    clf.precision = "bf16"
+    clf.predict_only()
+    assert {p.dtype for p in clf.model.body.parameters()} == {torch.bfloat16}
+    held = clf.predict_proba(texts)
+    assert held.dtype == np.float32
+    np.testing.assert_allclose(held, probs["fp32"], atol=0.03)
+    assert (held.argmax(1) == probs["fp32"].argmax(1)).mean() >= 15 / 16
 
 
 def test_encoder_body_does_not_pad_to_the_tokenizer_files_length(minilm: str) -> None:

@@ -43,7 +43,7 @@ from warmstart.config import PRECISIONS
 from warmstart.errors import WarmstartError, with_article
 from warmstart.models.onnx import OnnxModel
 from warmstart.tokenize import make_tokenizer
-from warmstart.train.precision import fast_bf16
+from warmstart.train.precision import uses_bf16
 from warmstart.transfer.bodies import Body, EncoderBody, TfidfBody, WordVectorBody, sorted_batches
 from warmstart.transfer.classifier import Classifier, body_autocast, source_records
 from warmstart.vectors.formats import load_vectors, vectors_tokenizer
@@ -143,8 +143,7 @@ class BodyEmbedder(Embedder):
 
     def describe(self) -> dict[str, Any]:
         body = self.body
-        bf16 = isinstance(body, EncoderBody) and (
-            self.precision == "bf16" or (self.precision == "auto" and fast_bf16(self.device)))
+        bf16 = isinstance(body, EncoderBody) and uses_bf16(self.device, self.precision)
         info: dict[str, Any] = {"kind": self.kind, "dim": self.dim, "normalized": self.normalized,
                                 "precision": "bf16" if bf16 else "fp32"}
         if isinstance(body, EncoderBody):
@@ -280,6 +279,7 @@ def load_embedder(
     if kind == "classifier":
         clf = Classifier.load(folder, precision=precision)
         clf.model.to(where)
+        clf.predict_only()
         try:
             return Embedder.from_classifier(clf, batch_size=batch_size, source=source)
         except WarmstartError as e:
@@ -288,8 +288,11 @@ def load_embedder(
         raise WarmstartError(
             f"{folder}: is {with_article(repr(kind))} artifact, which makes no sentence "
             "vectors; give an encoder, classifier or vectors artifact, or an ONNX export")
-    return BodyEmbedder(encoder_body(folder).to(where), kind="encoder", precision=precision,
-                        batch_size=batch_size, source=source)
+    body = encoder_body(folder).to(where)
+    if uses_bf16(where, precision):
+        body.hold_bf16_weights()
+    return BodyEmbedder(body, kind="encoder", precision=precision, batch_size=batch_size,
+                        source=source)
 
 
 def encoder_body(path: str | os.PathLike[str]) -> EncoderBody:

@@ -172,7 +172,7 @@ def load_model(name: str, path: str, *, precision: str = "auto", device: str = "
         for m in clf.members.values() if isinstance(clf, Ensemble) else [clf]:
             m.model.to(where)
             m.batch_size = batch_size
-        model.classifier = clf
+        model.classifier = clf.predict_only()
         try:
             model.embedder = Embedder.from_classifier(clf, batch_size=batch_size,
                                                       source={"path": str(folder)})

@@ -55,7 +55,11 @@ def check_precision(precision: str, name: str) -> None:
         raise WarmstartError(f"{name} {precision!r}: use bf16, fp32 or auto")
 
 
+def uses_bf16(device: torch.device, precision: str) -> bool:
+    """Whether ``precision`` (bf16, fp32, auto) computes in bf16 on ``device``."""
+    return precision == "bf16" or (precision == "auto" and fast_bf16(device))
+
+
 def bf16_autocast(device: torch.device, precision: str) -> torch.autocast:
     """bf16 autocast on ``device`` where ``precision`` (bf16, fp32, auto) asks for it."""
-    enabled = precision == "bf16" or (precision == "auto" and fast_bf16(device))
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=uses_bf16(device, precision))

@@ -208,8 +208,19 @@ class EncoderBody(Body):
             return self.encoder.pool(hidden)
         if self.pooling == "cls":
             return hidden[:, 0]
-        m = mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
+        # The mean in fp32: an encoder held in bf16 (hold_bf16_weights) would round it.
+        m = mask.unsqueeze(-1).float()
+        return (hidden.float() * m).sum(1) / m.sum(1).clamp_min(1.0)
+
+    def hold_bf16_weights(self) -> None:
+        """Hold the encoder's weights in bf16, for prediction only.
+
+        Under bf16 autocast an fp32 encoder's weights are cast to bf16 again in every forward
+        pass; cast once, a pass of one long text takes about a fifth less time on a CPU with
+        AVX-512 BF16. Pooling and normalising stay in fp32. The body cannot be trained or
+        saved in fp32 afterwards: call this only on a body loaded to predict or embed.
+        """
+        self.encoder.to(torch.bfloat16)
 
     def blocks(self) -> list[list[nn.Module]]:
         """Parameter blocks from the bottom up: embeddings, each layer (the pooler on top)."""

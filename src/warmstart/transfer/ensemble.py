@@ -66,6 +66,11 @@ class Ensemble(Classifier):
         for m in self.members.values():
             m.precision = value
 
+    def predict_only(self) -> Ensemble:
+        for m in self.members.values():
+            m.predict_only()
+        return self
+
     @property
     def labels(self) -> list[str]:
         return next(iter(self.tasks.values())).labels

@@ -48,6 +48,9 @@ class OnnxClassifier(Classifier):
     def task(self, task: str | None = None) -> Task:
         return self.tasks[self.runtime.task(task).name]
 
+    def predict_only(self) -> OnnxClassifier:
+        return self  # the graph's precision is fixed at export
+
     def predict_proba(self, texts: Sequence[str], *, task: str | None = None) -> np.ndarray:
         """(N, K) class probabilities (softmax), or per-label probabilities (multi-label)."""
         return self.runtime.predict_proba(texts, task=task)
