@@ -244,7 +244,9 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/warmstart-bench"))
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--models", nargs="+", default=["sg", "cbow", "ft-cbow"], choices=list(MODELS))
+    ap.add_argument("--models", nargs="*", default=["sg", "cbow", "ft-cbow"], choices=list(MODELS),
+                    help="the English models to compare (none: `--models --chinese` runs only "
+                    "the Chinese rows)")
     ap.add_argument("--fasttext", action="store_true", help="also run fastText (subword models only, once)")
     ap.add_argument("--gensim-file", action="store_true", help="also run gensim's corpus_file mode (once)")
     ap.add_argument("--chinese", action="store_true", help="also compare CA8 on People's Daily")
@@ -264,7 +266,7 @@ def main() -> None:
     prov = stamp(settings, "gensim", "fasttext")
     print(describe(prov), flush=True)
     a.work.mkdir(parents=True, exist_ok=True)
-    tokens = imdb_tokens(a.data, a.work)
+    tokens = imdb_tokens(a.data, a.work) if a.models else Path()
     rows: list[dict] = []
     for model in a.models:
         rows += compare(model, ["warmstart", "gensim"], tokens, a.work, a.data, repeats=a.repeats,
