@@ -289,8 +289,7 @@ def load_embedder(
             f"{folder}: is {with_article(repr(kind))} artifact, which makes no sentence "
             "vectors; give an encoder, classifier or vectors artifact, or an ONNX export")
     body = encoder_body(folder).to(where)
-    if uses_bf16(where, precision):
-        body.hold_bf16_weights()
+    body.hold_bf16_weights(precision)
     return BodyEmbedder(body, kind="encoder", precision=precision, batch_size=batch_size,
                         source=source)
 

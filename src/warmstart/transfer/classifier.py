@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from warmstart.artifact import META_FILE, WEIGHTS_FILE, is_onnx_folder, read_meta, write_meta
 from warmstart.errors import WarmstartError, with_article
 from warmstart.labeled import LabeledDataset, ReadConfig
-from warmstart.train.precision import bf16_autocast, check_precision, uses_bf16
+from warmstart.train.precision import bf16_autocast, check_precision
 from warmstart.transfer.bodies import Body, EncoderBody, sorted_batches
 from warmstart.transfer.model import Task, TextClassifier
 
@@ -70,10 +70,8 @@ class Classifier:
         ``precision`` on its device): the encoder's weights are held in bf16
         (:meth:`EncoderBody.hold_bf16_weights`). Call it on a classifier loaded to predict,
         after moving it to its device: it cannot be trained or saved in fp32 afterwards."""
-        body = self.model.body
-        if isinstance(body, EncoderBody) and uses_bf16(next(body.parameters()).device,
-                                                       self.precision):
-            body.hold_bf16_weights()
+        if isinstance(self.model.body, EncoderBody):
+            self.model.body.hold_bf16_weights(self.precision)
         return self
 
     @torch.inference_mode()
