@@ -178,7 +178,7 @@ def warmstart_finetune(name: str, sets: dict[str, Any], out: Path, run: dict[str
     # Only the (sub)sampled test: scoring all 25,000 IMDB reviews would take longer than training.
     test = 100 * evaluate(classifier, sets["test"])["accuracy"]
     return {"test": test, "train_seconds": round(train_s), "settings": settings,
-            "classifier_made": folder_stamp(folder), **stamp(run, *PACKAGES)}
+            "classifier_made": folder_stamp(folder), **stamp({**run, "seed": seed}, *PACKAGES)}
 
 
 def one_seed(name: str, sets: dict[str, Any], cell: dict[str, Any], out: Path,
@@ -210,9 +210,15 @@ def one_seed(name: str, sets: dict[str, Any], cell: dict[str, Any], out: Path,
               f"best anchor of this seed) in {cell['warmstart']['train_seconds']} s", flush=True)
 
 
+def seed_cell(row: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Where a dataset's ``row`` keeps the results of ``seed``: seed 0 in the row itself (the
+    one-seed layout), another under ``seedN`` (made empty if new)."""
+    return row if seed == 0 else row.setdefault(f"seed{seed}", {})
+
+
 def summarise(row: dict[str, Any], seeds: list[int]) -> dict[str, Any]:
     """Means over seeds and warmstart's paired difference from each anchor, with its interval."""
-    cells = [row if seed == 0 else row[f"seed{seed}"] for seed in seeds]
+    cells = [seed_cell(row, seed) for seed in seeds]
     summary: dict[str, Any] = {"seeds": seeds}
     for method in ("tfidf_lr", "fasttext", "warmstart"):
         if all(method in c for c in cells):
@@ -254,9 +260,7 @@ def main() -> None:
         row: dict[str, Any] = {k: v for k, v in results.get(name, {}).items()
                                if k != "issue_anchors"}  # quoted figures, not measurements
         for seed in args.seeds:
-            key = "" if seed == 0 else f"seed{seed}"  # seed 0 keeps the one-seed layout
-            cell = row.setdefault(key, {}) if key else row
-            one_seed(name, sets, cell, out, run, seed, args)
+            one_seed(name, sets, seed_cell(row, seed), out, run, seed, args)
             write_json(results_file, {**results, name: row})
         if len(args.seeds) > 1:
             row["summary"] = summarise(row, args.seeds)
