@@ -34,7 +34,7 @@ its vectors with warmstart's is reported (a check that all compute the same thin
 Settings are picked on a short pilot by one fixed rule for every server: each candidate
 serves ``--pilot-requests`` short and long texts at 64 clients; the candidate with the
 highest geometric mean of the two texts/s (among those without errors) is kept. Candidates:
-warmstart's ``--max-batch``/``--batch-size``; the naive app's precision (fp32, bf16 autocast,
+warmstart's ``--max-batch``/``--batch-size``, without and with ``--compile``; the naive app's precision (fp32, bf16 autocast,
 bf16 weights); infinity's ``--dtype``, ``--bettertransformer`` and ``--batch-size``. Every
 server gets ``--threads`` torch threads (default: the usable cores).
 
@@ -496,17 +496,17 @@ def warm_up(server: Server, raws: dict[str, list[bytes]], requests: int) -> None
 
 
 def warmstart_spec(family: str, model: str, folder: Path, threads: int, max_batch: int,
-                   batch_size: int, max_wait_ms: float) -> ServerSpec:
+                   batch_size: int, max_wait_ms: float, compile: bool = False) -> ServerSpec:
     settings = {"max_batch": max_batch, "batch_size": batch_size, "max_wait_ms": max_wait_ms,
-                "threads": threads, "precision": "auto"}
+                "threads": threads, "precision": "auto", "compile": compile}
     return ServerSpec(
         family=family,
         label=f"--max-batch {max_batch} --batch-size {batch_size} --max-wait-ms {max_wait_ms:g} "
-              f"--threads {threads}",
+              f"--threads {threads}" + " --compile" * compile,
         argv=[sys.executable, "-m", "warmstart", "serve", f"{model}={folder}", "--host", HOST,
               "--port", "{port}", "--threads", str(threads), "--max-batch", str(max_batch),
               "--batch-size", str(batch_size), "--max-wait-ms", str(max_wait_ms),
-              "--device", "cpu", "--precision", "auto"],
+              "--device", "cpu", "--precision", "auto", *["--compile"] * compile],
         env={"OMP_NUM_THREADS": str(threads)},
         endpoint=WARMSTART_EMBED if family == "warmstart-embed" else WARMSTART_CLASSIFY,
         settings=settings)
@@ -832,7 +832,9 @@ def main() -> None:
 
     # Candidates: the first of each list is the server's default (--no-pilot runs it).
     candidates: dict[str, list[ServerSpec]] = {
-        "warmstart-embed": [warmstart_spec("warmstart-embed", "minilm", minilm, threads, mb, bs, 2.0)
+        "warmstart-embed": [warmstart_spec("warmstart-embed", "minilm", minilm, threads, mb, bs,
+                                           2.0, compile)
+                            for compile in (False, True)
                             for mb, bs in ((64, 16), (64, 32), (64, 64), (32, 32))]}
     if not a.skip_naive:
         candidates["naive"] = [naive_spec(minilm, threads, prec)
@@ -869,7 +871,7 @@ def main() -> None:
     ws = chosen["warmstart-embed"].settings
     chosen["warmstart-classify"] = warmstart_spec(
         "warmstart-classify", "sst2", clf, threads, ws["max_batch"], ws["batch_size"],
-        ws["max_wait_ms"])
+        ws["max_wait_ms"], ws["compile"])
     for family, spec in chosen.items():
         print(f"chosen {family}: {spec.label}", flush=True)
 

@@ -411,6 +411,39 @@ def test_cli_serve_bad_input_exits_2(models: dict[str, Path], args: list[str], m
     assert "Traceback" not in proc.stderr
 
 
+
+def test_compiled_encoders_answer_as_the_eager_ones(models: dict[str, Path],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--compile``: the classifier's and the encoder's answers are the eager model's, for a
+    batch of texts of other lengths than the warm-up's; where compiling fails (no C++
+    compiler), the model runs eager and says why."""
+    import torch
+
+    from warmstart.serving.models import load_model
+
+    texts = [*TEXTS[:5], TEXTS[0] + " " + TEXTS[1]]
+    eager_clf = load_model("clf", str(models["clf"]), precision="fp32").classifier
+    for name in ("clf", "encoder"):
+        eager = load_model(name, str(models[name]), precision="fp32")
+        compiled = load_model(name, str(models[name]), precision="fp32", compile=True)
+        assert (eager.runtime, compiled.runtime) == ("torch", "torch (compiled)")
+        np.testing.assert_allclose(compiled.embedder.embed(texts), eager.embedder.embed(texts),
+                                   atol=1e-5)
+        if name == "clf":
+            np.testing.assert_allclose(compiled.classifier.predict_proba(texts),
+                                       eager.classifier.predict_proba(texts), atol=1e-5)
+
+    def no_compiler(fn: Any, **_: Any) -> Any:
+        def fails(*args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
+        return fails
+
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    fallback = load_model("clf", str(models["clf"]), precision="fp32", compile=True)
+    assert fallback.runtime.startswith("torch (eager: compiling failed: RuntimeError"), fallback.runtime
+    np.testing.assert_allclose(fallback.classifier.predict_proba(texts),
+                               eager_clf.predict_proba(texts), atol=1e-6)
+
 def test_histogram_sums_keep_every_digit() -> None:
     """A long-running server's sums grow past a million: printed whole, so a rate of them
     (Prometheus' rate(x_sum)) stays exact."""

@@ -77,7 +77,8 @@ def serve(models: Sequence[str] | dict[str, str], *, echo: Callable[[str], None]
             into = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="warmstart-onnx-")))
             specs = export_for_onnx(specs, into, echo=echo)
         loaded = load_models(specs, precision=config.precision, device=config.device,
-                             batch_size=config.batch_size, runtime=config.runtime, threads=threads)
+                             batch_size=config.batch_size, runtime=config.runtime, threads=threads,
+                             compile=config.compile)
         for name, m in loaded.items():
             echo(f"{name}: {m.kind} from {m.path} on {m.runtime} ({', '.join(m.capabilities)})")
         _run(loaded, specs, config, api_key, echo)
@@ -125,7 +126,7 @@ def worker_app() -> Any:
     try:
         models = load_models(spec["models"], precision=config.precision, device=config.device,
                              batch_size=config.batch_size, runtime=config.runtime,
-                             threads=threads)
+                             threads=threads, compile=config.compile)
     except WarmstartError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(3)  # uvicorn's STARTUP_FAILURE: the parent stops instead of restarting it

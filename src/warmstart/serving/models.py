@@ -18,6 +18,7 @@ from typing import Any
 
 from warmstart.artifact import META_FILE, ONNX_KIND, folder_kind, read_meta
 from warmstart.embedding import (
+    BodyEmbedder,
     Embedder,
     OnnxEmbedder,
     VectorsEmbedder,
@@ -28,6 +29,7 @@ from warmstart.embedding import (
 from warmstart.errors import WarmstartError, with_article
 from warmstart.models.onnx import OnnxModel
 from warmstart.models.onnx_export import export_onnx
+from warmstart.transfer.bodies import EncoderBody
 from warmstart.transfer.classifier import Classifier
 from warmstart.transfer.onnx import OnnxClassifier
 from warmstart.vectors.keyed import KeyedVectors
@@ -138,12 +140,13 @@ def _provenance(folder: Path) -> dict[str, Any]:
 
 def load_model(name: str, path: str, *, precision: str = "auto", device: str = "auto",
                batch_size: int = 64, runtime: str = "auto", threads: int | None = None,
-               ) -> ServedModel:
+               compile: bool = False) -> ServedModel:
     """Load folder ``path`` as model ``name``, and run each of its capabilities once (so the
     first request is not the one that pays for warming up).
 
     An ONNX export runs on onnxruntime with ``threads`` intra-op threads; ``runtime="torch"``
     refuses one (``"onnx"`` expects torch folders exported already: :func:`export_for_onnx`).
+    ``compile`` runs torch encoders through ``torch.compile`` (:func:`compile_encoders`).
     """
     folder = Path(path)
     if not folder.is_dir():
@@ -192,15 +195,57 @@ def load_model(name: str, path: str, *, precision: str = "auto", device: str = "
                              "classifier, an encoder or word vectors")
     if model.embedder is not None:
         model.embedder.embed(["warm up"])
+    if compile:
+        compile_encoders(model)
     return model
+
+
+#: Texts whose batches take each path a compiled encoder has: one text, several of one
+#: length (no padding, no attention mask) and several of different lengths (a mask).
+_WARM_UP = (["warm up"], ["warm up", "warm up"], ["warm up", "and warm up a longer text too"])
+
+
+def compile_encoders(model: ServedModel) -> None:
+    """Run ``model``'s torch encoders through ``torch.compile`` (dynamic shapes: one graph for
+    every batch size and length), compiled here on each path a request can take, so that no
+    request waits for it. Where compiling fails (inductor needs a C++ compiler at run time)
+    the encoders stay eager and ``model.runtime`` says why."""
+    import torch
+
+    from warmstart.transfer.ensemble import Ensemble
+
+    clf = model.classifier
+    members = list(clf.members.values()) if isinstance(clf, Ensemble) else [clf]
+    bodies = [m.model.body for m in members if m is not None and not isinstance(m, OnnxClassifier)]
+    if isinstance(model.embedder, BodyEmbedder):
+        bodies.append(model.embedder.body)
+    encoders = list({id(b): b for b in bodies if isinstance(b, EncoderBody)}.values())
+    if not encoders:
+        return
+    for body in encoders:
+        body.forward = torch.compile(body.forward, dynamic=True)  # type: ignore[method-assign]
+    try:
+        for texts in _WARM_UP:
+            if clf is not None:
+                clf.predict_proba(texts)
+            if model.embedder is not None:
+                model.embedder.embed(texts)
+    except Exception as e:  # noqa: BLE001 (any failure of the compiler: run eager)
+        for body in encoders:
+            del body.forward  # the class's forward again
+        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+        model.runtime = f"torch (eager: compiling failed: {type(e).__name__}: {reason})"
+        return
+    model.runtime = "torch (compiled)"
 
 
 def load_models(specs: dict[str, str], *, precision: str = "auto", device: str = "auto",
                 batch_size: int = 64, runtime: str = "auto", threads: int | None = None,
-                ) -> dict[str, ServedModel]:
+                compile: bool = False) -> dict[str, ServedModel]:
     """Every model of ``specs`` ({name: folder}) loaded."""
     return {name: load_model(name, path, precision=precision, device=device,
-                             batch_size=batch_size, runtime=runtime, threads=threads)
+                             batch_size=batch_size, runtime=runtime, threads=threads,
+                             compile=compile)
             for name, path in specs.items()}
 
 
