@@ -29,8 +29,9 @@ class ServeConfig:
     precision: str = opt("auto", "an encoder's forward pass in bf16 (auto: where the hardware has it)")
     device: str = opt("auto", "where torch models run: auto (a GPU if there is one), cpu, cuda")
     compile: bool = opt(False, "compile torch encoders with torch.compile at start (a C++ "
-                               "compiler at run time, about 20 s a model; 8-11% faster on long "
-                               "texts on 2 CPU cores; eager where compiling fails)")
+                               "compiler at run time, about 20 s a model; eager where compiling "
+                               "fails); a forward pass alone 8-11% faster on 2 CPU cores, no "
+                               "gain measured under load there")
     runtime: str = opt("auto", "what runs encoders and classifiers: onnx (onnxruntime; a torch "
                                "folder is exported to ONNX at start), torch, or auto (each "
                                "folder as it is: an ONNX export with onnxruntime)")
