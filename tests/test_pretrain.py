@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import gzip
 import itertools
 import json
@@ -106,8 +107,6 @@ def test_mlm_learns_the_token_frequencies_first(corpus: Path, cache: str) -> Non
     here: 4.1% at 60 steps, 3.3% at 200, 3.6% at 300, against 3.8% for "the"), too long for
     a test: docs/benchmarks.md has the long runs, at 32-42% masked accuracy.
     """
-    import collections
-
     result = run(corpus, cache, None, objective="mlm", max_steps=60, eval_every=60,
                  eval_batches=16)
     before, after = (r for r in result.training.history if "valid_loss" in r)
@@ -120,7 +119,7 @@ def test_mlm_learns_the_token_frequencies_first(corpus: Path, cache: str) -> Non
     # argmax at [MASK] lands on "the", ".", ",", "and", "of"... as the run goes (measured
     # 1.65% to 4.1% over runs), so the most frequent token's rate is no stable bound.
     sampled_unigram_rate = sum((n / total) ** 2 for n in counts.values())
-    unigram_entropy = -sum(n / total * math.log(n / total) for n in counts.values())  # nats
+    unigram_entropy = entropy(counts)
     assert before["valid_mlm_at_mask_accuracy"] < 0.005
     # The loss reaches the unigram entropy (from log V): the frequencies are learned.
     assert before["valid_mlm_loss"] > unigram_entropy + 1.0, (before, unigram_entropy)
@@ -151,26 +150,36 @@ def topic_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_mlm_reads_the_context_at_masked_positions(topic_corpus: Path, cache: str) -> None:
-    """At [MASK] positions (where copying the input cannot help) the model beats always
-    answering the most frequent token five times over, and its loss falls below the unigram
-    entropy: it predicts from the context, not from the frequencies."""
-    import collections
 
-    result = run(topic_corpus, cache, None, objective="mlm", vocab_size=1000, lr=3e-3,
-                 max_steps=160, eval_every=160, eval_batches=8)
+def run_on_topics(topic_corpus: Path, cache: str, objective: str, *, steps: int
+                  ) -> tuple[dict, dict, collections.Counter[int]]:
+    """The validation records before and after ``steps`` on the topic corpus, and the
+    corpus's token counts under the run's tokenizer ([CLS] and [SEP] left out)."""
+    result = run(topic_corpus, cache, None, objective=objective, vocab_size=1000, lr=3e-3,
+                 max_steps=steps, eval_every=steps, eval_batches=8)
     before, after = (r for r in result.training.history if "valid_loss" in r)
     counts = collections.Counter(
         i for line in topic_corpus.read_text(encoding="utf-8").splitlines()
         for i in result.tokenizer.encode(line, add_special_tokens=False).ids)
+    return before, after, counts
+
+
+def entropy(counts: collections.Counter[int]) -> float:
+    """The entropy of the token frequencies ``counts``, in nats."""
     total = sum(counts.values())
-    most_frequent_rate = max(counts.values()) / total  # 1 in 150-200 ([MASK] is never [CLS])
-    unigram_entropy = -sum(n / total * math.log(n / total) for n in counts.values())  # ~log 200
+    return -sum(n / total * math.log(n / total) for n in counts.values())
+
+def test_mlm_reads_the_context_at_masked_positions(topic_corpus: Path, cache: str) -> None:
+    """At [MASK] positions (where copying the input cannot help) the model beats always
+    answering the most frequent token five times over, and its loss falls below the unigram
+    entropy: it predicts from the context, not from the frequencies."""
+    before, after, counts = run_on_topics(topic_corpus, cache, "mlm", steps=160)
+    most_frequent_rate = max(counts.values()) / sum(counts.values())  # 1 in 150-200
+    unigram_entropy = entropy(counts)  # ~log 200
     assert before["valid_mlm_at_mask_accuracy"] < 2 * most_frequent_rate, before
     # Measured: 9-17% at 160 steps (1 in 4 is the best a model can do), loss 3.4-4.1 nats.
     assert after["valid_mlm_at_mask_accuracy"] > 5 * most_frequent_rate, (after, most_frequent_rate)
     assert after["valid_mlm_loss"] < unigram_entropy - 1.0, (after, unigram_entropy)
-
 
 
 def test_electra_discriminator_reads_the_context(topic_corpus: Path, cache: str) -> None:
@@ -182,16 +191,8 @@ def test_electra_discriminator_reads_the_context(topic_corpus: Path, cache: str)
     A discriminator that does not read its input, or one whose detection head starts at
     BERT's N(0, 0.02) (the product of its two small layers starves the encoder's gradient:
     it stays at the base rate for 1,500 steps here), fails this test."""
-    import collections
-
-    result = run(topic_corpus, cache, None, objective="electra", vocab_size=1000, lr=3e-3,
-                 max_steps=300, eval_every=300, eval_batches=8)
-    before, after = (r for r in result.training.history if "valid_loss" in r)
-    counts = collections.Counter(
-        i for line in topic_corpus.read_text(encoding="utf-8").splitlines()
-        for i in result.tokenizer.encode(line, add_special_tokens=False).ids)
-    total = sum(counts.values())
-    unigram_entropy = -sum(n / total * math.log(n / total) for n in counts.values())  # ~log 200
+    before, after, counts = run_on_topics(topic_corpus, cache, "electra", steps=300)
+    unigram_entropy = entropy(counts)  # ~log 200
     base = after["valid_always_original_accuracy"]  # about 85%
     assert before["valid_discriminator_accuracy"] < base, before
     # Measured (seeds 0-2): 94-96% against a base of 85-86%, replaced tokens found 62-78%,
