@@ -190,7 +190,7 @@ def test_electra_discriminator_reads_the_context(topic_corpus: Path, cache: str)
 
     A discriminator that does not read its input, or one whose detection head starts at
     BERT's N(0, 0.02) (the product of its two small layers starves the encoder's gradient:
-    it stays at the base rate for 1,500 steps here), fails this test."""
+    it stays at the base rate for 1,000 steps here), fails this test."""
     before, after, counts = run_on_topics(topic_corpus, cache, "electra", steps=300)
     unigram_entropy = entropy(counts)  # ~log 200
     base = after["valid_always_original_accuracy"]  # about 85%

@@ -84,9 +84,10 @@ class ReplacedTokenDetection(Objective):
         # The detection head keeps torch's default initialisation (uniform, about 0.05 at
         # this width), not BERT's N(0, 0.02): the encoder's gradient passes through both of
         # the head's layers, and at 0.02 each their product is so small that the
-        # discriminator sat at the base rate ("original" everywhere) for 1,500 steps on
-        # text where the context gives every replacement away; at the default it leaves it
-        # in 200 (tests/test_pretrain.py, test_electra_discriminator_reads_the_context).
+        # discriminator sat at the base rate ("original" everywhere) for 1,000 steps on
+        # text where the context gives most replacements away (1,500 with random words in
+        # place of the generator's samples); at the default it leaves it in 200
+        # (tests/test_pretrain.py, test_electra_discriminator_reads_the_context).
         self.detect = nn.Sequential(
             nn.Linear(config.hidden, config.hidden), nn.GELU(), nn.Linear(config.hidden, 1)
         )
