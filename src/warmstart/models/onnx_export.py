@@ -230,8 +230,10 @@ def _quantize_int8(src: Path, dst: Path) -> None:
 
     Weights use 7 of the 8 bits (``reduce_range``): on CPUs without VNNI (AVX2, AVX-512F
     alone) onnxruntime multiplies uint8 activations by int8 weights with an instruction whose
-    16-bit sums saturate. On an AVX2-only CPU the test classifier's probabilities moved by 0.054
-    on average with 8-bit weights and 0.014 with 7-bit ones; an export may run on any CPU.
+    16-bit sums saturate. On an AVX2-only CPU the test classifier's probabilities (random
+    weights, large activations) moved by 0.054 on average with 8-bit weights and 0.014 with
+    7-bit ones; a MiniLM classifier's, on the 872 SST-2 dev sentences, by 0.0157 and 0.0159
+    (accuracy 81.60 and 81.46 against 81.80 in fp32). An export may run on any CPU.
     """
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
