@@ -34,8 +34,8 @@ its vectors with warmstart's is reported (a check that all compute the same thin
 Settings are picked on a short pilot by one fixed rule for every server: each candidate
 serves ``--pilot-requests`` short and long texts at 64 clients; the candidate with the
 highest geometric mean of the two texts/s (among those without errors) is kept. Candidates:
-warmstart's ``--max-batch``/``--batch-size``, without and with ``--compile``; the naive app's precision (fp32, bf16 autocast,
-bf16 weights); infinity's ``--dtype``, ``--bettertransformer`` and ``--batch-size``. Every
+warmstart's ``--max-batch``/``--batch-size``, without and with ``--compile``; the naive app's
+precision (fp32, bf16 autocast, bf16 weights); infinity's ``--dtype``, ``--bettertransformer`` and ``--batch-size``. Every
 server gets ``--threads`` torch threads (default: the usable cores).
 
 ``--soak SECONDS`` (default 300) then serves warmstart embeddings at 64 clients (short and

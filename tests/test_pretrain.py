@@ -150,7 +150,6 @@ def topic_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-
 def run_on_topics(topic_corpus: Path, cache: str, objective: str, *, steps: int
                   ) -> tuple[dict, dict, collections.Counter[int]]:
     """The validation records before and after ``steps`` on the topic corpus, and the

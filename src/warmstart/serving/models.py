@@ -93,16 +93,13 @@ class ServedModel:
 
     def cuts(self, texts: Sequence[str]) -> list[bool]:
         """Whether the classifier reads only the start of each text (too many pieces)."""
-        from warmstart.transfer.ensemble import Ensemble
-
         clf = self.classifier
         if clf is None:
             return [False] * len(texts)
         if isinstance(clf, OnnxClassifier):
             return clf.runtime.cut(texts)
-        members = clf.members.values() if isinstance(clf, Ensemble) else [clf]
         flags = [False] * len(texts)
-        for m in members:
+        for m in torch_members(clf):
             flags = [a or b for a, b in zip(flags, body_cuts(m.model.body, texts), strict=True)]
         return flags
 
@@ -169,10 +166,8 @@ def load_model(name: str, path: str, *, precision: str = "auto", device: str = "
         model.embedder = OnnxEmbedder(onnx, source={"path": str(folder)})
     elif kind == "classifier":
         clf = Classifier.load(folder, precision=precision)
-        from warmstart.transfer.ensemble import Ensemble
-
         where = pick_device(device)
-        for m in clf.members.values() if isinstance(clf, Ensemble) else [clf]:
+        for m in torch_members(clf):
             m.model.to(where)
             m.batch_size = batch_size
         model.classifier = clf.predict_only()
@@ -205,6 +200,16 @@ def load_model(name: str, path: str, *, precision: str = "auto", device: str = "
 _WARM_UP = (["warm up"], ["warm up", "warm up"], ["warm up", "and warm up a longer text too"])
 
 
+def torch_members(clf: Classifier | None) -> list[Classifier]:
+    """The torch classifiers that make ``clf``'s predictions: an ensemble's members, or
+    ``clf`` itself; none for an ONNX classifier or none at all."""
+    from warmstart.transfer.ensemble import Ensemble
+
+    if clf is None or isinstance(clf, OnnxClassifier):
+        return []
+    return list(clf.members.values()) if isinstance(clf, Ensemble) else [clf]
+
+
 def compile_encoders(model: ServedModel) -> None:
     """Run ``model``'s torch encoders through ``torch.compile`` (dynamic shapes: one graph for
     every batch size and length), compiled here on each path a request can take, so that no
@@ -212,11 +217,8 @@ def compile_encoders(model: ServedModel) -> None:
     the encoders stay eager and ``model.runtime`` says why."""
     import torch
 
-    from warmstart.transfer.ensemble import Ensemble
-
     clf = model.classifier
-    members = list(clf.members.values()) if isinstance(clf, Ensemble) else [clf]
-    bodies = [m.model.body for m in members if m is not None and not isinstance(m, OnnxClassifier)]
+    bodies = [m.model.body for m in torch_members(clf)]
     if isinstance(model.embedder, BodyEmbedder):
         bodies.append(model.embedder.body)
     encoders = list({id(b): b for b in bodies if isinstance(b, EncoderBody)}.values())
