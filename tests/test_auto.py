@@ -157,20 +157,34 @@ def test_the_choice_takes_the_default_only_where_cross_validation_cannot_decide(
     chosen, reason = _choose([strong, weak, tfidf], "ensembles", fallback=None)
     assert chosen is strong and "best cross-validated" in reason
     assert _choose([tfidf, score("vectors-probe", 0.5)], "ensembles", fallback=None)[0] is tfidf
-    # A tie (the same accuracy on 400 examples) goes to the cheaper candidate.
+    # A tie (the same accuracy on 400 examples) goes to the cheaper candidate ...
     twin = Score("self-train-views", strong.correct.copy(), seconds=[1.0], cost=1.0)
     assert _choose([strong, twin], "best", fallback=None)[0] is twin
+    # ... unless the default is one of the tied: the folds cannot tell it from the best.
+    chosen, reason = _choose([strong, twin], "best", fallback="self-train-static")
+    assert chosen is strong and reason.startswith("best")
+    close = Score("self-train-static", strong.correct.copy(), seconds=[1.0], cost=3.0)
+    # 20 right answers lost, 16 gained: 1 point below, within a paired standard error
+    close.correct[0, np.flatnonzero(close.correct[0])[:20]] = 0.0
+    close.correct[0, np.flatnonzero(strong.correct[0] == 0)[:16]] = 1.0
+    chosen, reason = _choose([twin, close, tfidf], "ensembles", fallback="self-train-static")
+    assert chosen is close and "the default, within a standard error" in reason
+    assert _choose([twin, close, tfidf], "ensembles", fallback=None)[0] is twin
+    # A default clearly below the best is not taken.
+    assert _choose([strong, weak], "ensembles", fallback="self-train-views")[0] is strong
     # Nothing cross-validated and no default: TF-IDF, the cheapest, by name.
     assert _choose([], "ensembles", fallback=None)[0] == "tfidf"
 
 
-def test_a_weak_encoder_loses_the_default_only_where_the_folds_can_tell(tmp_path: Path) -> None:
+def test_a_weak_encoder_hands_the_default_to_static_self_training(tmp_path: Path) -> None:
     from warmstart.transfer.auto import _default  # noqa: PLC2701 (the rule under test)
     from warmstart.transfer.crossval import Score
     from warmstart.transfer.recipes import FineTune, SelfTrain
 
     fallback = SelfTrain(Probe("tfidf"), [FineTune(tiny_encoder(tmp_path / "enc"))],
                          name="self-train-finetune")
+    static = SelfTrain(Probe("tfidf"), [Probe("tfidf")], name="self-train-static")
+    defaults = [fallback, static]
     rng = np.random.default_rng(0)
 
     def scores(n: int) -> dict[str, Score]:
@@ -182,12 +196,16 @@ def test_a_weak_encoder_loses_the_default_only_where_the_folds_can_tell(tmp_path
     many = LabeledDataset(texts=[f"{POS[i % 12]} {i}" for i in range(400)],
                           y=np.arange(400) % 2, labels=["neg", "pos"], multi_label=False,
                           source="many.tsv")
-    # 400 labels: the frozen probe is clearly below TF-IDF, so the folds decide.
-    assert _default(fallback, scores(400), many, Workspace(), None) is None
-    # 16 labels: the folds are too noisy to overrule the default.
-    assert _default(fallback, scores(16), toy(8), Workspace(), None) == "self-train-finetune"
-    # No time left for the default's final fit: the folds decide.
-    assert _default(fallback, scores(16), toy(8), Workspace(), time.monotonic() - 1) is None
+    # 400 labels: the frozen probe is clearly below TF-IDF: the default is the first recipe
+    # that reads no encoder (self-training of the static views), or none.
+    assert _default(defaults, scores(400), many, Workspace(), None) == "self-train-static"
+    assert _default([fallback], scores(400), many, Workspace(), None) is None
+    # 16 labels: the folds are too noisy to overrule the encoder's default.
+    assert _default(defaults, scores(16), toy(8), Workspace(), None) == "self-train-finetune"
+    # No time left for the encoder's final fit: the static one.
+    late = time.monotonic() - 1
+    assert _default(defaults, scores(16), toy(8), Workspace(), late) == "self-train-static"
+    assert _default([fallback], scores(16), toy(8), Workspace(), late) is None
 
 
 # -- recipes and the ensemble artifact ---------------------------------------------------------

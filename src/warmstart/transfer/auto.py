@@ -17,13 +17,15 @@
    (successive halving), as long as the time budget leaves room for the final fit.
 3. **The choice** (``select``): ``ensembles`` (the default) takes the best of the ensembles
    and the self-training and pair-phase candidates; ``best`` the best of every candidate.
-   A candidate within one paired standard error of the best counts as a tie, and ties go to
-   the cheaper candidate. Where the budget left the encoder's self-training out of the
-   cross-validation (with a handful of labels, always), the choice is the recipe found best
-   on the development sets (``FIXED``; ``fixed`` takes it whatever the folds say), unless
-   the encoder's frozen probe cross-validates clearly below the best candidate without an
-   encoder (a weak encoder: with 100 labels or more, by two paired standard errors) or its
-   final fit would not fit in the time left.
+   The default is the recipe found best on the development sets (``FIXED``; ``fixed`` takes
+   it whatever the folds say): the encoder's self-training, or, where the encoder's frozen
+   probe cross-validates clearly below the best candidate without an encoder (a weak encoder:
+   with 100 labels or more, by two paired standard errors) or its final fit would not fit in
+   the time left, self-training of the static views. Where the budget left the default out of
+   the cross-validation (with a handful of labels and an encoder, always), it is the choice. A
+   candidate within one paired standard error of the best counts as a tie: ties go to the
+   default where it is one of them (the folds cannot tell it from the best), else to the
+   cheaper candidate.
 4. The chosen recipe is fitted on all labels and the unlabeled texts (with an encoder, as many
    as the time left allows, at most ``pool_max``; without, up to ``static_pool_max``) and
    saved as one classifier folder, with the cross-validation table in its ``warmstart.json``.
@@ -128,7 +130,9 @@ def fit_auto(
         + (f", {len(wide):,} unlabeled texts" if wide else "")
         + (f", {time_budget:.0f} s budget" if time_budget else ""))
     by_name = {r.name: r for r in recipes}
-    fallback = next(by_name[n] for base in FIXED for n in by_name if is_one_of(n, (base,)))
+    # The recipes found best on the development sets, in order: the first is the fallback.
+    defaults = [by_name[n] for base in FIXED for n in by_name if is_one_of(n, (base,))]
+    fallback = defaults[0]
     # The folds pseudo-label half the pool: each fold tunes its own encoder and reads the
     # pool with it, while the final fit reads it once.
     cv_pool = pool[: max(1, len(pool) // 2)] if pool else []
@@ -164,7 +168,7 @@ def fit_auto(
         cv.oof.update(more.oof)
     singles = [s for s in cv.scores.values() if s.folds]
     everything = singles + ensembles(singles, cv.oof, labeled.y)
-    default = _default(fallback, cv.scores, labeled, ws, deadline)
+    default = _default(defaults, cv.scores, labeled, ws, deadline)
     chosen, reason = _choose(everything, select, fallback=default)
     name = _name(chosen)
     recipe = _recipe_of(chosen, by_name)
@@ -190,15 +194,23 @@ def fit_auto(
 # -- the choice --------------------------------------------------------------------------------
 
 
-def _default(fallback: Recipe, scores: dict[str, Score], labeled: LabeledDataset,
+def _default(defaults: Sequence[Recipe], scores: dict[str, Score], labeled: LabeledDataset,
              ws: Workspace, deadline: float | None) -> str | None:
-    """The name of the recipe to take where cross-validation cannot decide (``fallback``, the
-    one found best on the development sets), or None where it does not apply here: it reads
-    the texts through an encoder whose frozen probe cross-validates clearly below the best
-    candidate without one (a weak encoder: self-training it spreads its errors; judged with
-    100 labels or more, where the folds can tell), or its
-    final fit would not end before ``deadline``."""
-    if encoders_in(fallback):
+    """The name of the recipe to take where cross-validation cannot decide: the first of
+    ``defaults`` (the recipes found best on the development sets, in order), or, where that
+    one does not apply here, the first that reads no encoder and learns from the unlabeled
+    texts (self-training of the static views), else None.
+
+    The first does not apply where it reads the texts through an encoder whose frozen probe
+    cross-validates clearly below the best candidate without one (a weak encoder: self-training
+    it spreads its errors; judged with 100 labels or more, where the folds can tell), or where
+    its final fit would not end before ``deadline``.
+    """
+    if not defaults:
+        return None
+    first = defaults[0]
+    weak = False
+    if encoders_in(first):
         frozen = [s for s in scores.values()
                   if s.repeats_done and is_one_of(s.name, ("frozen-probe",))]
         static = [s for s in scores.values() if s.repeats_done and not s.name.startswith("frozen")]
@@ -206,13 +218,13 @@ def _default(fallback: Recipe, scores: dict[str, Score], labeled: LabeledDataset
         # (with a handful of labels the folds are too noisy, and pessimistic for the encoder).
         if frozen and static and len(labeled) >= 100:
             best = max(static, key=lambda s: s.accuracy())
-            if _paired(max(frozen, key=lambda s: s.accuracy()), best, z=2.0) < 0:
-                return None
-    if deadline is not None:
-        left = deadline - time.monotonic()
-        if estimate_seconds(fallback, labeled, 0, ws) > left:
-            return None
-    return fallback.name
+            weak = _paired(max(frozen, key=lambda s: s.accuracy()), best, z=2.0) < 0
+    late = (deadline is not None
+            and estimate_seconds(first, labeled, 0, ws) > deadline - time.monotonic())
+    if not weak and not late:
+        return first.name
+    static_ones = [r for r in defaults if not encoders_in(r) and is_one_of(r.name, _FEW)]
+    return static_ones[0].name if static_ones else None
 
 
 def _paired(a: Score, b: Score, *, z: float = 1.0) -> float:
@@ -233,9 +245,9 @@ def _choose(scores: list[Score], select: str, *,
     ``fixed`` takes ``fallback``; ``ensembles`` the best of the ensembles and self-training
     recipes, ``best`` the best of all, among those cross-validated on at least one whole
     repeat. When that excludes a serious candidate (the budget did not reach it), the choice
-    is ``fallback``, the recipe found best on the development sets. Without a ``fallback``
-    (see :func:`_default`) the choice is the best cross-validated candidate (TF-IDF when none
-    was).
+    is ``fallback``, the recipe found best on the development sets (see :func:`_default`).
+    Otherwise it is the best cross-validated candidate (TF-IDF when none was), or among those
+    within a paired standard error of it, ``fallback`` if it is one, else the cheapest.
     """
     done = {s.name for s in scores if s.repeats_done}
     if select == "fixed" and fallback is not None:
@@ -251,10 +263,15 @@ def _choose(scores: list[Score], select: str, *,
     evaluated = evaluated or [s for s in scores if s.repeats_done]
     if not evaluated:
         return _score_or_name(scores, "tfidf"), "the time budget cross-validated no candidate"
-    # Ties (within a paired standard error of the best) go to the cheaper candidate.
+    # Ties (within a paired standard error of the best) go to the default, the recipe found
+    # best on the development sets, where it is one of them; else to the cheaper candidate.
     best = max(evaluated, key=lambda s: s.accuracy())
     ties = [best, *(s for s in evaluated if s is not best and _paired(s, best) >= 0)]
-    cheapest = min(ties, key=lambda s: (s.cost, -s.accuracy()))
+    kept = next((s for s in ties if s.name == fallback), None)
+    if kept is not None and kept is not best:
+        return kept, (f"the default, within a standard error of the best ({best.name}, "
+                      f"{100 * best.accuracy():.1f}%)")
+    cheapest = kept or min(ties, key=lambda s: (s.cost, -s.accuracy()))
     if cheapest is best:
         return best, f"best cross-validated accuracy, {100 * best.accuracy():.1f}%"
     return cheapest, (f"within a standard error of the best ({best.name}, "
