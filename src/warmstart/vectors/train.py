@@ -14,6 +14,7 @@ import math
 import os
 import tempfile
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -239,11 +240,30 @@ def train_vectors(
         "total_seconds": time.perf_counter() - started,
         "final_loss": reports[-1].loss,
     }
+    diverged = diverged_words(kv.vectors, kv.words)
+    if diverged:
+        summary["diverged_words"] = diverged[:20]
+        warnings.warn(f"{len(diverged)} word vector(s) diverged in training (norm far above the "
+                      f"others': {', '.join(map(repr, diverged[:5]))}); their neighbours and any "
+                      "average over them are garbage: train again (another --seed, or fewer "
+                      "--epochs)", stacklevel=2)
     kv.training_summary = summary  # type: ignore[attr-defined]
     kv.epoch_reports = reports  # type: ignore[attr-defined]
     if out_dir is not None:
         save_run(kv, out_dir, cfg, reports, summary, data=data)
     return kv
+
+
+def diverged_words(vectors: np.ndarray, words: list[str], factor: float = 1000.0) -> list[str]:
+    """Words whose vector is not finite or whose norm is over ``factor`` times the median
+    norm: updates that diverged (seen once, on a word that comes in long runs, ``~~~~``)."""
+    norms = np.linalg.norm(vectors.astype(np.float64), axis=1)
+    finite = np.isfinite(norms)
+    if not finite.any():
+        return list(words)
+    bad = ~finite | (norms > factor * max(float(np.median(norms[finite])), 1e-12))
+    order = np.argsort(-np.where(finite, norms, np.inf))
+    return [words[i] for i in order.tolist() if bad[i]]
 
 
 def save_run(
