@@ -231,7 +231,7 @@ def train_vectors(
         min_n=cfg.min_n if cfg.subwords else 0,
         max_n=cfg.max_n if cfg.subwords else 0,
     )
-    summary = {
+    summary: dict[str, Any] = {
         "vocab_size": len(vocab),
         "corpus_docs": scan.n_docs,
         "corpus_tokens": scan.n_tokens,
