@@ -463,8 +463,8 @@ def demo(out: str, analogies: tuple[str, ...], epochs: int, review_epochs: int, 
     from warmstart.demo import run_demo
 
     run_demo(out=out, analogies=list(analogies), epochs=epochs, review_epochs=review_epochs,
-             minutes=minutes, labels_per_class=labels_per_class, auto_minutes=auto_minutes, echo=click.echo,
-             progress=not quiet)
+             minutes=minutes, labels_per_class=labels_per_class, auto_minutes=auto_minutes,
+             echo=click.echo, progress=not quiet)
 
 
 # --------------------------------------------------------------------------------------------

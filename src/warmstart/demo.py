@@ -66,9 +66,9 @@ def load_reviews() -> tuple[list[str], np.ndarray, dict[str, int]]:
 
 
 def run_demo(*, out: str = "runs/demo", analogies: list[str] | None = None, epochs: int = 5,
-             review_epochs: int = 40, minutes: float = 4.0, labels_per_class: int = 200, test_per_class: int = 1000,
-             auto_minutes: float = 5.0, echo: Callable[[str], Any] = print,
-             progress: bool = True) -> dict[str, Any]:
+             review_epochs: int = 40, minutes: float = 4.0, labels_per_class: int = 200,
+             test_per_class: int = 1000, auto_minutes: float = 5.0,
+             echo: Callable[[str], Any] = print, progress: bool = True) -> dict[str, Any]:
     """Pretrain on unlabeled Chinese text, transfer to sentiment with few labels, report.
 
     ``epochs``: of the word vectors of People's Daily and the reviews; ``review_epochs``: of
@@ -198,8 +198,7 @@ def run_demo(*, out: str = "runs/demo", analogies: list[str] | None = None, epoc
     report_dir = root / "report"
     _write_report(report_dir, runs, counts=counts, n_labeled=len(labeled), n_test=len(test),
                   n_unlabeled=len(unlabeled), pretrain_minutes=minutes, total=minutes_taken,
-                  review_epochs=review_epochs,
-                  auto=auto, auto_minutes=auto_minutes)
+                  review_epochs=review_epochs, auto=auto, auto_minutes=auto_minutes)
     echo("\n" + _table(runs))
     echo(f"\nreport: {report_dir / 'README.md'} ({minutes_taken:.1f} minutes in all)")
     return {"runs": runs, "vectors": s, "analogies": scores, "minutes": minutes_taken}
