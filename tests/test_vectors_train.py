@@ -247,14 +247,15 @@ def test_cbow_with_subwords_on_peoples_daily(shared_data):
 def test_diverged_vectors_are_named() -> None:
     """A vector that blew up in training (seen once: norm 1.2e16 on '~', every other word
     below 8) is found, and so is one that is not finite; healthy vectors of any scale are not."""
+    from warmstart.vectors.keyed import KeyedVectors
     from warmstart.vectors.train import diverged_words
 
     rng = np.random.default_rng(0)
     words = [f"w{i}" for i in range(200)]
     healthy = rng.normal(size=(200, 20)).astype(np.float32)
-    assert diverged_words(healthy, words) == []
-    assert diverged_words(healthy * 1e6, words) == []  # a scale, not a divergence
+    assert diverged_words(KeyedVectors(words, healthy)) == []
+    assert diverged_words(KeyedVectors(words, healthy * 1e6)) == []  # a scale, not a divergence
     broken = healthy.copy()
     broken[7] *= 1e15
     broken[3, 0] = np.nan
-    assert diverged_words(broken, words) == ["w3", "w7"]
+    assert diverged_words(KeyedVectors(words, broken)) == ["w3", "w7"]

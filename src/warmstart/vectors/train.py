@@ -240,7 +240,7 @@ def train_vectors(
         "total_seconds": time.perf_counter() - started,
         "final_loss": reports[-1].loss,
     }
-    diverged = diverged_words(kv.vectors, kv.words)
+    diverged = diverged_words(kv)
     if diverged:
         summary["diverged_words"] = diverged[:20]
         warnings.warn(f"{len(diverged)} word vector(s) diverged in training (norm far above the "
@@ -254,16 +254,16 @@ def train_vectors(
     return kv
 
 
-def diverged_words(vectors: np.ndarray, words: list[str], factor: float = 1000.0) -> list[str]:
+def diverged_words(kv: KeyedVectors, factor: float = 1000.0) -> list[str]:
     """Words whose vector is not finite or whose norm is over ``factor`` times the median
     norm: updates that diverged (seen once, on a word that comes in long runs, ``~~~~``)."""
-    norms = np.linalg.norm(vectors.astype(np.float64), axis=1)
+    norms = kv.norms
     finite = np.isfinite(norms)
     if not finite.any():
-        return list(words)
+        return list(kv.words)
     bad = ~finite | (norms > factor * max(float(np.median(norms[finite])), 1e-12))
     order = np.argsort(-np.where(finite, norms, np.inf))
-    return [words[i] for i in order.tolist() if bad[i]]
+    return [kv.words[i] for i in order.tolist() if bad[i]]
 
 
 def save_run(
