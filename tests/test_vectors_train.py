@@ -259,3 +259,25 @@ def test_diverged_vectors_are_named() -> None:
     broken[7] *= 1e15
     broken[3, 0] = np.nan
     assert diverged_words(KeyedVectors(words, broken)) == ["w3", "w7"]
+
+
+@pytest.mark.parametrize("poison", [1e30, np.nan])
+def test_a_dot_product_a_hair_below_max_exp_stays_in_the_sigmoid_table(poison) -> None:
+    """The largest float below MAX_EXP scales to index EXP_TABLE_SIZE in float arithmetic: the
+    kernel must clamp it, not read what follows the table. The table here is followed by a
+    poison value, which an out-of-bounds read turns into a huge (or NaN) update."""
+    f = np.nextafter(np.float32(kernels.MAX_EXP), np.float32(0))  # 5.99999952
+    syn0 = np.ones((2, 1), dtype=np.float32)
+    syn1neg = np.full((2, 1), f, dtype=np.float32)  # every dot product is exactly f
+    keep_all = np.full(2, 2**32, dtype=np.uint64)  # no subsampling
+    model = kernels.Model(syn0=syn0, syn1neg=syn1neg, sample_int=keep_all,
+                          noise=kernels.build_noise_table(np.ones(2)), window=1, negative=0,
+                          max_len=1000, cbow=False)
+    sig, log_sig = kernels.make_tables()
+    poisoned = np.append(sig, np.float32(poison))  # what lies past the table's last entry
+    model._tables = (poisoned, log_sig)
+    model._params.exp_table = poisoned.ctypes.data_as(kernels._f32p)
+    model.train_chunk(np.array([0, 1], dtype=np.int32), 0.025, 0.025, seed=1)
+    assert np.isfinite(syn0).all() and np.isfinite(syn1neg).all()
+    # the update is the one the table's last entry gives: tiny, as at sigmoid(6)
+    assert np.abs(syn0 - 1).max() < 1e-3 and np.abs(syn1neg - f).max() < 1e-3

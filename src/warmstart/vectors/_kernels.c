@@ -110,8 +110,13 @@ static inline double predict(const params_t *p, const float *restrict h, int64_t
         float *restrict out = p->syn1neg + target * dim;
         float f = 0.0f;
         for (int64_t k = 0; k < dim; k++) f += h[k] * out[k];
-        if (f <= -MAX_EXP || f >= MAX_EXP) continue;
+        /* Outside the table: no update (a NaN dot product too, which compares false). */
+        if (!(f > -MAX_EXP && f < MAX_EXP)) continue;
         int idx = (int)((f + MAX_EXP) * scale);
+        /* In float arithmetic the largest float below MAX_EXP lands on EXP_TABLE_SIZE: clamp
+         * it to the last entry instead of reading past the table (a read of whatever memory
+         * follows it, which once blew a vector up to a norm of 1e16). */
+        if (idx >= EXP_TABLE_SIZE) idx = EXP_TABLE_SIZE - 1;
         float g = (label - p->exp_table[idx]) * alpha;
         loss -= label > 0.5f ? p->log_table[idx] : p->log_table[EXP_TABLE_SIZE - 1 - idx];
         for (int64_t k = 0; k < dim; k++) neu1e[k] += g * out[k];
