@@ -208,6 +208,37 @@ def test_a_weak_encoder_hands_the_default_to_static_self_training(tmp_path: Path
     assert _default([fallback], scores(16), toy(8), Workspace(), late) is None
 
 
+
+def test_the_time_estimate_reads_a_warm_encoder(tmp_path: Path) -> None:
+    """The speed behind every time estimate is measured after a first pass, which loads the
+    encoder and builds its kernels (about 40x a warm pass for MiniLM): timed from a cold
+    encoder, the estimate made every recipe that reads it look too slow for the budget."""
+    from warmstart.transfer.candidates import estimate_seconds
+    from warmstart.transfer.recipes import FineTune
+
+    class ColdThenWarm:
+        """Half a second on its first call (loading), a millisecond after; never cached."""
+
+        def __init__(self) -> None:
+            self.calls: list[list[str]] = []
+
+        def features(self, texts: Sequence[str]) -> np.ndarray:
+            self.calls.append(list(texts))
+            time.sleep(0.5 if len(self.calls) == 1 else 0.001)
+            return np.zeros((len(texts), 4), dtype=np.float32)
+
+    enc = str(tmp_path / "enc")
+    ws = Workspace()
+    view = ColdThenWarm()
+    ws._frozen[enc] = view  # type: ignore[assignment]  # noqa: SLF001 (the encoder under test)
+    labeled = toy(8)
+    estimate_seconds(FineTune(enc), labeled, 0, ws)
+    assert ws.seconds_per_text is not None
+    assert ws.seconds_per_text < 0.005, ws.seconds_per_text  # timed cold: 0.5 s / 16 = 0.031
+    # the timed pass reads texts no earlier pass read (a cache would make it look free)
+    assert len(view.calls) == 2 and not set(view.calls[1]) & set(view.calls[0])
+    assert not set(view.calls[1]) & set(labeled.texts)
+
 # -- recipes and the ensemble artifact ---------------------------------------------------------
 
 
