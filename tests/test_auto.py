@@ -208,7 +208,6 @@ def test_a_weak_encoder_hands_the_default_to_static_self_training(tmp_path: Path
     assert _default([fallback], scores(16), toy(8), Workspace(), late) is None
 
 
-
 def test_the_time_estimate_reads_a_warm_encoder(tmp_path: Path) -> None:
     """The speed behind every time estimate is measured after a first pass, which loads the
     encoder and builds its kernels (about 40x a warm pass for MiniLM): timed from a cold
@@ -238,6 +237,7 @@ def test_the_time_estimate_reads_a_warm_encoder(tmp_path: Path) -> None:
     # the timed pass reads texts no earlier pass read (a cache would make it look free)
     assert len(view.calls) == 2 and not set(view.calls[1]) & set(view.calls[0])
     assert not set(view.calls[1]) & set(labeled.texts)
+
 
 # -- recipes and the ensemble artifact ---------------------------------------------------------
 

@@ -115,7 +115,7 @@ static inline double predict(const params_t *p, const float *restrict h, int64_t
         int idx = (int)((f + MAX_EXP) * scale);
         /* In float arithmetic the largest float below MAX_EXP lands on EXP_TABLE_SIZE: clamp
          * it to the last entry instead of reading past the table (a read of whatever memory
-         * follows it, which once blew a vector up to a norm of 1e16). */
+         * follows it: the likely cause of a vector that once ended with a norm of 1e16). */
         if (idx >= EXP_TABLE_SIZE) idx = EXP_TABLE_SIZE - 1;
         float g = (label - p->exp_table[idx]) * alpha;
         loss -= label > 0.5f ? p->log_table[idx] : p->log_table[EXP_TABLE_SIZE - 1 - idx];
