@@ -16,7 +16,13 @@ from warmstart.errors import WarmstartError
 from warmstart.vectors import kernels
 from warmstart.vectors.keyed import KeyedVectors
 from warmstart.vectors.subwords import char_ngrams, ngram_buckets
-from warmstart.vectors.train import VectorsConfig, noise_table, subsample_ints, train_vectors
+from warmstart.vectors.train import (
+    VectorsConfig,
+    diverged_words,
+    noise_table,
+    subsample_ints,
+    train_vectors,
+)
 from warmstart.vectors.vocab import DOC_END, build_vocab, read_chunks, remap_stream, scan_corpus
 
 gensim = pytest.importorskip("gensim")
@@ -247,9 +253,6 @@ def test_cbow_with_subwords_on_peoples_daily(shared_data):
 def test_diverged_vectors_are_named() -> None:
     """A vector that blew up in training (seen once: norm 1.2e16 on '~', every other word
     below 8) is found, and so is one that is not finite; healthy vectors of any scale are not."""
-    from warmstart.vectors.keyed import KeyedVectors
-    from warmstart.vectors.train import diverged_words
-
     rng = np.random.default_rng(0)
     words = [f"w{i}" for i in range(200)]
     healthy = rng.normal(size=(200, 20)).astype(np.float32)
