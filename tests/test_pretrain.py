@@ -67,9 +67,12 @@ def test_a_tiny_model_learns(corpus: Path, cache: str, objective: str, steps: in
         # is what always answering "original" scores (about 85%). On real text it beats that
         # once the generator leaves its unigram plateau (thousands of steps; docs/benchmarks.md);
         # test_electra_discriminator_reads_the_context shows it beat it in seconds.
+        # After 40 steps it sits 0.2 to 1.1 points under the base rate (seeds 0-2, 1 or 2
+        # threads, and in a full run: 0.8347 against 0.8455), so the bar is 2 points under; an
+        # untrained or unlearning discriminator stays 10 or more under (0.21 to 0.69 here).
         base = after["valid_always_original_accuracy"]
         assert before["valid_discriminator_accuracy"] < base - 0.1
-        assert after["valid_discriminator_accuracy"] > base - 0.01, (after, base)
+        assert after["valid_discriminator_accuracy"] > base - 0.02, (after, base)
 
 
 def test_electra_discriminator_finds_replacements_it_can_see(
