@@ -282,6 +282,25 @@ def test_a_self_training_student_learns_from_pseudo_labels(tmp_path: Path) -> No
         recipe.fit(labeled, [], ws, seed=0)
 
 
+def test_the_labels_keep_their_share_of_the_students_weight() -> None:
+    from warmstart.transfer.recipes import _repeated, _with_pseudo, pseudo_label
+
+    labeled = toy(4)  # 8 labels
+    probs = np.tile([[0.9, 0.1], [0.2, 0.8]], (50, 1))  # 100 texts, 50 sure of each class
+    texts = [f"text {i}" for i in range(100)]
+    for label_share, up in ((0.2, 100 * 0.25 / 8), (0.5, 100 / 8)):
+        pseudo = pseudo_label(probs, texts, labeled, share=1.0, label_share=label_share)
+        assert len(pseudo) == 100 and pseudo.y.tolist() == [0, 1] * 50
+        _, y, weight = _with_pseudo(labeled, pseudo)
+        assert weight is not None and len(y) == 108
+        assert weight[:8].tolist() == [up] * 8 and weight[8:].tolist() == [1.0] * 100
+        assert weight[:8].sum() / weight.sum() == pytest.approx(label_share)
+        # The training loop has no weights: the labels are repeated instead.
+        assert len(_repeated(labeled, pseudo)) == 100 + 8 * round(up)
+    few = pseudo_label(probs[:4], texts[:4], labeled, share=1.0, label_share=0.5)
+    assert _with_pseudo(labeled, few)[2].tolist() == [1.0] * 12  # never weighted down
+
+
 # -- auto ----------------------------------------------------------------------------------------
 
 

@@ -289,11 +289,13 @@ class Recipe(ABC):
 
 def _with_pseudo(labeled: LabeledDataset, pseudo: LabeledDataset | None,
                  ) -> tuple[list[str], np.ndarray, np.ndarray | None]:
-    """Texts and labels to fit on, and weights that keep the labels at least a fifth of the
-    total weight however many pseudo-labels there are."""
+    """Texts and labels to fit on, and weights that keep the labels at least the share of the
+    total weight the pseudo-labels ask (:class:`PseudoLabels`; a fifth for any other
+    dataset), however many pseudo-labels there are."""
     if pseudo is None or not len(pseudo):
         return list(labeled.texts), labeled.y, None
-    up = max(1.0, len(pseudo) / (4.0 * len(labeled)))
+    share = pseudo.label_share if isinstance(pseudo, PseudoLabels) else 0.2
+    up = max(1.0, share / (1.0 - share) * len(pseudo) / len(labeled))
     weight = np.concatenate([np.full(len(labeled), up), np.ones(len(pseudo))])
     return labeled.texts + pseudo.texts, np.concatenate([labeled.y, pseudo.y]), weight
 
@@ -398,7 +400,8 @@ class FineTune(Recipe):
         from warmstart.transfer.training import train_classifier
 
         key = _key("finetune", self.init, self.pairs, self.epochs, self.lr, labeled.content_hash(),
-                   pseudo.content_hash() if pseudo is not None else None, seed)
+                   pseudo.content_hash() if pseudo is not None else None,
+                   getattr(pseudo, "label_share", None), seed)
         if key in ws.finetuned:  # self-training recipes of one fold share a student
             return ws.finetuned[key]
         start = ws.tuned(self.init, labeled, seed) if self.pairs else ws.frozen(self.init)
@@ -478,29 +481,41 @@ class VectorsChannel(Recipe):
         return ClassifierFit(result.classifier)
 
 
+@dataclass(eq=False, repr=False)
+class PseudoLabels(LabeledDataset):
+    """Texts a teacher labeled, and the least share of the training weight that the true
+    labels keep beside them (the labels are weighted up to it where the pseudo-labels
+    outnumber them)."""
+
+    label_share: float = 0.2
+
+
 def pseudo_label(probs: np.ndarray, texts: Sequence[str], labeled: LabeledDataset, *,
-                 share: float) -> LabeledDataset:
+                 share: float, label_share: float = 0.2) -> PseudoLabels:
     """The texts a teacher is surest of, the same number for every class: ``share`` of the
-    texts in all, at most as many per class as the least confident class has predicted."""
+    texts in all, at most as many per class as the least confident class has predicted;
+    ``label_share``: the least share of the training weight the labels keep."""
     from warmstart.transfer.semisup import select_pseudo_labels
 
     k = probs.shape[1]
     per_class = max(1, int(share * len(texts) / k))
     idx, y = select_pseudo_labels(probs, 1.0 / k, balance=True, max_per_class=per_class)
-    return LabeledDataset(texts=[texts[i] for i in idx.tolist()], y=y.astype(np.int64),
-                          labels=list(labeled.labels), multi_label=False,
-                          source=f"{labeled.source} (pseudo-labels)")
+    return PseudoLabels(texts=[texts[i] for i in idx.tolist()], y=y.astype(np.int64),
+                        labels=list(labeled.labels), multi_label=False,
+                        source=f"{labeled.source} (pseudo-labels)", label_share=label_share)
 
 
 @dataclass(repr=False)
 class SelfTrain(Recipe):
     """A teacher labels the unlabeled texts; students learn from the labels and the
-    ``share`` of the texts it is surest of (class-balanced); their mean is the model."""
+    ``share`` of the texts it is surest of (class-balanced); their mean is the model. The
+    labels keep at least ``label_share`` of the students' training weight."""
 
     teacher: Recipe
     students: list[Recipe]
     share: float = 0.3
     name: str = ""
+    label_share: float = 0.2
 
     def __post_init__(self) -> None:
         self.name = self.name or (f"self-train[{self.teacher.name} -> "
@@ -521,7 +536,7 @@ class SelfTrain(Recipe):
             unlabeled = unlabeled[: max(room, min(len(unlabeled), 50))]
         teacher = self.teacher.fit(labeled, unlabeled, ws, seed=seed)
         found = pseudo_label(teacher.predict_proba(unlabeled), unlabeled, labeled,
-                             share=self.share)
+                             share=self.share, label_share=self.label_share)
         return MeanFit({s.name: s.fit(labeled, unlabeled, ws, seed=seed, pseudo=found)
                         for s in self.students})
 
