@@ -29,5 +29,10 @@ def test_demo_pieces_at_a_tiny_size(tmp_path: Path) -> None:
     report = tmp_path / "demo" / "report"
     text = (report / "README.md").read_text(encoding="utf-8")
     assert "test accuracy" in text and "chose **" in text and "Cross-validation" in text
+    # when, with which code and on which CPU: the figures depend on all three
+    from warmstart import __version__
+    from warmstart.train.precision import describe_cpu
+
+    assert f"warmstart {__version__}" in text and describe_cpu() in text and " UTC;" in text
     assert (report / "accuracy.png").stat().st_size > 5000
     assert any("unique after removing repeats" in line for line in lines)

@@ -241,6 +241,27 @@ def _table(runs: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _made_with() -> str:
+    """When, with which code and on which CPU the demo ran (its figures depend on all three)."""
+    import datetime
+    import subprocess
+
+    import torch
+
+    import warmstart
+    from warmstart.train.precision import describe_cpu
+
+    try:
+        commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
+                                text=True, cwd=Path(warmstart.__file__).parent, timeout=10,
+                                check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    code = f"warmstart {warmstart.__version__}" + (f", commit {commit}" if commit else "")
+    day = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return f"{day}; {code}; torch {torch.__version__}; {describe_cpu()}"
+
+
 def _write_report(folder: Path, runs: dict[str, dict[str, Any]], **facts: Any) -> None:
     import matplotlib
 
@@ -308,7 +329,7 @@ pessimistic, as each fold trains on fewer labels than the final model):
 {cv_table}
 ```
 
-The whole demo took {facts['total']:.1f} minutes. What to read in it: whether each
+The whole demo took {facts['total']:.1f} minutes ({_made_with()}). What to read in it: whether each
 pretrained model beats its random twin, and whether the recipe chosen on the labels alone
 beats TF-IDF + logistic regression on the held-out reviews. Minutes of CPU pretraining from
 scratch leave a transformer at the first stage of masked-LM learning (see docs/benchmarks.md

@@ -49,6 +49,25 @@ def _cpu_has_bf16() -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
+def describe_cpu() -> str:
+    """The CPU as a figure's reader needs it: model, cores this process may use, and whether
+    bf16 runs natively, e.g. ``Intel(R) Xeon(R) Processor, 2 cores, bf16 native (AMX)``."""
+    import os
+    import platform
+
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        info = ""
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines()
+                  if line.startswith("model name")), platform.processor() or platform.machine())
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    native = [name for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX-512 BF16"))
+              if flag in info]
+    bf16 = f"bf16 native ({', '.join(native)})" if native else "no native bf16"
+    return f"{model}, {cores} cores, {bf16}"
+
+
 def check_precision(precision: str, name: str) -> None:
     """An error naming ``name`` unless ``precision`` is one of :data:`PRECISIONS`."""
     if precision not in PRECISIONS:

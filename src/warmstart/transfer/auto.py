@@ -77,6 +77,8 @@ class AutoResult:
     repeats: int
     study: dict[str, Fitted] = field(default_factory=dict)
     choices: dict[str, str] = field(default_factory=dict)
+    scores: list[Score] = field(default_factory=list)  # every candidate's and ensemble's CV
+    default: str | None = None  # the recipe ties went to (see ``_default``)
 
 
 def fit_auto(
@@ -181,7 +183,8 @@ def fit_auto(
     fitted = recipe.fit(labeled, pool, ws, seed=seed)
     result = AutoResult(fitted=fitted, chosen=name, reason=reason,
                         table=_table(everything, name), seconds=time.monotonic() - start,
-                        folds=cv.folds, repeats=max([s.repeats_done for s in singles] or [0]))
+                        folds=cv.folds, repeats=max([s.repeats_done for s in singles] or [0]),
+                        scores=everything, default=default)
     if study:  # every candidate fitted, and what each way of choosing would have chosen
         ws.deadline = None
         result.study = {r.name: (fitted if r.name == name else
