@@ -318,6 +318,9 @@ def test_auto_keeps_its_time_budget(tmp_path: Path) -> None:
     chosen = [r for r in res.table if r["chosen"]]
     assert len(chosen) == 1 and chosen[0]["candidate"] == res.chosen
     assert all(r["folds"] >= 1 for r in res.table if r["accuracy"] is not None)
+    # the scores the table was made from, for comparing ways of choosing on held-out data
+    assert {s.name for s in res.scores} == {r["candidate"] for r in res.table
+                                            if r["accuracy"] is not None}
 
 
 def test_finetune_recipe_auto_end_to_end_on_the_cli(tmp_path: Path) -> None:

@@ -251,12 +251,15 @@ def _made_with() -> str:
     import warmstart
     from warmstart.train.precision import describe_cpu
 
-    try:
-        commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
-                                text=True, cwd=Path(warmstart.__file__).parent, timeout=10,
-                                check=True).stdout.strip()
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10,
+                              cwd=Path(warmstart.__file__).parent, check=True).stdout.strip()
+
+    try:  # "+changes" where the package's own files differ from the commit (not the docs')
+        commit = git("rev-parse", "--short", "HEAD")
+        commit += "+changes" if git("status", "--porcelain", ".") else ""
     except (OSError, subprocess.SubprocessError):
-        commit = ""
+        commit = ""  # not a git checkout (an installed package): its version says it
     code = f"warmstart {warmstart.__version__}" + (f", commit {commit}" if commit else "")
     day = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return f"{day}; {code}; torch {torch.__version__}; {describe_cpu()}"
