@@ -256,8 +256,9 @@ def _made_with() -> str:
                               cwd=Path(warmstart.__file__).parent, check=True).stdout.strip()
 
     try:  # "+changes" where the package's own files differ from the commit (not the docs')
-        commit = git("rev-parse", "--short", "HEAD")
-        commit += "+changes" if git("status", "--porcelain", ".") else ""
+        tracked = git("ls-files", "__init__.py")  # not an install inside some other checkout
+        commit = git("rev-parse", "--short", "HEAD") if tracked else ""
+        commit += "+changes" if commit and git("status", "--porcelain", ".") else ""
     except (OSError, subprocess.SubprocessError):
         commit = ""  # not a git checkout (an installed package): its version says it
     code = f"warmstart {warmstart.__version__}" + (f", commit {commit}" if commit else "")
