@@ -12,7 +12,6 @@ import functools
 import hashlib
 import json
 import os
-import platform
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -54,14 +53,9 @@ def commit() -> str:
 
 def machine() -> dict[str, Any]:
     """The CPU model, the instruction sets that change speed (bf16, AMX), cores."""
-    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    lines = text.splitlines()
-    model = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")),
-                 "") or platform.processor() or platform.machine()
-    flags = set(next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith("flags")), []))
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu": model, "cores": cores,
-            "isa": [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]}
+    from warmstart.train.precision import cpu_facts
+
+    return cpu_facts()
 
 
 def versions(*packages: str) -> dict[str, str]:

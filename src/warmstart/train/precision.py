@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -54,20 +55,30 @@ def _cpu_has_bf16() -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
-def describe_cpu() -> str:
-    """The CPU as a figure's reader needs it: model, cores this process may use, and whether
-    bf16 runs natively, e.g. ``Intel(R) Xeon(R) Processor, 2 cores, bf16 native (AMX)``."""
+def cpu_facts() -> dict[str, Any]:
+    """The CPU model, the cores this process may use, and the instruction sets that change
+    speed (``isa``: those of avx2, avx512f, avx512_bf16, amx_bf16 it has); what a benchmark
+    result records (``benchmarks/provenance.py``) and the demo's report says."""
     import os
     import platform
 
-    info = _cpuinfo()
-    model = next((line.split(":", 1)[1].strip() for line in info.splitlines()
-                  if line.startswith("model name")), platform.processor() or platform.machine())
+    lines = _cpuinfo().splitlines()
+    model = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")),
+                 "") or platform.processor() or platform.machine()
+    flags = set(next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith("flags")), []))
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"cpu": model, "cores": cores,
+            "isa": [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]}
+
+
+def describe_cpu() -> str:
+    """The CPU as a figure's reader needs it: model, cores this process may use, and whether
+    bf16 runs natively, e.g. ``Intel(R) Xeon(R) Processor, 2 cores, bf16 native (AMX)``."""
+    facts = cpu_facts()
     native = [name for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX-512 BF16"))
-              if flag in info]
+              if flag in facts["isa"]]
     bf16 = f"bf16 native ({', '.join(native)})" if native else "no native bf16"
-    return f"{model}, {cores} cores, {bf16}"
+    return f"{facts['cpu']}, {facts['cores']} cores, {bf16}"
 
 
 def check_precision(precision: str, name: str) -> None:
