@@ -107,6 +107,8 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cells: dict[str, Any] = {}
+    # the code as the run starts (a cell takes minutes; the tree may move meanwhile)
+    provenance = stamp(vars(args) | {"data": str(args.data or "demo")})
     with tempfile.TemporaryDirectory() as tmp:
         cases = (folder_cases(args.data, args.shots, args.seeds, args.pool, Path(tmp)) if args.data
                  else demo_cases(args.seeds, Path(tmp)))
@@ -140,7 +142,7 @@ def main() -> None:
             print(f"{cell}: TF-IDF {base:.2f}; " + "; ".join(
                 f"{rule} {p} {dev_acc[p]:.2f}" for rule, p in picks.items()), flush=True)
             (out / "results.json").write_text(json.dumps(
-                {"provenance": stamp(vars(args) | {"data": str(args.data or "demo")}),
+                {"provenance": provenance,
                  "cells": cells}, indent=1, default=str))
     for group in sorted({c.rsplit("/", 1)[0] for c in cells}):
         mine = [c for c in cells if c.rsplit("/", 1)[0] == group]

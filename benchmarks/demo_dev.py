@@ -34,12 +34,22 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from paired import paired_ci  # noqa: E402
-from provenance import stamp  # noqa: E402
+from provenance import describe, stamp  # noqa: E402
 
 
 def recipes(vec: str) -> dict[str, Any]:
     """The recipes compared: auto's static candidates and variants of self-training."""
-    from warmstart.transfer.recipes import Mean, MeanFit, Probe, Recipe, SelfTrain, VectorsChannel
+    from warmstart.transfer.finetune import finetune
+    from warmstart.transfer.recipes import (
+        ClassifierFit,
+        Mean,
+        MeanFit,
+        Probe,
+        Recipe,
+        SelfTrain,
+        VectorsChannel,
+        _repeated,
+    )
 
     class Seeds(Recipe):
         """``recipe`` fitted with ``n`` seeds, probabilities averaged (bagging by seed)."""
@@ -50,6 +60,18 @@ def recipes(vec: str) -> dict[str, Any]:
         def fit(self, labeled: Any, unlabeled: Any, ws: Any, *, seed: int, pseudo: Any = None) -> Any:
             return MeanFit({f"{i}": self.recipe.fit(labeled, unlabeled, ws, seed=1000 * seed + i,
                                                     pseudo=pseudo) for i in range(self.n)})
+
+    class Channel(VectorsChannel):
+        """The vectors channel with other training settings (``finetune`` keywords)."""
+
+        def __init__(self, init: str, **options: Any) -> None:
+            self.init, self.options = init, options
+            self.__post_init__()
+
+        def fit(self, labeled: Any, unlabeled: Any, ws: Any, *, seed: int, pseudo: Any = None) -> Any:
+            result = finetune(_repeated(labeled, pseudo), init=self.init, channels="static",
+                              dev_fraction=0, seed=seed, progress=ws.progress, **self.options)
+            return ClassifierFit(result.classifier)
 
     def tfidf() -> Probe:
         return Probe("tfidf", C=10.0)
@@ -94,6 +116,13 @@ def recipes(vec: str) -> dict[str, Any]:
         "self-train-static/channel x3 labels-half": SelfTrain(
             views(), [tfidf(), vprobe(), Seeds(channel(), 3)], label_share=0.5),
     }
+    # The channel's own training settings, alone and as a student of self-training: epochs
+    # (default: at least 200 steps, 5 to 20 epochs), a hidden layer, smaller batches.
+    out["vectors-channel 10 epochs"] = Channel(vec, epochs=10)
+    for label, options in {"3 epochs": {"epochs": 3}, "10 epochs": {"epochs": 10},
+                           "hidden 100": {"hidden": 100}, "batch 16": {"batch_size": 16}}.items():
+        out[f"self-train-static labels-half, channel {label}"] = SelfTrain(
+            views(), [tfidf(), vprobe(), Channel(vec, **options)], label_share=0.5)
     for name, r in out.items():
         r.name = name
     return out
@@ -154,6 +183,14 @@ def main() -> None:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    settings = {
+        "seeds": args.seeds,
+        "data": str(args.data or "demo"),
+        "shots": args.shots,
+        "pool": args.pool,
+    }
+    provenance = stamp(settings)  # the code as the run starts, not as it ends
+    print(describe(provenance), flush=True)
     base_name = "TF-IDF + LR (the demo's)"
     acc: dict[str, dict[str, float]] = {}
     secs: dict[str, list[float]] = {}
@@ -194,14 +231,8 @@ def main() -> None:
                 f"{name:<42} {' '.join(f'{v:.2f}' for v in vals):<24} "
                 f"{statistics.mean(vals):.2f}  {diff:<22} {t:.0f}"
             )
-    settings = {
-        "seeds": args.seeds,
-        "data": str(args.data or "demo"),
-        "shots": args.shots,
-        "pool": args.pool,
-    }
     (out / "results.json").write_text(
-        json.dumps({"provenance": stamp(settings), "accuracy": acc, "seconds": secs}, indent=1)
+        json.dumps({"provenance": provenance, "accuracy": acc, "seconds": secs}, indent=1)
     )
 
 
