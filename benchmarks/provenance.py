@@ -12,7 +12,6 @@ import functools
 import hashlib
 import json
 import os
-import subprocess
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -32,23 +31,9 @@ def commit() -> str:
     Read once per process, at its first stamp (every script stamps as it starts): an entry
     written at the end of a long run names the code the run loaded, not a tree that moved
     while it ran."""
-    try:
-        head = subprocess.run(["git", "log", "-1", "--format=%h", "--", *CODE], cwd=ROOT,
-                              text=True, capture_output=True, check=True).stdout.strip()
-        # Uncommitted changes, new files included: a hash of them tells one such state from
-        # another, so results of code that was never committed are not mixed either.
-        diff = subprocess.run(["git", "diff", "HEAD", "--", *CODE], cwd=ROOT, text=True,
-                              capture_output=True, check=True).stdout
-        new = subprocess.run(["git", "ls-files", "--others", "--exclude-standard", "--", *CODE],
-                             cwd=ROOT, text=True, capture_output=True, check=True).stdout.split()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    if not diff and not new:
-        return head or "unknown"
-    h = hashlib.sha256(diff.encode())
-    for name in sorted(new):
-        h.update(name.encode() + (ROOT / name).read_bytes())
-    return f"{head or 'unknown'}+dirty.{h.hexdigest()[:8]}"
+    from warmstart.provenance import code_commit
+
+    return code_commit(ROOT, CODE) or "unknown"
 
 
 def machine() -> dict[str, Any]:

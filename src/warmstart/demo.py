@@ -244,23 +244,16 @@ def _table(runs: dict[str, dict[str, Any]]) -> str:
 def _made_with() -> str:
     """When, with which code and on which CPU the demo ran (its figures depend on all three)."""
     import datetime
-    import subprocess
 
     import torch
 
     import warmstart
+    from warmstart.provenance import code_commit
     from warmstart.train.precision import describe_cpu
 
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10,
-                              cwd=Path(warmstart.__file__).parent, check=True).stdout.strip()
-
-    try:  # "+changes" where the package's own files differ from the commit (not the docs')
-        tracked = git("ls-files", "__init__.py")  # not an install inside some other checkout
-        commit = git("rev-parse", "--short", "HEAD") if tracked else ""
-        commit += "+changes" if commit and git("status", "--porcelain", ".") else ""
-    except (OSError, subprocess.SubprocessError):
-        commit = ""  # not a git checkout (an installed package): its version says it
+    # the package's own files (not the docs'); nothing where it is not a git checkout (an
+    # installed package: its version says it)
+    commit = code_commit(Path(warmstart.__file__).parent)
     code = f"warmstart {warmstart.__version__}" + (f", commit {commit}" if commit else "")
     day = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return f"{day}; {code}; torch {torch.__version__}; {describe_cpu()}"
