@@ -38,7 +38,7 @@ def fast_bf16(device: torch.device) -> bool:
     """
     if device.type == "cuda":
         return bool(torch.cuda.is_bf16_supported())
-    return _cpu_has_bf16()
+    return bool(_cpu_flags() & {"amx_bf16", "avx512_bf16"})
 
 
 @functools.cache
@@ -50,9 +50,11 @@ def _cpuinfo() -> str:
         return ""
 
 
-def _cpu_has_bf16() -> bool:
-    flags = _cpuinfo()
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+@functools.cache
+def _cpu_flags() -> frozenset[str]:
+    """The CPU's instruction-set flags (its first ``flags`` line; none where not Linux)."""
+    lines = _cpuinfo().splitlines()
+    return frozenset(next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith("flags")), []))
 
 
 def cpu_facts() -> dict[str, Any]:
@@ -65,10 +67,9 @@ def cpu_facts() -> dict[str, Any]:
     lines = _cpuinfo().splitlines()
     model = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")),
                  "") or platform.processor() or platform.machine()
-    flags = set(next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith("flags")), []))
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {"cpu": model, "cores": cores,
-            "isa": [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]}
+            "isa": [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in _cpu_flags()]}
 
 
 def describe_cpu() -> str:
