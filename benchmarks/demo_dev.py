@@ -9,6 +9,10 @@ the rest (seed 1); from the remainder each seed draws 200 labeled reviews per cl
 other reviews are the unlabeled text (labels discarded), from which review vectors are trained
 as the demo trains them (skip-gram, jieba words, 40 epochs). Each recipe below is fitted on the
 labels and the unlabeled reviews and scored on the dev split; so is the demo's TF-IDF + LR.
+With ``--vectors NAME=JSON`` (repeatable) the review vectors are also trained with other
+settings (JSON: ``train_vectors`` options over the demo's ``REVIEW_VECTORS``, e.g.
+``dim300='{"dim": 300}'``), and each recipe runs on each, named ``recipe @NAME``, in the same run
+on the same labels as the demo's own vectors.
 With ``--data DIR`` (a folder as ``auto_vs_setfit.py`` reads it, Chinese) the same recipes
 are compared on another set: a stratified dev split of 2,000 drawn from its training set (as
 ``auto_vs_setfit.py --dev`` draws it), ``--shots`` labels per class per seed from the rest,
@@ -128,8 +132,11 @@ def recipes(vec: str) -> dict[str, Any]:
     return out
 
 
-def demo_cases(seeds: list[int], work: Path) -> Iterator[tuple[str, Any, list[str], Any, str]]:
-    """(cell, labeled, unlabeled, dev, vectors) per seed on the demo's reviews (test dropped)."""
+def demo_cases(
+    seeds: list[int], work: Path, variants: dict[str, dict[str, Any]]
+) -> Iterator[tuple[str, Any, list[str], Any, dict[str, str]]]:
+    """(cell, labeled, unlabeled, dev, {variant: vectors}) per seed on the demo's reviews (test
+    dropped); the variant "" is the demo's own vectors, the others override its settings."""
     from warmstart.corpus import Corpus
     from warmstart.demo import REVIEW_VECTORS, _rows_of, split_reviews
     from warmstart.vectors.train import train_vectors
@@ -143,15 +150,18 @@ def demo_cases(seeds: list[int], work: Path) -> Iterator[tuple[str, Any, list[st
         unlabeled = [t for t in train.texts if t not in chosen]
         corpus = work / "reviews.txt"
         corpus.write_text("".join(t.replace("\n", " ") + "\n" for t in unlabeled), encoding="utf-8")
-        vec = work / f"vectors-{seed}"
-        train_vectors(Corpus(corpus), out=vec, epochs=40, progress=False, seed=seed,
-                      **REVIEW_VECTORS)
-        yield f"demo/200/{seed}", labeled, unlabeled, dev, str(vec)
+        folders = {}
+        for i, (variant, options) in enumerate({"": {}, **variants}.items()):
+            vec = work / f"vectors-{seed}-{i}"
+            train_vectors(Corpus(corpus), out=vec, progress=False,
+                          **{"epochs": 40, "seed": seed, **REVIEW_VECTORS, **options})
+            folders[variant] = str(vec)
+        yield f"demo/200/{seed}", labeled, unlabeled, dev, folders
 
 
 def folder_cases(
     data: Path, shots: list[int], seeds: list[int], pool: int, work: Path
-) -> Iterator[tuple[str, Any, list[str], Any, str]]:
+) -> Iterator[tuple[str, Any, list[str], Any, dict[str, str]]]:
     """The same cells on a Chinese set's dev split (``auto_vs_setfit.py --dev``)."""
     from auto_vs_setfit import Dataset, zh_vectors
 
@@ -163,7 +173,8 @@ def folder_cases(
             labeled = ds.train.sample_per_class(n, seed=seed)
             rest = ds.pool(labeled)
             order = np.random.default_rng([seed, 4]).permutation(len(rest))[:pool]
-            yield (f"{ds.name}/{n}/{seed}", labeled, [rest[i] for i in order.tolist()], dev, vec)
+            yield (f"{ds.name}/{n}/{seed}", labeled, [rest[i] for i in order.tolist()], dev,
+                   {"": vec})
 
 
 def main() -> None:
@@ -176,7 +187,20 @@ def main() -> None:
     ap.add_argument("--pool", type=int, default=8000, help="unlabeled texts per cell with --data")
     ap.add_argument("--only", nargs="*", help="recipe names to run (default: all)")
     ap.add_argument("--out", default="runs/demo-dev")
+    ap.add_argument("--vectors", nargs="*", default=[], metavar="NAME=JSON",
+                    help="review vectors with other settings, each recipe run on each")
     args = ap.parse_args()
+    variants = {}
+    for item in args.vectors:
+        name, _, options = item.partition("=")
+        try:
+            variants[name] = json.loads(options)
+        except json.JSONDecodeError as e:
+            ap.error(f"--vectors {item!r}: NAME=JSON expected ({e})")
+        if not name or not isinstance(variants[name], dict):
+            ap.error(f"--vectors {item!r}: NAME=JSON with a JSON object expected")
+    if variants and args.data:
+        ap.error("--vectors applies to the demo's reviews, not to --data")
 
     from warmstart.demo import _tfidf_baseline
     from warmstart.transfer.recipes import Workspace
@@ -188,6 +212,7 @@ def main() -> None:
         "data": str(args.data or "demo"),
         "shots": args.shots,
         "pool": args.pool,
+        "vectors": variants,
     }
     provenance = stamp(settings)  # the code as the run starts, not as it ends
     print(describe(provenance), flush=True)
@@ -198,23 +223,26 @@ def main() -> None:
         cases = (
             folder_cases(args.data, args.shots, args.seeds, args.pool, Path(tmp))
             if args.data
-            else demo_cases(args.seeds, Path(tmp))
+            else demo_cases(args.seeds, Path(tmp), variants)
         )
-        for cell, labeled, unlabeled, dev, vec in cases:
+        for cell, labeled, unlabeled, dev, folders in cases:
             base = _tfidf_baseline(labeled, dev)
             acc.setdefault(base_name, {})[cell] = 100 * float(np.mean(base == dev.y))
-            ws = Workspace()
-            ws.vectors(vec, [*labeled.texts, *unlabeled])
             seed = int(cell.rsplit("/", 1)[1])
-            for name, recipe in recipes(vec).items():
-                if args.only and name not in args.only:
-                    continue
-                t = time.perf_counter()
-                fitted = recipe.fit(labeled, unlabeled, ws, seed=seed)
-                pred = fitted.predict_proba(dev.texts).argmax(1)
-                acc.setdefault(name, {})[cell] = 100 * float(np.mean(pred == dev.y))
-                secs.setdefault(name, []).append(time.perf_counter() - t)
-                print(f"{cell} {name}: {acc[name][cell]:.2f} ({secs[name][-1]:.0f} s)", flush=True)
+            for variant, vec in folders.items():
+                ws = Workspace()
+                ws.vectors(vec, [*labeled.texts, *unlabeled])
+                for recipe_name, recipe in recipes(vec).items():
+                    if args.only and recipe_name not in args.only:
+                        continue
+                    name = f"{recipe_name} @{variant}" if variant else recipe_name
+                    t = time.perf_counter()
+                    fitted = recipe.fit(labeled, unlabeled, ws, seed=seed)
+                    pred = fitted.predict_proba(dev.texts).argmax(1)
+                    acc.setdefault(name, {})[cell] = 100 * float(np.mean(pred == dev.y))
+                    secs.setdefault(name, []).append(time.perf_counter() - t)
+                    print(f"{cell} {name}: {acc[name][cell]:.2f} ({secs[name][-1]:.0f} s)",
+                          flush=True)
     groups = sorted({c.rsplit("/", 1)[0] for c in acc[base_name]})
     for group in groups:
         cells = [c for c in acc[base_name] if c.rsplit("/", 1)[0] == group]
@@ -226,10 +254,15 @@ def main() -> None:
             if name != base_name:
                 d, lo, hi = paired_ci([by_cell[c] - acc[base_name][c] for c in cells])
                 diff = f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+            own = ""
+            recipe_name = name.split(" @")[0]
+            if recipe_name != name and recipe_name in acc:  # against the demo's own vectors
+                d, lo, hi = paired_ci([by_cell[c] - acc[recipe_name][c] for c in cells])
+                own = f"  - own vectors {d:+.2f} [{lo:+.2f}, {hi:+.2f}]"
             t = statistics.median(secs[name]) if name in secs else 0.0
             print(
                 f"{name:<42} {' '.join(f'{v:.2f}' for v in vals):<24} "
-                f"{statistics.mean(vals):.2f}  {diff:<22} {t:.0f}"
+                f"{statistics.mean(vals):.2f}  {diff:<22} {t:.0f}{own}"
             )
     (out / "results.json").write_text(
         json.dumps({"provenance": provenance, "accuracy": acc, "seconds": secs}, indent=1)
