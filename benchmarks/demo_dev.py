@@ -43,16 +43,13 @@ from provenance import describe, stamp  # noqa: E402
 
 def recipes(vec: str) -> dict[str, Any]:
     """The recipes compared: auto's static candidates and variants of self-training."""
-    from warmstart.transfer.finetune import finetune
     from warmstart.transfer.recipes import (
-        ClassifierFit,
         Mean,
         MeanFit,
         Probe,
         Recipe,
         SelfTrain,
         VectorsChannel,
-        _repeated,
     )
 
     class Seeds(Recipe):
@@ -64,18 +61,6 @@ def recipes(vec: str) -> dict[str, Any]:
         def fit(self, labeled: Any, unlabeled: Any, ws: Any, *, seed: int, pseudo: Any = None) -> Any:
             return MeanFit({f"{i}": self.recipe.fit(labeled, unlabeled, ws, seed=1000 * seed + i,
                                                     pseudo=pseudo) for i in range(self.n)})
-
-    class Channel(VectorsChannel):
-        """The vectors channel with other training settings (``finetune`` keywords)."""
-
-        def __init__(self, init: str, **options: Any) -> None:
-            self.init, self.options = init, options
-            self.__post_init__()
-
-        def fit(self, labeled: Any, unlabeled: Any, ws: Any, *, seed: int, pseudo: Any = None) -> Any:
-            result = finetune(_repeated(labeled, pseudo), init=self.init, channels="static",
-                              dev_fraction=0, seed=seed, progress=ws.progress, **self.options)
-            return ClassifierFit(result.classifier)
 
     def tfidf() -> Probe:
         return Probe("tfidf", C=10.0)
@@ -122,11 +107,11 @@ def recipes(vec: str) -> dict[str, Any]:
     }
     # The channel's own training settings, alone and as a student of self-training: epochs
     # (default: at least 200 steps, 5 to 20 epochs), a hidden layer, smaller batches.
-    out["vectors-channel 10 epochs"] = Channel(vec, epochs=10)
+    out["vectors-channel 10 epochs"] = VectorsChannel(vec, {"epochs": 10})
     for label, options in {"3 epochs": {"epochs": 3}, "10 epochs": {"epochs": 10},
                            "hidden 100": {"hidden": 100}, "batch 16": {"batch_size": 16}}.items():
         out[f"self-train-static labels-half, channel {label}"] = SelfTrain(
-            views(), [tfidf(), vprobe(), Channel(vec, **options)], label_share=0.5)
+            views(), [tfidf(), vprobe(), VectorsChannel(vec, options)], label_share=0.5)
     for name, r in out.items():
         r.name = name
     return out

@@ -375,6 +375,24 @@ def test_a_named_recipe_runs_alone(tmp_path: Path) -> None:
     assert loaded.predict(["a lovely joy", "a boring mess"]) == ["pos", "neg"]
 
 
+def test_the_vectors_channel_trains_with_the_options_it_is_given(tmp_path: Path) -> None:
+    """``VectorsChannel(init, options)`` hands its options to ``finetune``: a hidden layer and
+    an epoch count reach the model it trains (and none without them)."""
+    from warmstart.transfer.recipes import VectorsChannel, Workspace
+    from warmstart.vectors.train import train_vectors
+
+    corpus = write(tmp_path / "corpus.txt", "\n".join(POS + NEG + UNLABELED) + "\n")
+    train_vectors(str(corpus), out=tmp_path / "vecs", dim=8, epochs=2, min_count=1, workers=1,
+                  seed=0, progress=False)
+    labeled = toy()
+    plain = VectorsChannel(str(tmp_path / "vecs")).fit(labeled, UNLABELED, Workspace(), seed=0)
+    tuned = VectorsChannel(str(tmp_path / "vecs"), {"hidden": 5, "epochs": 2}).fit(
+        labeled, UNLABELED, Workspace(), seed=0)
+    assert plain.classifier.model.body.hidden == 0  # type: ignore[attr-defined]
+    assert tuned.classifier.model.body.hidden == 5  # type: ignore[attr-defined]
+    assert tuned.predict_proba(["a lovely joy"]).shape == (1, 2)
+
+
 def test_auto_beats_tfidf_on_real_few_labels(shared_data: Path) -> None:
     """AG News, 8 labels per class, MiniLM and 1,000 unlabeled training texts: auto against
     TF-IDF + logistic regression fitted in the same test on the same labels."""

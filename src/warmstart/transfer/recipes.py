@@ -468,9 +468,11 @@ class PairsAgain(Recipe):
 class VectorsChannel(Recipe):
     """fastText's supervised model with pretrained vectors as a frozen, standardised channel
     beside embeddings trained from the labels (``finetune --init VECTORS``), trained end to
-    end."""
+    end. ``options``: other :func:`~warmstart.transfer.finetune.finetune` settings (``epochs``,
+    ``hidden``, ``batch_size``...; the defaults when empty)."""
 
     init: str
+    options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.name = "vectors-channel"
@@ -482,7 +484,7 @@ class VectorsChannel(Recipe):
 
         train_set = _repeated(labeled, pseudo)
         result = finetune(train_set, init=self.init, channels="static", dev_fraction=0,
-                          seed=seed, progress=ws.progress)
+                          seed=seed, progress=ws.progress, **self.options)
         return ClassifierFit(result.classifier)
 
 
