@@ -112,6 +112,13 @@ def recipes(vec: str) -> dict[str, Any]:
                            "hidden 100": {"hidden": 100}, "batch 16": {"batch_size": 16}}.items():
         out[f"self-train-static labels-half, channel {label}"] = SelfTrain(
             views(), [tfidf(), vprobe(), VectorsChannel(vec, options)], label_share=0.5)
+    # The vectors probe's C by 5-fold cross-validation on its training examples (C=0) instead
+    # of the fixed C=1: alone, and in self-training's teacher and students.
+    out["vectors-probe"] = vprobe()
+    out["vectors-probe C=cv"] = Probe("vectors", vec, C=0.0)
+    cv_views = [tfidf(), Probe("vectors", vec, C=0.0)]
+    out["self-train-static labels-half, vectors C=cv"] = SelfTrain(
+        Mean(cv_views, name="mean-of-views"), [*cv_views, channel()], label_share=0.5)
     for name, r in out.items():
         r.name = name
     return out
