@@ -393,6 +393,34 @@ def test_the_vectors_channel_trains_with_the_options_it_is_given(tmp_path: Path)
     assert tuned.predict_proba(["a lovely joy"]).shape == (1, 2)
 
 
+def test_the_vectors_probe_chooses_its_c_by_cross_validation(tmp_path: Path) -> None:
+    """auto's word-vector probe takes C from 5-fold CV on the examples it is fitted on (as
+    ``finetune --method probe`` does), and where a class has a single example it takes C=1
+    rather than failing inside a fold."""
+    from warmstart.transfer.candidates import Init, candidates
+    from warmstart.transfer.recipes import Probe, Workspace
+    from warmstart.vectors.train import train_vectors
+
+    corpus = write(tmp_path / "corpus.txt", "\n".join(POS + NEG + UNLABELED) + "\n")
+    train_vectors(str(corpus), out=tmp_path / "vecs", dim=8, epochs=2, min_count=1, workers=1,
+                  seed=0, progress=False)
+    probes = [r for r in candidates([Init.read(str(tmp_path / "vecs"))], unlabeled=True)
+              if isinstance(r, Probe) and r.view == "vectors"]
+    assert [p.C for p in probes] == [0.0]
+    with pytest.raises(WarmstartError, match="single example"):  # what the fallback avoids
+        from warmstart.transfer.heads import linear_head
+        from warmstart.transfer.settings import FinetuneConfig
+
+        linear_head(np.eye(3, dtype=np.float32), np.array([0, 1, 1]), task_of(toy()),
+                    FinetuneConfig(C=0.0))
+    lonely = LabeledDataset(texts=[*POS[:6], NEG[0]], y=np.array([1] * 6 + [0]),
+                            labels=["neg", "pos"], multi_label=False, source="lonely.tsv")
+    fitted = probes[0].fit(lonely, UNLABELED, Workspace(), seed=0)
+    assert fitted.predict_proba(["a lovely joy"]).shape == (1, 2)
+    balanced = probes[0].fit(toy(), UNLABELED, Workspace(), seed=0)  # the CV path itself
+    assert (balanced.predict_proba(toy().texts).argmax(1) == toy().y).mean() > 0.5
+
+
 def test_auto_beats_tfidf_on_real_few_labels(shared_data: Path) -> None:
     """AG News, 8 labels per class, MiniLM and 1,000 unlabeled training texts: auto against
     TF-IDF + logistic regression fitted in the same test on the same labels."""

@@ -319,7 +319,11 @@ def _repeated(labeled: LabeledDataset, pseudo: LabeledDataset | None) -> Labeled
 
 @dataclass(repr=False)
 class Probe(Recipe):
-    """Logistic regression (``C``) on one view: ``tfidf``, ``vectors``, ``frozen`` or ``tuned``."""
+    """Logistic regression (``C``) on one view: ``tfidf``, ``vectors``, ``frozen`` or ``tuned``.
+
+    ``C=0`` chooses C by 5-fold cross-validation on the examples the probe is fitted on (as
+    ``finetune --method probe`` does by default), or takes C=1 where a class has fewer than two
+    of them."""
 
     view: str
     init: str = ""
@@ -354,9 +358,18 @@ class Probe(Recipe):
             seed: int, pseudo: LabeledDataset | None = None) -> Fitted:
         view = self.make_view(labeled, unlabeled, ws, seed)
         texts, y, weight = _with_pseudo(labeled, pseudo)
-        cfg = FinetuneConfig(C=self.C, standardize=view.standardize)
+        C = self.C or (0.0 if _smallest_class(y, len(labeled.labels)) >= 2 else 1.0)
+        cfg = FinetuneConfig(C=C, standardize=view.standardize)
         w, b = linear_head(view.features(texts), y, task_of(labeled), cfg, sample_weight=weight)
         return LinearFit(view, w, b)
+
+
+def _smallest_class(y: np.ndarray, n_labels: int) -> int:
+    """Examples of the rarest class (of either side of each label, for multi-label ``y``)."""
+    if y.ndim == 2:
+        positives = y.sum(0)
+        return int(min(positives.min(), (len(y) - positives).min()))
+    return int(np.bincount(y, minlength=n_labels).min())
 
 
 @dataclass(repr=False)
