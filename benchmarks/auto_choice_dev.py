@@ -111,8 +111,9 @@ def main() -> None:
     provenance = stamp(vars(args) | {"data": str(args.data or "demo")})
     with tempfile.TemporaryDirectory() as tmp:
         cases = (folder_cases(args.data, args.shots, args.seeds, args.pool, Path(tmp)) if args.data
-                 else demo_cases(args.seeds, Path(tmp)))
-        for cell, labeled, unlabeled, dev, vec in cases:
+                 else demo_cases(args.seeds, Path(tmp), {}))
+        for cell, labeled, unlabeled, dev, folders in cases:
+            vec = folders[""]  # the demo's own vectors (or the set's)
             seed = int(cell.rsplit("/", 1)[1])
             inits = [vec, *([args.encoder] if args.encoder else [])]
             ws = Workspace()

@@ -116,7 +116,7 @@ def recipes(vec: str) -> dict[str, Any]:
     # of the fixed C=1: alone, and in self-training's teacher and students.
     out["vectors-probe"] = vprobe()
     out["vectors-probe C=cv"] = Probe("vectors", vec, C=0.0)
-    cv_views = [tfidf(), Probe("vectors", vec, C=0.0)]
+    cv_views: list[Recipe] = [tfidf(), Probe("vectors", vec, C=0.0)]
     out["self-train-static labels-half, vectors C=cv"] = SelfTrain(
         Mean(cv_views, name="mean-of-views"), [*cv_views, channel()], label_share=0.5)
     for name, r in out.items():
