@@ -61,8 +61,9 @@ def candidates(inits: Sequence[Init], *, unlabeled: bool, per_class: int = 0) ->
 
     views: list[Recipe] = [Probe("tfidf", C=10.0)]
     for v in vectors:
-        # C by cross-validation (dev splits: the probe +3.69 over a fixed C=1 on the demo's,
-        # 5 seeds; see docs/benchmarks.md): a fixed C=1 on 100 standardised averages overfits.
+        # C by cross-validation, not a fixed C=1, which overfits standardised averages (dev
+        # splits of the demo and online_shopping, 11 cells: this probe +2.12 [+1.07, +3.17],
+        # self-train-static +0.49 [+0.09, +0.89]; docs/benchmarks.md, the sixth search).
         views.append(_named(Probe("vectors", v.path, C=0.0), tag("vectors-probe", v, vectors)))
     channels: list[Recipe] = [_named(VectorsChannel(v.path), tag("vectors-channel", v, vectors))
                               for v in vectors]
