@@ -375,15 +375,21 @@ def test_a_named_recipe_runs_alone(tmp_path: Path) -> None:
     assert loaded.predict(["a lovely joy", "a boring mess"]) == ["pos", "neg"]
 
 
+def toy_vectors(folder: Path) -> None:
+    """Word vectors (8 dimensions) of the toy texts, a vectors artifact in ``folder``."""
+    from warmstart.vectors.train import train_vectors
+
+    corpus = write(folder.parent / "toy-corpus.txt", "\n".join(POS + NEG + UNLABELED) + "\n")
+    train_vectors(str(corpus), out=folder, dim=8, epochs=2, min_count=1, workers=1, seed=0,
+                  progress=False)
+
+
 def test_the_vectors_channel_trains_with_the_options_it_is_given(tmp_path: Path) -> None:
     """``VectorsChannel(init, options)`` hands its options to ``finetune``: a hidden layer and
     an epoch count reach the model it trains (and none without them)."""
     from warmstart.transfer.recipes import VectorsChannel, Workspace
-    from warmstart.vectors.train import train_vectors
 
-    corpus = write(tmp_path / "corpus.txt", "\n".join(POS + NEG + UNLABELED) + "\n")
-    train_vectors(str(corpus), out=tmp_path / "vecs", dim=8, epochs=2, min_count=1, workers=1,
-                  seed=0, progress=False)
+    toy_vectors(tmp_path / "vecs")
     labeled = toy()
     plain = VectorsChannel(str(tmp_path / "vecs")).fit(labeled, UNLABELED, Workspace(), seed=0)
     tuned = VectorsChannel(str(tmp_path / "vecs"), {"hidden": 5, "epochs": 2}).fit(
@@ -399,11 +405,8 @@ def test_the_vectors_probe_chooses_its_c_by_cross_validation(tmp_path: Path) -> 
     rather than failing inside a fold."""
     from warmstart.transfer.candidates import Init, candidates
     from warmstart.transfer.recipes import Probe, Workspace
-    from warmstart.vectors.train import train_vectors
 
-    corpus = write(tmp_path / "corpus.txt", "\n".join(POS + NEG + UNLABELED) + "\n")
-    train_vectors(str(corpus), out=tmp_path / "vecs", dim=8, epochs=2, min_count=1, workers=1,
-                  seed=0, progress=False)
+    toy_vectors(tmp_path / "vecs")
     probes = [r for r in candidates([Init.read(str(tmp_path / "vecs"))], unlabeled=True)
               if isinstance(r, Probe) and r.view == "vectors"]
     assert [p.C for p in probes] == [0.0]
