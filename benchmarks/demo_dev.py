@@ -119,6 +119,12 @@ def recipes(vec: str) -> dict[str, Any]:
     cv_views: list[Recipe] = [tfidf(), Probe("vectors", vec, C=0.0)]
     out["self-train-static labels-half, vectors C=cv"] = SelfTrain(
         Mean(cv_views, name="mean-of-views"), [*cv_views, channel()], label_share=0.5)
+    # The TF-IDF view's C by cross-validation too (auto's is C=10): alone, and in the shipped
+    # self-train-static (the vectors probe's C by CV already).
+    out["tfidf C=cv"] = Probe("tfidf", C=0.0)
+    both_cv: list[Recipe] = [Probe("tfidf", C=0.0), Probe("vectors", vec, C=0.0)]
+    out["self-train-static labels-half, vectors C=cv, tfidf C=cv"] = SelfTrain(
+        Mean(both_cv, name="mean-of-views"), [*both_cv, channel()], label_share=0.5)
     for name, r in out.items():
         r.name = name
     return out
