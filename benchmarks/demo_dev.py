@@ -125,6 +125,18 @@ def recipes(vec: str) -> dict[str, Any]:
     both_cv: list[Recipe] = [Probe("tfidf", C=0.0), Probe("vectors", vec, C=0.0)]
     out["self-train-static labels-half, vectors C=cv, tfidf C=cv"] = SelfTrain(
         Mean(both_cv, name="mean-of-views"), [*both_cv, channel()], label_share=0.5)
+    # Other sparse views: character 1-3 grams instead of 1-2, and a second TF-IDF of jieba
+    # words beside the characters' (another tokenisation, other errors), in the shipped
+    # self-train-static's teacher and students.
+    out["tfidf 1-3"] = Probe("tfidf", C=10.0, ngrams=3)
+    out["tfidf jieba"] = Probe("tfidf", C=10.0, tokenizer="jieba")
+    vcv = Probe("vectors", vec, C=0.0)
+    tri: list[Recipe] = [Probe("tfidf", C=10.0, ngrams=3), vcv]
+    out["self-train-static labels-half, vectors C=cv, tfidf 1-3"] = SelfTrain(
+        Mean(tri, name="mean-of-views"), [*tri, channel()], label_share=0.5)
+    words: list[Recipe] = [tfidf(), Probe("tfidf", C=10.0, tokenizer="jieba"), vcv]
+    out["self-train-static labels-half, vectors C=cv, + tfidf jieba"] = SelfTrain(
+        Mean(words, name="mean-of-views"), [*words, channel()], label_share=0.5)
     for name, r in out.items():
         r.name = name
     return out

@@ -168,20 +168,25 @@ class Workspace:
             self._vectors[init] = View(f"vectors:{init}", body, standardize=True)
         return self._vectors[init]
 
-    def tfidf(self, texts: Sequence[str], ngrams: int = 2) -> View:
-        """TF-IDF of words (or characters) and their n-grams, fitted on ``texts``."""
+    def tfidf(self, texts: Sequence[str], ngrams: int = 2, tokenizer: str = "") -> View:
+        """TF-IDF of words (or characters) and their n-grams, fitted on ``texts``; with the
+        workspace's tokenizer unless ``tokenizer`` names another."""
         from warmstart.tokenize import looks_chinese, make_tokenizer
 
         texts = list(texts)
-        key = _key(texts, ngrams, self.tokenizer, self.lowercase)
+        tokenizer = tokenizer or self.tokenizer
+        of_texts = _key(texts)
+        key = of_texts + _key(ngrams, tokenizer, self.lowercase)
         if key not in self._tfidf:  # a teacher and a student of one fold share it
             # Chinese by characters: the words tokenizer would keep runs of Han characters whole.
-            name = (self.tokenizer if self.tokenizer != "auto"
+            name = (tokenizer if tokenizer != "auto"
                     else "chars" if looks_chinese(texts) else "words")
             body = TfidfBody.from_texts(
                 texts, tokenizer=make_tokenizer(name, lowercase=self.lowercase),
                 ngrams=ngrams, min_df=2 if len(texts) >= 200 else 1)
-            self._tfidf = {key: View("tfidf", body)}
+            # Keep the views of these texts only (another fold's are not read again).
+            self._tfidf = {k: v for k, v in self._tfidf.items() if k.startswith(of_texts)}
+            self._tfidf[key] = View("tfidf", body)
         return self._tfidf[key]
 
 
@@ -329,6 +334,7 @@ class Probe(Recipe):
     init: str = ""
     C: float = 1.0
     ngrams: int = 2
+    tokenizer: str = ""  # TF-IDF's: the workspace's unless named (e.g. "jieba")
 
     def __post_init__(self) -> None:
         if self.view not in VIEWS:
@@ -347,7 +353,8 @@ class Probe(Recipe):
     def make_view(self, labeled: LabeledDataset, unlabeled: Sequence[str], ws: Workspace,
                   seed: int) -> View:
         if self.view == "tfidf":
-            return ws.tfidf([*labeled.texts, *unlabeled], ngrams=self.ngrams)
+            return ws.tfidf([*labeled.texts, *unlabeled], ngrams=self.ngrams,
+                            tokenizer=self.tokenizer)
         if self.view == "vectors":
             return ws.vectors(self.init, [*labeled.texts, *unlabeled])
         if self.view == "frozen":
