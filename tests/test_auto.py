@@ -424,6 +424,21 @@ def test_the_vectors_probe_chooses_its_c_by_cross_validation(tmp_path: Path) -> 
     assert (balanced.predict_proba(toy().texts).argmax(1) == toy().y).mean() > 0.5
 
 
+def test_a_tfidf_probe_can_name_its_own_tokenizer() -> None:
+    """A TF-IDF probe that names a tokenizer reads the texts with it, beside the workspace's
+    own TF-IDF of the same texts (both kept: a teacher and a student of one fold share them),
+    and a new set of texts drops the old views."""
+    ws = Workspace(tokenizer="whitespace")
+    texts = [*toy().texts, "no-space,here"]
+    words = Probe("tfidf", ngrams=1).make_view(toy(), texts[-1:], ws, seed=0)
+    chars = Probe("tfidf", ngrams=1, tokenizer="words").make_view(toy(), texts[-1:], ws, seed=0)
+    assert words is not chars
+    assert "no-space,here" in words.body.index and "no-space,here" not in chars.body.index
+    assert Probe("tfidf", ngrams=1).make_view(toy(), texts[-1:], ws, seed=0) is words
+    Probe("tfidf", ngrams=1).make_view(toy(4), [], ws, seed=0)
+    assert len(ws._tfidf) == 1
+
+
 def test_auto_beats_tfidf_on_real_few_labels(shared_data: Path) -> None:
     """AG News, 8 labels per class, MiniLM and 1,000 unlabeled training texts: auto against
     TF-IDF + logistic regression fitted in the same test on the same labels."""
