@@ -424,6 +424,44 @@ def test_the_vectors_probe_chooses_its_c_by_cross_validation(tmp_path: Path) -> 
     assert (balanced.predict_proba(toy().texts).argmax(1) == toy().y).mean() > 0.5
 
 
+def test_word_vectors_pool_by_mean_and_max(tmp_path: Path) -> None:
+    """``pooling="mean+max"``: a text's features are its words' mean vector and their
+    elementwise max (a text with no known word: zeros); the classifier saves and loads with it
+    and predicts exactly; another pooling is refused by name, on the CLI with exit 2."""
+    from warmstart.artifact import building
+    from warmstart.transfer.bodies import WordVectorBody
+
+    toy_vectors(tmp_path / "vecs")
+    vecs = str(tmp_path / "vecs")
+    ws = Workspace()
+    fitted = Probe("vectors", vecs, C=0.0, pooling="mean+max").fit(toy(), UNLABELED, ws, seed=0)
+    body = fitted.view.body  # type: ignore[attr-defined]
+    assert isinstance(body, WordVectorBody) and body.pooling == "mean+max"
+    plain = ws.vectors(vecs, [*toy().texts, *UNLABELED]).body
+    assert plain is not body and body.dim == 2 * plain.dim
+    texts = ["a lovely joy", "dull and slow", "zzz unknown"]
+    x = fitted.view.features(texts)  # type: ignore[attr-defined]
+    ids = [torch.tensor(i) for i, _ in body.encode(texts)]
+    table = body.word_emb.weight.detach()
+    for row, i in zip(x, ids, strict=True):
+        want = (torch.cat([table[i].mean(0), table[i].max(0).values]) if len(i)
+                else torch.zeros(body.dim))
+        np.testing.assert_allclose(row, want.numpy(), atol=1e-6)
+    assert not x[2].any() and (x[0][8:] > x[0][:8]).any()  # the max is not the mean
+    clf = fitted.to_classifier(task_of(toy()))
+    with building(tmp_path / "clf") as folder:
+        clf.save_into(folder, config={"note": "test"})
+    loaded = Classifier.load(tmp_path / "clf")
+    np.testing.assert_allclose(loaded.predict_proba(texts), fitted.predict_proba(texts), atol=1e-5)
+    with pytest.raises(WarmstartError, match="--pooling cls: word vectors pool by mean or mean"):
+        Probe("vectors", vecs, pooling="cls").fit(toy(), UNLABELED, Workspace(), seed=0)
+    train = write(tmp_path / "train.tsv", "text\tlabel\n" + "".join(
+        f"{t}\t{toy().labels[y]}\n" for t, y in zip(toy().texts, toy().y, strict=True)))
+    err = user_error(run("finetune", train, "--init", vecs, "--pooling", "max",
+                         "--out", tmp_path / "bad", cwd=tmp_path))
+    assert "--pooling max" in err and not (tmp_path / "bad").exists()
+
+
 def test_a_tfidf_probe_can_name_its_own_tokenizer() -> None:
     """A TF-IDF probe that names a tokenizer reads the texts with it, beside the workspace's
     own TF-IDF of the same texts (both kept: a teacher and a student of one fold share them),

@@ -56,6 +56,7 @@ from warmstart.transfer.candidates import (
     estimate_seconds,
     is_one_of,
     pool_that_fits,
+    vector_views,
 )
 from warmstart.transfer.crossval import Score, cross_validate, ensembles
 from warmstart.transfer.recipes import Fitted, Mean, Recipe, Workspace
@@ -123,10 +124,10 @@ def fit_auto(
     wide = [wide[i] for i in order.tolist()]
     pool = wide[:pool_max]
     init_list = [Init.read(p) for p in inits]
-    for v in (i for i in init_list if i.kind == "vectors"):
-        ws.vectors(v.path, [*labeled.texts, *wide])  # one vocabulary for every fold
     recipes = candidates(init_list, unlabeled=bool(pool),
                          per_class=int(np.bincount(labeled.y).min()))
+    for path, pooling in vector_views(recipes):
+        ws.vectors(path, [*labeled.texts, *wide], pooling=pooling)  # one vocabulary for every fold
     say = echo or (lambda _: None)
     say(f"auto: {len(recipes)} candidates, cross-validation on {len(labeled)} labels"
         + (f", {len(wide):,} unlabeled texts" if wide else "")

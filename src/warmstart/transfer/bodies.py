@@ -42,6 +42,7 @@ from warmstart.tokenize.subword import load_tokenizer
 from warmstart.train.precision import uses_bf16
 
 POOLINGS = ("mean", "cls", "pooler")
+VECTOR_POOLINGS = ("mean", "mean+max")
 TRUNCATIONS = ("head", "tail", "head+tail")
 #: The words (or TF-IDF terms) of a word-vector or TF-IDF body, saved beside its weights.
 
@@ -284,8 +285,13 @@ class WordVectorBody(Body):
         hidden: int = 0,
         max_len: int = 1024,
         static_dim: int = 0,
+        pooling: str = "mean",
     ) -> None:
         super().__init__()
+        if pooling not in VECTOR_POOLINGS:
+            raise WarmstartError(f"--pooling {pooling}: word vectors pool by "
+                                 f"{' or '.join(VECTOR_POOLINGS)}")
+        self.pooling = pooling
         self.words = list(words)
         self.index = {w: i + 1 for i, w in enumerate(self.words)}  # 0 is padding
         self.tokenizer = tokenizer
@@ -316,7 +322,9 @@ class WordVectorBody(Body):
         self.static_std: torch.Tensor
         self.register_buffer("static_mean", torch.zeros(static_dim))
         self.register_buffer("static_std", torch.ones(static_dim))
-        width = dim + static_dim
+        # mean+max: the elementwise max of the words' vectors beside their mean (SWEM-concat,
+        # Shen et al. 2018): a word that stands out in one dimension is not averaged away.
+        width = dim * (2 if pooling == "mean+max" else 1) + static_dim
         self.mlp = (nn.Sequential(nn.Linear(width, hidden), nn.ReLU()) if hidden
                     else nn.Identity())
         self.hidden = hidden
@@ -386,9 +394,17 @@ class WordVectorBody(Body):
         total = self.word_emb(ids).sum(1) + self.ngram_emb(grams).sum(1)  # (B, C)
         count = ((ids != 0).sum(1) + (grams != 0).sum(1)).clamp_min(1).unsqueeze(1)
         features = total / count.to(total.dtype)
+        if self.pooling == "mean+max":
+            features = torch.cat([features, self._max(ids)], 1)
         if self.static_dim:
             features = torch.cat([features, (self._static(ids) - self.static_mean) / self.static_std], 1)
         return self.mlp(features)
+
+    def _max(self, ids: torch.Tensor) -> torch.Tensor:
+        """(B, dim) elementwise max of each text's word vectors (0 for a text with none)."""
+        vectors = self.word_emb(ids).masked_fill((ids == 0).unsqueeze(2), float("-inf"))
+        top = vectors.max(1).values
+        return torch.where(torch.isinf(top), torch.zeros_like(top), top)
 
     def _static(self, ids: torch.Tensor) -> torch.Tensor:
         """(B, static_dim) mean of the static channel's vectors over each text's words."""
@@ -412,7 +428,8 @@ class WordVectorBody(Body):
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "dim": self.word_emb.embedding_dim, "ngrams": self.ngrams,
                 "buckets": self.buckets, "hidden": self.hidden, "max_len": self.max_len,
-                "static_dim": self.static_dim, "tokenizer": self.tokenizer.config()}
+                "static_dim": self.static_dim, "pooling": self.pooling,
+                "tokenizer": self.tokenizer.config()}
 
     def save_vocabulary(self, folder: Path) -> None:
         write_words(folder, self.words)
@@ -422,7 +439,8 @@ class WordVectorBody(Body):
         words, tokenizer = read_words(folder), tokenizer_from_config(spec["tokenizer"])
         return cls(words, dim=spec["dim"], ngrams=spec["ngrams"], buckets=spec["buckets"] or 1,
                    hidden=spec["hidden"], max_len=spec["max_len"],
-                   static_dim=spec.get("static_dim", 0), tokenizer=tokenizer)
+                   static_dim=spec.get("static_dim", 0), pooling=spec.get("pooling", "mean"),
+                   tokenizer=tokenizer)
 
 
 def tokenizer_from_config(config: dict[str, Any]) -> Tokenizer:

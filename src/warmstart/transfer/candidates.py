@@ -191,6 +191,12 @@ def pool_that_fits(recipe: Recipe, labeled: LabeledDataset, pool: list[str], ws:
     return pool[: max(min(200, len(pool)), int((seconds - fixed) / per_text))]
 
 
+def vector_views(recipes: Sequence[Recipe]) -> list[tuple[str, str]]:
+    """(vectors, pooling) of every word-vector probe in ``recipes``, their parts included."""
+    return sorted({(r.init, r.pooling) for recipe in recipes for r in _parts(recipe)
+                   if isinstance(r, Probe) and r.view == "vectors"})
+
+
 def encoders_in(recipe: Recipe) -> list[str]:
     """The encoders ``recipe`` reads texts with (its parts' ``init``)."""
     return sorted({str(getattr(r, "init", "")) for r in _parts(recipe) if r.reads_encoder})

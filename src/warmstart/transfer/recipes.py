@@ -159,14 +159,16 @@ class Workspace:
         self._tuned.clear()
         self.finetuned.clear()
 
-    def vectors(self, init: str, texts: Sequence[str]) -> View:
-        """Averaged static word vectors of ``init``, over the words of ``texts``' vocabulary
-        and the vectors' own (made once per run: give every text the run will read)."""
-        if init not in self._vectors:
+    def vectors(self, init: str, texts: Sequence[str], pooling: str = "mean") -> View:
+        """Static word vectors of ``init`` pooled (``mean`` or ``mean+max``) over the words of
+        ``texts``' vocabulary and the vectors' own (made once per run: give every text the
+        run will read)."""
+        key = f"{pooling}:{init}"
+        if key not in self._vectors:
             torch.manual_seed(0)
-            body, _ = make_body(self._config(init), list(texts))
-            self._vectors[init] = View(f"vectors:{init}", body, standardize=True)
-        return self._vectors[init]
+            body, _ = make_body(self._config(init, pooling=pooling), list(texts))
+            self._vectors[key] = View(f"vectors:{key}", body, standardize=True)
+        return self._vectors[key]
 
     def tfidf(self, texts: Sequence[str], ngrams: int = 2, tokenizer: str = "") -> View:
         """TF-IDF of words (or characters) and their n-grams, fitted on ``texts``; with the
@@ -335,6 +337,7 @@ class Probe(Recipe):
     C: float = 1.0
     ngrams: int = 2
     tokenizer: str = ""  # TF-IDF's: the workspace's unless named (e.g. "jieba")
+    pooling: str = "mean"  # word vectors': mean, or mean+max (their elementwise max beside)
 
     def __post_init__(self) -> None:
         if self.view not in VIEWS:
@@ -356,7 +359,7 @@ class Probe(Recipe):
             return ws.tfidf([*labeled.texts, *unlabeled], ngrams=self.ngrams,
                             tokenizer=self.tokenizer)
         if self.view == "vectors":
-            return ws.vectors(self.init, [*labeled.texts, *unlabeled])
+            return ws.vectors(self.init, [*labeled.texts, *unlabeled], pooling=self.pooling)
         if self.view == "frozen":
             return ws.frozen(self.init)
         return ws.tuned(self.init, labeled, seed)

@@ -47,7 +47,8 @@ class FinetuneConfig:
                             "with --method probe, the classic TF-IDF + logistic regression)")
     random_init: bool = opt(False, "the architecture of --init with fresh random weights "
                                    "(the baseline pretraining must beat)")
-    pooling: str = opt("mean", "encoder pooling: mean, cls or pooler (BERT's; exportable)")
+    pooling: str = opt("mean", "encoder pooling: mean, cls or pooler (BERT's; exportable); "
+                               "word vectors: mean or mean+max (their elementwise max beside)")
     normalize: str = opt("auto", "encoder: scale each pooled vector to length 1: yes, no or "
                                  "auto (yes for a probe or prototype on a sentence-transformers "
                                  "model that normalises its embeddings, as all-MiniLM-L6-v2)")

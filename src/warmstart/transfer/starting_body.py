@@ -38,7 +38,7 @@ def make_body(cfg: FinetuneConfig, texts: list[str]) -> tuple[Body, str | None]:
                 texts, tokenizer=tokenizer, min_count=cfg.min_count, dim=vectors.dim,
                 ngrams=1 if cfg.method == "probe" else cfg.ngrams, buckets=cfg.buckets,
                 hidden=cfg.hidden, extra_words=vectors.words[:cfg.max_vocab],
-                static_dim=vectors.dim if static else 0,
+                static_dim=vectors.dim if static else 0, pooling=cfg.pooling,
             )
             if not cfg.random_init:
                 body.init_from(vectors, trained=trained)
@@ -62,7 +62,7 @@ def make_body(cfg: FinetuneConfig, texts: list[str]) -> tuple[Body, str | None]:
     tokenizer = make_tokenizer(cfg.tokenizer, lowercase=cfg.lowercase)
     return WordVectorBody.from_texts(texts, tokenizer=tokenizer, min_count=cfg.min_count,
                                      dim=cfg.dim, ngrams=cfg.ngrams, buckets=cfg.buckets,
-                                     hidden=cfg.hidden), None
+                                     hidden=cfg.hidden, pooling=cfg.pooling), None
 
 
 def resolve_normalize(cfg: FinetuneConfig) -> bool:
