@@ -24,7 +24,7 @@ from warmstart.transfer.auto import fit_auto
 from warmstart.transfer.classifier import Classifier, evaluate
 from warmstart.transfer.crossval import cross_validate, fold_count
 from warmstart.transfer.finetune import finetune
-from warmstart.transfer.recipes import Fitted, MeanFit, Probe, Recipe, Workspace, task_of
+from warmstart.transfer.recipes import Fitted, MeanFit, Probe, Recipe, SelfTrain, Workspace, task_of
 
 POS = ["a great and moving film", "warm funny and wise", "a joy to watch from start to end",
        "brilliant acting and a lovely story", "lovely , warm and wise", "great fun",
@@ -409,7 +409,12 @@ def test_the_vectors_probe_chooses_its_c_by_cross_validation(tmp_path: Path) -> 
     toy_vectors(tmp_path / "vecs")
     probes = [r for r in candidates([Init.read(str(tmp_path / "vecs"))], unlabeled=True)
               if isinstance(r, Probe) and r.view == "vectors"]
-    assert [p.C for p in probes] == [0.0]
+    assert [p.C for p in probes] == [0.0] and probes[0].pooling == "mean"
+    static = next(r for r in candidates([Init.read(str(tmp_path / "vecs"))], unlabeled=True)
+                  if r.name == "self-train-static")
+    assert isinstance(static, SelfTrain)
+    assert [(s.name, getattr(s, "pooling", None)) for s in static.students] == [
+        ("tfidf", "mean"), ("vectors-probe", "mean+max"), ("vectors-channel", None)]
     with pytest.raises(WarmstartError, match="single example"):  # what the fallback avoids
         from warmstart.transfer.heads import linear_head
         from warmstart.transfer.settings import FinetuneConfig
