@@ -164,8 +164,9 @@ def _pooled_probe() -> Any:
             texts = list(texts)
             missing = list(dict.fromkeys(t for t in texts if t not in self._rows))
             if missing:
-                table = self.body.word_emb.weight.detach().float().numpy()
-                for text, (ids, _) in zip(missing, self.body.encode(missing), strict=True):
+                body: Any = self.body  # a WordVectorBody
+                table = body.word_emb.weight.detach().float().numpy()
+                for text, (ids, _) in zip(missing, body.encode(missing), strict=True):
                     rows = table[ids] if ids else np.zeros((1, table.shape[1]), np.float32)
                     self._rows[text] = np.concatenate([rows.mean(0), rows.max(0)])
             return np.stack([self._rows[t] for t in texts])
