@@ -74,8 +74,6 @@ def recipes(vec: str) -> dict[str, Any]:
     def views() -> Mean:
         return Mean([tfidf(), vprobe()], name="mean-of-views")
 
-    PooledProbe = _pooled_probe()
-
     out: dict[str, Any] = {
         "tfidf": tfidf(),
         "vectors-channel": channel(),
@@ -142,44 +140,13 @@ def recipes(vec: str) -> dict[str, Any]:
     # The vectors probe on the mean and the elementwise max of each text's word vectors
     # (SWEM-concat, Shen et al. 2018) instead of the mean alone: alone, and in the shipped
     # self-train-static's teacher and students.
-    out["vectors-probe C=cv, mean+max"] = PooledProbe("vectors", vec, C=0.0)
-    pooled: list[Recipe] = [tfidf(), PooledProbe("vectors", vec, C=0.0)]
+    out["vectors-probe C=cv, mean+max"] = Probe("vectors", vec, C=0.0, pooling="mean+max")
+    pooled: list[Recipe] = [tfidf(), Probe("vectors", vec, C=0.0, pooling="mean+max")]
     out["self-train-static labels-half, vectors C=cv mean+max"] = SelfTrain(
         Mean(pooled, name="mean-of-views"), [*pooled, channel()], label_share=0.5)
     for name, r in out.items():
         r.name = name
     return out
-
-
-def _pooled_probe() -> Any:
-    """A vectors probe whose features are the mean and the elementwise max of the text's
-    word vectors (a benchmark variant; auto's probe reads the mean)."""
-    from warmstart.transfer.recipes import Probe, View
-
-    class PooledView(View):
-        def __init__(self, base: View) -> None:
-            super().__init__(base.name + ":mean+max", base.body, standardize=True)
-
-        def features(self, texts: Any) -> Any:
-            texts = list(texts)
-            missing = list(dict.fromkeys(t for t in texts if t not in self._rows))
-            if missing:
-                body: Any = self.body  # a WordVectorBody
-                table = body.word_emb.weight.detach().float().numpy()
-                for text, (ids, _) in zip(missing, body.encode(missing), strict=True):
-                    rows = table[ids] if ids else np.zeros((1, table.shape[1]), np.float32)
-                    self._rows[text] = np.concatenate([rows.mean(0), rows.max(0)])
-            return np.stack([self._rows[t] for t in texts])
-
-    class PooledProbe(Probe):
-        def make_view(self, labeled: Any, unlabeled: Any, ws: Any, seed: int) -> Any:
-            base = super().make_view(labeled, unlabeled, ws, seed)
-            views = ws.__dict__.setdefault("_pooled", {})
-            if id(base) not in views:
-                views[id(base)] = PooledView(base)
-            return views[id(base)]
-
-    return PooledProbe
 
 
 def demo_cases(
