@@ -59,12 +59,15 @@ def candidates(inits: Sequence[Init], *, unlabeled: bool, per_class: int = 0) ->
     def tag(base: str, init: Init, same: list[Init]) -> str:
         return base if len(same) == 1 else f"{base}({init.name})"
 
-    views: list[Recipe] = [Probe("tfidf", C=10.0)]
-    for v in vectors:
+    def vectors_probe(init: Init, pooling: str = "mean") -> Recipe:
         # C by cross-validation, not a fixed C=1, which overfits standardised averages (dev
         # splits of the demo and online_shopping, 11 cells: this probe +2.12 [+1.07, +3.17],
         # self-train-static +0.49 [+0.09, +0.89]; docs/benchmarks.md, the sixth search).
-        views.append(_named(Probe("vectors", v.path, C=0.0), tag("vectors-probe", v, vectors)))
+        return _named(Probe("vectors", init.path, C=0.0, pooling=pooling),
+                      tag("vectors-probe", init, vectors))
+
+    tfidf = Probe("tfidf", C=10.0)
+    views: list[Recipe] = [tfidf, *(vectors_probe(v) for v in vectors)]
     channels: list[Recipe] = [_named(VectorsChannel(v.path), tag("vectors-channel", v, vectors))
                               for v in vectors]
     out: list[Recipe] = [*views, *channels]
@@ -97,12 +100,9 @@ def candidates(inits: Sequence[Init], *, unlabeled: bool, per_class: int = 0) ->
             # splits: +0.47 [+0.02, +0.92] on the demo's over 5 seeds, level on online_shopping
             # over 3: +0.26 [-0.21, +0.73] in all 11 cells; the probe alone gained nothing
             # measured, -0.03 [-0.97, +0.90], so it keeps the mean).
-            pooled: list[Recipe] = [views[0], *(
-                _named(Probe("vectors", v.path, C=0.0, pooling="mean+max"),
-                       tag("vectors-probe", v, vectors)) for v in vectors)]
-            static = Mean(pooled, name="mean-of-views") if len(pooled) > 1 else pooled[0]
-            out.append(SelfTrain(static, [*pooled, *channels], name="self-train-static",
-                                 label_share=0.5))
+            pooled = [tfidf, *(vectors_probe(v, "mean+max") for v in vectors)]
+            out.append(SelfTrain(Mean(pooled, name="mean-of-views"), [*pooled, *channels],
+                                 name="self-train-static", label_share=0.5))
         # ... and the encoder fine-tuned end to end on labels + pseudo-labels, alone or
         # beside the other views' students.
         for e in encoders:
