@@ -453,11 +453,20 @@ def test_word_vectors_pool_by_mean_and_max(tmp_path: Path) -> None:
                 else torch.zeros(body.dim))
         np.testing.assert_allclose(row, want.numpy(), atol=1e-6)
     assert not x[2].any() and (x[0][8:] > x[0][:8]).any()  # the max is not the mean
+    # The workspace's second pooling of the same vectors reads the first's vocabulary and
+    # embeddings (no second build), and pools by the mean alone.
+    assert plain.pooling == "mean" and plain.word_emb is body.word_emb
+    mean_x = ws.vectors(vecs, []).features(texts)
+    for row, i in zip(mean_x, ids, strict=True):
+        want = table[i].mean(0) if len(i) else torch.zeros(plain.dim)
+        np.testing.assert_allclose(row, want.numpy(), atol=1e-6)
     clf = fitted.to_classifier(task_of(toy()))
     with building(tmp_path / "clf") as folder:
         clf.save_into(folder, config={"note": "test"})
     loaded = Classifier.load(tmp_path / "clf")
     np.testing.assert_allclose(loaded.predict_proba(texts), fitted.predict_proba(texts), atol=1e-5)
+    with pytest.raises(WarmstartError, match="hidden layer cannot change its pooling"):
+        WordVectorBody(["a"], dim=4, tokenizer=body.tokenizer, hidden=3).with_pooling("mean+max")
     with pytest.raises(WarmstartError, match="--pooling cls: word vectors pool by mean or mean"):
         Probe("vectors", vecs, pooling="cls").fit(toy(), UNLABELED, Workspace(), seed=0)
     train = write(tmp_path / "train.tsv", "text\tlabel\n" + "".join(

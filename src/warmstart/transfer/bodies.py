@@ -19,6 +19,7 @@ texts with (``save_vocabulary``), and :meth:`Body.from_spec` makes it again from
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import zlib
@@ -324,11 +325,31 @@ class WordVectorBody(Body):
         self.register_buffer("static_std", torch.ones(static_dim))
         # mean+max: the elementwise max of the words' vectors beside their mean (SWEM-concat,
         # Shen et al. 2018): a word that stands out in one dimension is not averaged away.
-        width = dim * (2 if pooling == "mean+max" else 1) + static_dim
+        width = self._width(pooling)
         self.mlp = (nn.Sequential(nn.Linear(width, hidden), nn.ReLU()) if hidden
                     else nn.Identity())
         self.hidden = hidden
         self._dim = hidden or width
+
+    def _width(self, pooling: str) -> int:
+        """The pooled features' width: the mean (and max) of the words, and the static channel."""
+        return (self.word_emb.embedding_dim * (2 if pooling == "mean+max" else 1)
+                + self.static_dim)
+
+    def with_pooling(self, pooling: str) -> WordVectorBody:
+        """This body pooling by ``pooling``: the same vocabulary, tokenizer and embeddings,
+        shared, not copied (so a second pooling of the same vectors builds no second
+        vocabulary). A hidden layer's input width fixes the pooling, so it has none."""
+        if pooling not in VECTOR_POOLINGS:
+            raise WarmstartError(f"--pooling {pooling}: word vectors pool by "
+                                 f"{' or '.join(VECTOR_POOLINGS)}")
+        if self.hidden:
+            raise WarmstartError("a word-vector body with a hidden layer cannot change its "
+                                 "pooling; build it with the pooling it needs")
+        twin = copy.copy(self)
+        twin.pooling = pooling
+        twin._dim = twin._width(pooling)
+        return twin
 
     @classmethod
     def from_texts(

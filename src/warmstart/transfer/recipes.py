@@ -37,7 +37,7 @@ from scipy.special import softmax
 
 from warmstart.errors import WarmstartError
 from warmstart.labeled import LabeledDataset
-from warmstart.transfer.bodies import Body, TfidfBody
+from warmstart.transfer.bodies import Body, TfidfBody, WordVectorBody
 from warmstart.transfer.classifier import Classifier
 from warmstart.transfer.heads import features_of, linear_head, prototype_head
 from warmstart.transfer.model import Regularisation, Task, TextClassifier
@@ -107,7 +107,7 @@ class Workspace:
     lowercase: bool = True
     _frozen: dict[str, View] = field(default_factory=dict)
     _tuned: dict[str, View] = field(default_factory=dict)
-    _vectors: dict[str, View] = field(default_factory=dict)
+    _vectors: dict[tuple[str, str], View] = field(default_factory=dict)  # (init, pooling)
     _tfidf: dict[str, View] = field(default_factory=dict)
     finetuned: dict[str, Fitted] = field(default_factory=dict)
     pair_runs: int = 0  # pair phases run so far, and the time of the last one
@@ -162,13 +162,17 @@ class Workspace:
     def vectors(self, init: str, texts: Sequence[str], pooling: str = "mean") -> View:
         """Static word vectors of ``init`` pooled (``mean`` or ``mean+max``) over the words of
         ``texts``' vocabulary and the vectors' own (made once per run: give every text the
-        run will read)."""
-        key = f"{pooling}:{init}"
-        if key not in self._vectors:
-            torch.manual_seed(0)
-            body, _ = make_body(self._config(init, pooling=pooling), list(texts))
-            self._vectors[key] = View(f"vectors:{key}", body, standardize=True)
-        return self._vectors[key]
+        run will read; a second pooling of ``init`` reads the first one's vocabulary)."""
+        if (init, pooling) not in self._vectors:
+            read = next((v.body for (i, _), v in self._vectors.items() if i == init), None)
+            if isinstance(read, WordVectorBody):
+                body: Body = read.with_pooling(pooling)
+            else:
+                torch.manual_seed(0)
+                body, _ = make_body(self._config(init, pooling=pooling), list(texts))
+            self._vectors[init, pooling] = View(f"vectors:{pooling}:{init}", body,
+                                                standardize=True)
+        return self._vectors[init, pooling]
 
     def tfidf(self, texts: Sequence[str], ngrams: int = 2, tokenizer: str = "") -> View:
         """TF-IDF of words (or characters) and their n-grams, fitted on ``texts``; with the
