@@ -13,12 +13,14 @@ from warmstart import artifact
 from warmstart.corpus import Corpus
 from warmstart.errors import WarmstartError
 from warmstart.tokenize import TOKENIZER_NAMES, Tokenizer, make_tokenizer
+from warmstart.tokenize.remembered import remember_tokens, tokens_of
 from warmstart.tokenize.subword import (
     SPECIAL_TOKENS,
     SUBWORD_MODELS,
     load_tokenizer,
     train_tokenizer,
 )
+from warmstart.tokenize.words import JiebaTokenizer
 
 ENGLISH = "Don't stop<br />now: it's state-of-the-art (really)!<br/>Naïve café—done."
 
@@ -223,3 +225,53 @@ def test_load_errors(tmp_path: Path) -> None:
 
 def test_returns_hf_tokenizer(trained: dict[str, Path]) -> None:
     assert isinstance(load_tokenizer(trained["bpe"]), tokenizers.Tokenizer)
+
+
+class _CountingJieba(JiebaTokenizer):
+    """jieba that counts the texts it segments."""
+
+    def __init__(self, *, lowercase: bool = False) -> None:
+        super().__init__(lowercase=lowercase)
+        self.calls = 0
+
+    def tokenize(self, text: str) -> list[str]:
+        self.calls += 1
+        return super().tokenize(text)
+
+
+def test_remember_tokens_splits_each_text_once_inside_the_block() -> None:
+    texts = ["我来到北京清华大学", "很好 ，物流快，价格也便宜", "我来到北京清华大学"]
+    plain = [make_tokenizer("jieba").tokenize(t) for t in texts]
+    first, second, lower = _CountingJieba(), _CountingJieba(), _CountingJieba(lowercase=True)
+    with remember_tokens():
+        assert [tokens_of(first, t) for t in texts] == plain
+        assert first.calls == 2  # the repeated text was read back
+        # another tokenizer of the same name and case reads what the first one split ...
+        assert [tokens_of(second, t) for t in texts] == plain and second.calls == 0
+        # ... one that lowercases does not
+        assert tokens_of(lower, "Hello World") == ["hello", "world"] and lower.calls == 1
+        got = tokens_of(first, texts[0])
+        got.append("changed")  # the caller's copy: what is remembered stays
+        assert tokens_of(first, texts[0]) == plain[0]
+    # outside the block every call splits again
+    assert [tokens_of(first, t) for t in texts] == plain and first.calls == 5
+    with remember_tokens(max_texts=1):  # bounded: texts beyond the first are split each time
+        for _ in range(3):
+            assert [tokens_of(second, t) for t in texts[:2]] == plain[:2]
+        assert second.calls == 1 + 3
+
+
+def test_bodies_read_the_same_tokens_with_and_without_remembering() -> None:
+    from warmstart.transfer.bodies import TfidfBody, WordVectorBody
+
+    texts = ["我来到北京清华大学", "很好 ，物流快，价格也便宜", "物流快 很好", "价格 便宜"] * 3
+    tok = make_tokenizer("jieba")
+
+    def build() -> tuple[list[str], list[object], list[list[str]]]:
+        words = WordVectorBody.from_texts(texts, tokenizer=tok, dim=4)
+        tfidf = TfidfBody.from_texts(texts, tokenizer=tok, ngrams=2, min_df=1)
+        return words.words, words.encode(texts), [tfidf.terms(t) for t in texts]
+
+    without = build()
+    with remember_tokens():
+        assert build() == without

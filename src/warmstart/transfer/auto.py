@@ -49,6 +49,7 @@ import numpy as np
 
 from warmstart.errors import WarmstartError
 from warmstart.labeled import LabeledDataset
+from warmstart.tokenize.remembered import remember_tokens
 from warmstart.transfer.candidates import (
     Init,
     candidates,
@@ -82,6 +83,8 @@ class AutoResult:
     default: str | None = None  # the recipe ties went to (see ``_default``)
 
 
+# Every fold, view and student reads the same texts: each is split into words once a run.
+@remember_tokens()
 def fit_auto(
     labeled: LabeledDataset,
     unlabeled: Sequence[str],

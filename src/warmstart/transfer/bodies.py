@@ -39,6 +39,7 @@ from warmstart.artifact import TOKENIZER_FILE, VOCAB_FILE
 from warmstart.errors import WarmstartError
 from warmstart.models.transformer import Encoder, TransformerConfig
 from warmstart.tokenize import Tokenizer, make_tokenizer
+from warmstart.tokenize.remembered import tokens_of
 from warmstart.tokenize.subword import load_tokenizer
 from warmstart.train.precision import uses_bf16
 
@@ -358,7 +359,7 @@ class WordVectorBody(Body):
     ) -> WordVectorBody:
         """A body whose vocabulary is the words of ``texts`` seen ``min_count`` times, and
         ``extra_words`` (e.g. the vocabulary of pretrained vectors)."""
-        counts = Counter(w for t in texts for w in tokenizer.tokenize(t))
+        counts = Counter(w for t in texts for w in tokens_of(tokenizer, t))
         words = [w for w, c in sorted(counts.items(), key=lambda x: (-x[1], x[0]))
                  if c >= min_count]
         known = set(words)
@@ -396,7 +397,7 @@ class WordVectorBody(Body):
         """(word ids, n-gram bucket ids) per text; unknown words are dropped, as in fastText."""
         out = []
         for text in texts:
-            tokens = self.tokenizer.tokenize(text)[: self.max_len]
+            tokens = tokens_of(self.tokenizer, text)[: self.max_len]
             ids = [self.index.get(t, 0) for t in tokens]
             grams: list[int] = []
             if self.buckets:
@@ -522,7 +523,7 @@ class TfidfBody(Body):
     def terms(self, text: str) -> list[str]:
         """The terms of ``text``, once per occurrence: its words (the first ``max_len``), then
         its runs of 2 to ``ngrams`` words joined by a space."""
-        words = self.tokenizer.tokenize(text)[: self.max_len]
+        words = tokens_of(self.tokenizer, text)[: self.max_len]
         terms = list(words)
         for k in range(2, self.ngrams + 1):
             terms += [" ".join(words[i:i + k]) for i in range(len(words) - k + 1)]

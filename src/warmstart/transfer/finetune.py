@@ -247,6 +247,7 @@ def _finetune_recipe(
     ``tokenizer``: TF-IDF's, or ``auto`` (characters for Chinese text, else words)."""
     import sys
 
+    from warmstart.tokenize.remembered import remember_tokens
     from warmstart.transfer.auto import fit_auto
     from warmstart.transfer.candidates import named_recipe
     from warmstart.transfer.recipes import Workspace, task_of
@@ -280,7 +281,9 @@ def _finetune_recipe(
                     cross_validation=found.table)
     else:
         chosen = named_recipe(recipe.recipe, inits, unlabeled=bool(unlabeled))
-        fitted = chosen.fit(labeled, unlabeled[: few.unlabeled_max or None], ws, seed=tcfg.seed)
+        with remember_tokens():  # a teacher and its students read the same texts
+            fitted = chosen.fit(labeled, unlabeled[: few.unlabeled_max or None], ws,
+                                seed=tcfg.seed)
     classifier = fitted.to_classifier(task_of(labeled))
     dev = {"label": evaluate(classifier, _read(data.dev, data, like=labeled))} if data.dev else {}
     if out_dir is not None:
