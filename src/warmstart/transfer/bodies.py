@@ -271,6 +271,12 @@ def _ngram_buckets(hashes: Sequence[int], n_max: int, buckets: int) -> list[int]
     return out
 
 
+def _check_pooling(pooling: str) -> None:
+    if pooling not in VECTOR_POOLINGS:
+        raise WarmstartError(f"--pooling {pooling}: word vectors pool by "
+                             f"{' or '.join(VECTOR_POOLINGS)}")
+
+
 class WordVectorBody(Body):
     """fastText's supervised text model: mean of word and hashed n-gram embeddings (+ MLP)."""
 
@@ -290,9 +296,7 @@ class WordVectorBody(Body):
         pooling: str = "mean",
     ) -> None:
         super().__init__()
-        if pooling not in VECTOR_POOLINGS:
-            raise WarmstartError(f"--pooling {pooling}: word vectors pool by "
-                                 f"{' or '.join(VECTOR_POOLINGS)}")
+        _check_pooling(pooling)
         self.pooling = pooling
         self.words = list(words)
         self.index = {w: i + 1 for i, w in enumerate(self.words)}  # 0 is padding
@@ -341,9 +345,7 @@ class WordVectorBody(Body):
         """This body pooling by ``pooling``: the same vocabulary, tokenizer and embeddings,
         shared, not copied (so a second pooling of the same vectors builds no second
         vocabulary). A hidden layer's input width fixes the pooling, so it has none."""
-        if pooling not in VECTOR_POOLINGS:
-            raise WarmstartError(f"--pooling {pooling}: word vectors pool by "
-                                 f"{' or '.join(VECTOR_POOLINGS)}")
+        _check_pooling(pooling)
         if self.hidden:
             raise WarmstartError("a word-vector body with a hidden layer cannot change its "
                                  "pooling; build it with the pooling it needs")
@@ -434,12 +436,12 @@ class WordVectorBody(Body):
         return self.static_emb(ids).sum(1) / n_words.to(self.static_emb.weight.dtype)
 
     @torch.no_grad()
-    def fit_static(self, encoded: Sequence[Any], batch_size: int = 256) -> None:
-        """Standardise the static channel with the mean and spread of ``encoded`` texts."""
-        if not self.static_dim or not encoded:
+    def fit_static(self, texts: Sequence[str], batch_size: int = 256) -> None:
+        """Standardise the static channel (if any) with the mean and spread of ``texts``."""
+        if not self.static_dim or not texts:
             return
         feats = torch.cat([self._static(batch["ids"])
-                           for _, batch in sorted_batches(self, encoded, batch_size)])
+                           for _, batch in sorted_batches(self, self.encode(texts), batch_size)])
         self.static_mean.copy_(feats.mean(0))
         self.static_std.copy_(feats.std(0, unbiased=False).clamp_min(1e-6))
 

@@ -42,8 +42,7 @@ def make_body(cfg: FinetuneConfig, texts: list[str]) -> tuple[Body, str | None]:
             )
             if not cfg.random_init:
                 body.init_from(vectors, trained=trained)
-            if body.static_dim:
-                body.fit_static(body.encode(texts))
+            body.fit_static(texts)
             if cfg.freeze or cfg.method == "probe":
                 body.word_emb.requires_grad_(False)
             return body, cfg.init
