@@ -26,6 +26,7 @@ import zlib
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -42,11 +43,11 @@ from warmstart.tokenize import Tokenizer, make_tokenizer
 from warmstart.tokenize.remembered import tokens_of
 from warmstart.tokenize.subword import load_tokenizer
 from warmstart.train.precision import uses_bf16
+from warmstart.transfer.trained_rows import seen_ids, train_seen_rows
 
 POOLINGS = ("mean", "cls", "pooler")
 VECTOR_POOLINGS = ("mean", "mean+max")
 TRUNCATIONS = ("head", "tail", "head+tail")
-#: The words (or TF-IDF terms) of a word-vector or TF-IDF body, saved beside its weights.
 
 
 def truncate(ids: Sequence[int], keep: int, how: str = "head") -> list[int]:
@@ -448,6 +449,12 @@ class WordVectorBody(Body):
     def blocks(self) -> list[list[nn.Module]]:
         """Trained parameter blocks (gradual unfreezing thaws these; the static channel stays)."""
         return [[self.word_emb, self.ngram_emb], [self.mlp]]
+
+    def training_only_seen_rows(self, encoded: Iterable[Any]) -> AbstractContextManager[None]:
+        """Train only the word and n-gram rows ``encoded`` looks up (same weights, faster)."""
+        items = list(encoded)
+        return train_seen_rows([(self, "word_emb", seen_ids(ids for ids, _ in items)),
+                                (self, "ngram_emb", seen_ids(grams for _, grams in items))])
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "dim": self.word_emb.embedding_dim, "ngrams": self.ngrams,

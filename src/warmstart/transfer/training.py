@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import math
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from warmstart.artifact import check_room
 from warmstart.train.budget import Budget, parse_duration
 from warmstart.train.loop import Monitor, TrainConfig, TrainResult, train
 from warmstart.transfer.batches import ClassificationBatches, encode
-from warmstart.transfer.bodies import Body, EncoderBody
+from warmstart.transfer.bodies import Body, EncoderBody, WordVectorBody
 from warmstart.transfer.classifier import Classifier
 from warmstart.transfer.heads import Splits, fit_heads
 from warmstart.transfer.model import Regularisation, Task, TextClassifier
@@ -91,25 +92,38 @@ def train_classifier(
         "data": {name: tr.content_hash() for name, (tr, _) in splits.items()},
         "body": hashlib.sha256(repr(body.describe()).encode()).hexdigest()[:16],
     }
-    if few is not None and few.consistency and extra:
-        from warmstart.transfer.semisup import ConsistencyBatches, ConsistencyClassifier
+    seen = [item for enc in train_enc for item in enc.ids]
+    uda = few if few is not None and few.consistency and extra else None
+    if uda is not None:
+        assert extra is not None
+        unlabeled, augmented = body.encode(extra["unlabeled"]), body.encode(extra["unlabeled_aug"])
+        seen += unlabeled + augmented
+    # Word-vector tables train only the rows the batches look up (the same weights, faster;
+    # trained_rows.py), unless a penalty on the weights (L1, L2, L2-SP) reaches every row.
+    only_seen: AbstractContextManager[None] = nullcontext()
+    if isinstance(body, WordVectorBody) and not (reg.l1 or reg.l2 or reg.l2sp):
+        only_seen = body.training_only_seen_rows(seen)
+        fingerprint["rows"] = "seen"  # a checkpoint of whole tables is not resumed into these
+    with only_seen:
+        if uda is not None:
+            from warmstart.transfer.semisup import ConsistencyBatches, ConsistencyClassifier
 
-        # UDA: each step adds --consistency-ratio unlabeled texts per labeled one, each with
-        # its augmentation; the loop's batch is all of those rows.
-        mixed = ConsistencyBatches(batches, body.encode(extra["unlabeled"]),
-                                   body.encode(extra["unlabeled_aug"]),
-                                   ratio=few.consistency_ratio, seed=tcfg.seed)
-        trained = ConsistencyClassifier(model, weight=few.consistency,
-                                        confidence=few.consistency_confidence,
-                                        temperature=few.sharpen, tsa=few.tsa)
-        loop_cfg = dataclasses.replace(tcfg, batch_size=mixed.rows_per_step)
-        fingerprint["few_labels"] = dataclasses.asdict(few)
-        result = train(trained, mixed, loop_cfg, budget=budget, out=out,
-                       fingerprint=fingerprint, progress=progress, monitor=monitor,
-                       on_validate=on_validate)
-    else:
-        result = train(model, batches, tcfg, budget=budget, out=out, fingerprint=fingerprint,
-                       progress=progress, monitor=monitor, on_validate=on_validate)
+            # UDA: each step adds --consistency-ratio unlabeled texts per labeled one, each
+            # with its augmentation; the loop's batch is all of those rows.
+            mixed = ConsistencyBatches(batches, unlabeled, augmented,
+                                       ratio=uda.consistency_ratio, seed=tcfg.seed)
+            trained = ConsistencyClassifier(model, weight=uda.consistency,
+                                            confidence=uda.consistency_confidence,
+                                            temperature=uda.sharpen, tsa=uda.tsa)
+            loop_cfg = dataclasses.replace(tcfg, batch_size=mixed.rows_per_step)
+            fingerprint["few_labels"] = dataclasses.asdict(uda)
+            result = train(trained, mixed, loop_cfg, budget=budget, out=out,
+                           fingerprint=fingerprint, progress=progress, monitor=monitor,
+                           on_validate=on_validate)
+        else:
+            result = train(model, batches, tcfg, budget=budget, out=out,
+                           fingerprint=fingerprint, progress=progress, monitor=monitor,
+                           on_validate=on_validate)
     model.tsa = 1.0
     model.cpu().eval()
     return Classifier(model, precision=tcfg.precision), result
