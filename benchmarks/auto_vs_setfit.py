@@ -190,6 +190,11 @@ def fit_setfit(few: Any, seed: int, max_len: int, folder: Path) -> Predict:
     from setfit import SetFitModel, Trainer, TrainingArguments
 
     model = SetFitModel.from_pretrained(minilm())
+    # SetFit's ``max_length`` argument reaches only its end-to-end head phase: the pair phase
+    # and ``predict`` read ``max_seq_length`` of the body (256 in this model's folder). Before
+    # 2026-12-07 SetFit therefore read up to 256 pieces of a text where every other method
+    # read 128 (a difference only on IMDB and 20NG: no text of the short sets is longer).
+    model.model_body.max_seq_length = max_len
     args = TrainingArguments(batch_size=16, num_epochs=1, num_iterations=20, seed=seed,
                              max_length=max_len, report_to="none", show_progress_bar=False,
                              output_dir=str(folder / "setfit"))

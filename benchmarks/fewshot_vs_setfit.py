@@ -132,6 +132,7 @@ def setfit(few: Any, test: Any, seed: int, max_len: int, folder: Path) -> float:
     from setfit import SetFitModel, Trainer, TrainingArguments
 
     model = SetFitModel.from_pretrained(minilm())
+    model.model_body.max_seq_length = max_len  # ``max_length`` below reaches only the head phase
     args = TrainingArguments(batch_size=16, num_epochs=1, num_iterations=20, seed=seed,
                              max_length=max_len, report_to="none", show_progress_bar=False,
                              output_dir=str(folder / "setfit"))
