@@ -92,16 +92,17 @@ def train_classifier(
         "data": {name: tr.content_hash() for name, (tr, _) in splits.items()},
         "body": hashlib.sha256(repr(body.describe()).encode()).hexdigest()[:16],
     }
-    seen = [item for enc in train_enc for item in enc.ids]
     uda = few if few is not None and few.consistency and extra else None
+    unlabeled: list[Any] = []
+    augmented: list[Any] = []
     if uda is not None:
         assert extra is not None
         unlabeled, augmented = body.encode(extra["unlabeled"]), body.encode(extra["unlabeled_aug"])
-        seen += unlabeled + augmented
     # Word-vector tables train only the rows the batches look up (the same weights, faster;
     # trained_rows.py), unless a penalty on the weights (L1, L2, L2-SP) reaches every row.
     only_seen: AbstractContextManager[None] = nullcontext()
     if isinstance(body, WordVectorBody) and not (reg.l1 or reg.l2 or reg.l2sp):
+        seen = [item for enc in train_enc for item in enc.ids] + unlabeled + augmented
         only_seen = body.training_only_seen_rows(seen)
         fingerprint["rows"] = "seen"  # a checkpoint of whole tables is not resumed into these
     with only_seen:
