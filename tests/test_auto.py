@@ -174,6 +174,19 @@ def test_the_choice_takes_the_default_only_where_cross_validation_cannot_decide(
     assert _choose([strong, weak], "ensembles", fallback="self-train-views")[0] is strong
     # Nothing cross-validated and no default: TF-IDF, the cheapest, by name.
     assert _choose([], "ensembles", fallback=None)[0] == "tfidf"
+    # The ensembles are clearly below a single candidate (the budget reached no self-training):
+    # the folds choose among all of them, not the best of what the rule prefers.
+    probe = score("frozen-probe", 0.77, cost=0.5)
+    mixed = Score("mean[tfidf+frozen-probe]", (rng.random((1, 400)) < 0.68).astype(float),
+                  seconds=[1.0], cost=0.6, members=("tfidf", "frozen-probe"))
+    chosen, reason = _choose([probe, mixed, tfidf], "ensembles", fallback=None)
+    assert chosen is probe and "best cross-validated" in reason
+    # Within two paired standard errors the rule keeps its preference.
+    near = Score("mean[tfidf+frozen-probe]", probe.correct.copy(), seconds=[1.0], cost=0.6,
+                 members=["tfidf", "frozen-probe"])
+    near.correct[0, np.flatnonzero(near.correct[0])[:20]] = 0.0  # 1 point below, 0.7 s.e.
+    near.correct[0, np.flatnonzero(probe.correct[0] == 0)[:16]] = 1.0
+    assert _choose([probe, near, tfidf], "ensembles", fallback=None)[0] is near
 
 
 def test_a_weak_encoder_hands_the_default_to_static_self_training(tmp_path: Path) -> None:
