@@ -183,7 +183,7 @@ def test_the_choice_takes_the_default_only_where_cross_validation_cannot_decide(
     assert chosen is probe and "best cross-validated" in reason
     # Within two paired standard errors the rule keeps its preference.
     near = Score("mean[tfidf+frozen-probe]", probe.correct.copy(), seconds=[1.0], cost=0.6,
-                 members=["tfidf", "frozen-probe"])
+                 members=("tfidf", "frozen-probe"))
     near.correct[0, np.flatnonzero(near.correct[0])[:20]] = 0.0  # 1 point below, 0.7 s.e.
     near.correct[0, np.flatnonzero(probe.correct[0] == 0)[:16]] = 1.0
     assert _choose([probe, near, tfidf], "ensembles", fallback=None)[0] is near

@@ -250,9 +250,10 @@ def _choose(scores: list[Score], select: str, *,
     """The candidate to fit (its score, or the name of one not cross-validated), and why.
 
     ``fixed`` takes ``fallback``; ``ensembles`` the best of the ensembles and self-training
-    recipes (of all, where each of those is two paired standard errors below another), ``best``
-    the best of all, among those cross-validated on at least one whole repeat. When that excludes a serious candidate (the budget did not reach it), the choice
-    is ``fallback``, the recipe found best on the development sets (see :func:`_default`).
+    recipes (of all, where each of those is two paired standard errors below another),
+    ``best`` the best of all, among those cross-validated on at least one whole repeat. When
+    that excludes a serious candidate (the budget did not reach it), the choice is
+    ``fallback``, the recipe found best on the development sets (see :func:`_default`).
     Otherwise it is the best cross-validated candidate (TF-IDF when none was), or among those
     within a paired standard error of it, ``fallback`` if it is one, else the cheapest.
     """
@@ -267,8 +268,8 @@ def _choose(scores: list[Score], select: str, *,
         return _score_or_name(scores, fallback), (
             "the default; the time budget did not cross-validate it" if fallback not in done
             else "the default")
-    everyone = [s for s in scores if s.repeats_done]
-    if evaluated and everyone:  # all of them clearly below another candidate: that one counts
+    everyone = [s for s in scores if s.repeats_done]  # ``evaluated`` is a part of it
+    if evaluated:  # each of them two paired standard errors below another: all of them count
         top = max(everyone, key=lambda s: s.accuracy())
         if _paired(max(evaluated, key=lambda s: s.accuracy()), top, z=2.0) < 0:
             evaluated = everyone
