@@ -19,7 +19,7 @@ from torch import nn
 from warmstart.errors import WarmstartError
 from warmstart.labeled import LabeledDataset
 from warmstart.transfer.classifier import Classifier, evaluate
-from warmstart.transfer.fewshot import ContrastiveModel, PairBatches
+from warmstart.transfer.fewshot import ContrastiveModel, GroupBatches, PairBatches
 from warmstart.transfer.finetune import finetune
 from warmstart.transfer.heads import features_of, prototype_head
 
@@ -69,6 +69,39 @@ def test_pairs_are_balanced_and_every_anchor_comes_back_equally() -> None:
     assert other.pairs_of(3)[0].tolist() != pairs.pairs_of(3)[0].tolist()
 
 
+def test_in_batch_pairs_take_each_class_in_turn_and_pair_every_two_rows() -> None:
+    y = np.array([0] * 5 + [1] * 20 + [2] * 3)
+    ids = [[i] for i in range(len(y))]
+    groups = GroupBatches(IdsBody(), ids, y, batch_texts=16, seed=0)
+    assert groups.per_class == 5 and groups.batch_size == 15
+    assert groups.steps_per_epoch == 2  # 28 examples fill two batches of 15
+    rows = [groups.rows_of(step) for step in range(60)]
+    for r in rows:
+        assert np.bincount(y[r], minlength=3).tolist() == [5, 5, 5]
+    # Each class is read in turn from its own order: over a whole number of its epochs, every
+    # member as often as the others: 60 steps draw 300 of each class, 300 / m of each member.
+    seen = np.concatenate(rows)
+    for k, m in ((0, 5), (1, 20), (2, 3)):
+        counts = np.bincount(seen[y[seen] == k], minlength=len(y))[y == k]
+        assert counts.tolist() == [300 // m] * m, (k, counts)
+    assert sorted(np.concatenate(rows[:4])[y[np.concatenate(rows[:4])] == 1].tolist()) == \
+        list(range(5, 25))  # 20 members, 5 a step: all of them in 4 steps
+    # Twenty classes of 32 texts: two of each class, so that each has a positive pair.
+    many = GroupBatches(IdsBody(), ids[:20], np.arange(20), batch_texts=32, seed=0)
+    assert many.per_class == 2
+    prepared, _ = groups.train_batch(7)
+    assert prepared.tensors["ids"][:, 0].tolist() == rows[7].tolist()
+    assert prepared.tensors["label"].tolist() == y[rows[7]].tolist()
+    assert prepared.norms["rows"] == 15 * 14 / 2  # pairs in the batch
+    # Pure function of (seed, step); another seed draws other batches.
+    again = GroupBatches(IdsBody(), ids, y, batch_texts=16, seed=0)
+    assert again.rows_of(9).tolist() == rows[9].tolist()
+    other = GroupBatches(IdsBody(), ids, y, batch_texts=16, seed=1)
+    assert other.rows_of(9).tolist() != rows[9].tolist()
+    with pytest.raises(WarmstartError, match="at least 2 classes"):
+        GroupBatches(IdsBody(), ids, np.zeros(len(y), dtype=int), batch_texts=16, seed=0)
+
+
 def test_pair_sampling_memory_is_linear_not_quadratic() -> None:
     # 100,000 examples: all pairs would be 5e9; SetFit-style iteration (20) is 4e6 slots.
     n = 100_000
@@ -96,6 +129,20 @@ def test_contrastive_loss_is_setfits_squared_cosine_error() -> None:
     loss, stats = ContrastiveModel(Given())({"x": x, "target": target}, {"rows": 3.0})
     assert loss.item() == pytest.approx(0.5 / 3, rel=1e-5)
     assert stats["pair_correct"].item() == 2.0 and stats["pair_total"].item() == 3.0
+
+
+def test_in_batch_loss_is_the_squared_cosine_error_of_every_two_rows() -> None:
+    class Given(nn.Module):
+        def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+            return batch["x"]
+
+    x = torch.tensor([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    label = torch.tensor([0, 0, 1, 1])
+    # pairs (0,1) cos 1 same: 0; (0,2) cos 0 other: 0; (0,3) .707 other: .5; (1,2) 0 other: 0;
+    # (1,3) .707 other: .5; (2,3) .707 same: (1 - .707)^2 = .0858
+    loss, stats = ContrastiveModel(Given())({"x": x, "label": label}, {"rows": 6.0})
+    assert loss.item() == pytest.approx((0.5 + 0.5 + (1 - 0.5 ** 0.5) ** 2) / 6, rel=1e-5)
+    assert stats["pair_total"].item() == 6.0 and stats["pair_correct"].item() == 4.0
 
 
 def test_prototype_head_is_the_nearest_centroid() -> None:

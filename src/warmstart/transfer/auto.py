@@ -14,7 +14,11 @@
    unlabeled text) and predicts the held-out fold. Means of candidates' probabilities
    (ensembles) are scored on the same out-of-fold predictions, at no cost. Cheap candidates
    go first; each further repeat goes to the candidates still within reach of the best
-   (successive halving), as long as the time budget leaves room for the final fit.
+   (successive halving), as long as the time budget leaves room for the final fit. Where
+   SetFit's pair phase would leave no time for the fallback's final fit (with 64 labels per
+   class and SetFit's time as the budget), the pair phase is the in-batch one
+   (:func:`~warmstart.transfer.fewshot.in_batch_tune`): SetFit's loss on every two texts of a
+   batch, about an eighth of the encoder passes.
 3. **The choice** (``select``): ``ensembles`` (the default) takes the best of the ensembles
    and the self-training and pair-phase candidates; ``best`` the best of every candidate.
    The default is the recipe found best on the development sets (``FIXED``; ``fixed`` takes
@@ -165,6 +169,13 @@ def fit_auto(
     cv = cross_validate(cheap, labeled, cv_pool, ws, folds=folds, repeats=repeats, seed=seed,
                         deadline=deadline, reserve=reserve_cheap, echo=say)
     costly = [r for r in recipes if r.uses_tuned]
+    if (costly and deadline is not None
+            and estimate_seconds(fallback, labeled, 0, ws) > deadline - time.monotonic()):
+        # SetFit's pairs would leave the fallback's final fit unfinished (with 64 labels per
+        # class, SetFit's time): the pair phase on every two texts of a batch instead.
+        ws.in_batch = IN_BATCH
+        say(f"auto: SetFit's pair phase does not fit the time left; pairs within batches of "
+            f"{IN_BATCH} texts instead")
     if costly:
         more = cross_validate(costly, labeled, cv_pool, ws, folds=folds, repeats=repeats,
                               seed=seed, deadline=deadline, reserve=reserve, echo=say,
@@ -299,6 +310,9 @@ def _score_or_name(scores: list[Score], name: str) -> Score | str:
 _FEW = ("self-train-finetune-2", "self-train-finetune", "self-train-finetune-views", "self-train",
         "self-train-views", "self-train-static", "pseudo-pairs", "pairs-probe", "pairs-finetune")
 
+
+#: Texts per step of the in-batch pair phase, where SetFit's does not fit the budget.
+IN_BATCH = 32
 
 FIXED = ("self-train-finetune", "self-train", "self-train-views", "self-train-static",
          "pairs-probe", "vectors-probe", "tfidf")

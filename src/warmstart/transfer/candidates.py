@@ -179,12 +179,21 @@ def _passes(recipe: Recipe, n: float, n_pool: float, ws: Workspace, *,
     if isinstance(recipe, Mean):
         return sum(_passes(p, n, n_pool, ws, pairs_done=pairs_done or i > 0)
                    for i, p in enumerate(recipe.parts))
-    pairs = 0.0 if pairs_done or not recipe.uses_tuned else 4 * 2 * ws.pairs * n * 2 * ws.pair_epochs
+    pairs = 0.0 if pairs_done or not recipe.uses_tuned else 4 * _pair_phase_texts(n, ws)
     if isinstance(recipe, FineTune):  # its epochs over the rows (labels repeated), the head
         return pairs + 4 * recipe.epochs * 1.25 * n + n
     if isinstance(recipe, PairsAgain):
         return pairs + 4 * 2 * recipe.pairs * n * 2 + n
     return pairs
+
+
+def _pair_phase_texts(n: float, ws: Workspace) -> float:
+    """Texts the pair phase trains on, for ``n`` labeled examples: two per pair, ``pairs``
+    positive and ``pairs`` negative per example (SetFit's), or each example once an epoch
+    (in-batch)."""
+    if ws.in_batch:
+        return ws.in_batch_epochs * n
+    return 2 * ws.pairs * n * 2 * ws.pair_epochs
 
 
 def pool_that_fits(recipe: Recipe, labeled: LabeledDataset, pool: list[str], ws: Workspace,

@@ -11,6 +11,10 @@ Pairs are drawn per step, a pure function of (seed, step), so a step's batch cos
 memory of that batch only: an epoch is ``pairs`` positive and ``pairs`` negative pairs per
 labeled example (SetFit's ``num_iterations``), linear in the number of examples. (SetFit's
 own all-pairs generation is quadratic and runs out of memory on larger sets.)
+
+:func:`in_batch_tune` trains on the same loss with every two texts of a batch a pair
+(:class:`GroupBatches`): B(B-1)/2 pairs for the passes of B texts, where SetFit's pairs give
+B/2. ``--recipe auto`` runs it where SetFit's pair phase would not fit its time budget.
 """
 
 from __future__ import annotations
@@ -109,6 +113,62 @@ class PairBatches:
         return self._valid
 
 
+class GroupBatches:
+    """Batches of labeled examples for in-batch contrastive tuning: every two texts of a batch
+    are a pair (target 1 where their labels agree, else 0).
+
+    A batch holds ``per_class`` examples of each class (``batch_texts`` split over the classes,
+    at least 2, so that every class has a positive pair), each class's examples taken in turn
+    from its own order drawn per (seed, class, epoch): a batch of B texts gives B(B-1)/2 pairs
+    for the encoder passes of B texts, where SetFit's pairs give B/2. An epoch is as many
+    steps as the examples fill.
+    """
+
+    def __init__(self, body: Any, ids: list[Any], y: np.ndarray, *, batch_texts: int, seed: int,
+                 dev_ids: list[Any] | None = None, dev_y: np.ndarray | None = None) -> None:
+        y = np.asarray(y)
+        if y.ndim != 1 or len(np.unique(y)) < 2:
+            raise WarmstartError("in-batch pairs need one label per text and at least 2 classes")
+        self.body, self.ids, self.y, self.seed = body, ids, y, seed
+        self.lengths = np.array([encoded_length(x) for x in ids], dtype=np.int64)
+        self._members = {int(k): np.flatnonzero(y == k) for k in np.unique(y)}
+        self.per_class = max(2, batch_texts // len(self._members))
+        self.batch_size = self.per_class * len(self._members)
+        self.steps_per_epoch = max(1, math.ceil(len(ids) / self.batch_size))
+        self._dev = (dev_ids, np.asarray(dev_y)) if dev_ids and dev_y is not None else (ids, y)
+        self._valid: list[Prepared] | None = None
+
+    def rows_of(self, step: int) -> np.ndarray:
+        """The examples of ``step``'s batch: the next ``per_class`` of each class's order."""
+        rows = []
+        for k, members in self._members.items():
+            start = step * self.per_class
+            for at in range(start, start + self.per_class):
+                epoch, i = divmod(at, len(members))
+                order = np.random.default_rng([self.seed, k, epoch]).permutation(len(members))
+                rows.append(members[order[i]])
+        return np.array(rows, dtype=np.int64)
+
+    def _prepare(self, ids: list[Any], y: np.ndarray, rows: np.ndarray) -> Prepared:
+        tensors = self.body.batch([ids[i] for i in rows])
+        tensors["label"] = torch.from_numpy(y[rows].astype(np.int64))
+        return Prepared(tensors=tensors, norms={"rows": len(rows) * (len(rows) - 1) / 2})
+
+    def train_batch(self, step: int) -> tuple[Prepared, int]:
+        rows = self.rows_of(step)
+        return self._prepare(self.ids, self.y, rows), int(self.lengths[rows].sum())
+
+    def valid_batches(self, n: int) -> list[Prepared]:
+        """``n`` fixed batches of dev examples, drawn as the training batches are."""
+        if self._valid is None:
+            ids, y = self._dev
+            rng = np.random.default_rng([self.seed, 2])
+            self._valid = [self._prepare(ids, y, rng.choice(len(ids), min(self.batch_size, len(ids)),
+                                                            replace=False))
+                           for _ in range(n) if len(np.unique(y)) >= 2]
+        return self._valid
+
+
 def _members(y: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """Per class: the indexes with that label and those without."""
     return {int(k): (np.flatnonzero(y == k), np.flatnonzero(y != k)) for k in np.unique(y)}
@@ -130,7 +190,8 @@ def _partners(members: dict[int, tuple[np.ndarray, np.ndarray]], y: np.ndarray,
 
 
 class ContrastiveModel(nn.Module):
-    """The body trained so that cos(pair) approaches the pair's target (SetFit's loss)."""
+    """The body trained so that cos(pair) approaches the pair's target (SetFit's loss): of the
+    pairs the batch lists (a ``target``), or of every two rows (a ``label``)."""
 
     def __init__(self, body: nn.Module) -> None:
         super().__init__()
@@ -140,8 +201,13 @@ class ContrastiveModel(nn.Module):
         self, batch: dict[str, torch.Tensor], norms: dict[str, float]
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         z = F.normalize(self.body(batch).float(), dim=-1)
-        cos = (z[0::2] * z[1::2]).sum(-1)
-        target = batch["target"][0::2].float()
+        if "label" in batch:  # every two rows are a pair (GroupBatches)
+            i, j = torch.triu_indices(len(z), len(z), 1, device=z.device)
+            cos = (z[i] * z[j]).sum(-1)
+            target = (batch["label"][i] == batch["label"][j]).float()
+        else:  # rows 2i and 2i+1 are a pair (PairBatches)
+            cos = (z[0::2] * z[1::2]).sum(-1)
+            target = batch["target"][0::2].float()
         per_pair = (cos - target).pow(2)
         return per_pair.sum() / norms["rows"], {
             "pair_loss": per_pair.detach().sum(),
@@ -163,18 +229,46 @@ def contrastive_tune(
     pairs per example, ``batch_pairs`` pairs per step; ``stop_after`` seconds (0: no limit)
     end it early, whatever the schedule. Returns the loop's result.
     """
+    batches = PairBatches(body, ids, y, pairs=pairs, batch_pairs=batch_pairs, seed=seed,
+                          dev_ids=dev_ids, dev_y=dev_y)
+    fingerprint = {"pairs": pairs, "batch_pairs": batch_pairs, "lr": lr, "seed": seed,
+                   "n": len(ids)}
+    return _tune(body, batches, 2 * batch_pairs, epochs, lr, seed, fingerprint, out=out,
+                 progress=progress, threads=threads, device=device, precision=precision,
+                 stop_after=stop_after)
+
+
+def in_batch_tune(
+    body: nn.Module, ids: list[Any], y: np.ndarray, *, batch_texts: int, lr: float,
+    epochs: float, seed: int, out: Any = None, progress: bool = True, threads: int = 0,
+    device: str = "auto", precision: str = "auto", stop_after: float = 0.0,
+) -> Any:
+    """SetFit's loss on every two texts of a batch (:class:`GroupBatches`), for ``epochs``
+    passes over the examples, ``batch_texts`` per step: the pair phase in a fraction of its
+    encoder passes. On SST-2 with 64 labels per class (MiniLM, a dev split drawn from train,
+    one seed) 10 epochs of 32 texts at lr 5e-5 gave a probe of 79.8 in 71 s, SetFit's 20
+    pairs per example 79.7 in 455 s (5 pairs: 77.6 in 116 s). Otherwise as
+    :func:`contrastive_tune`."""
+    batches = GroupBatches(body, ids, y, batch_texts=batch_texts, seed=seed)
+    fingerprint = {"in_batch": batch_texts, "lr": lr, "seed": seed, "n": len(ids)}
+    return _tune(body, batches, batches.batch_size, epochs, lr, seed,
+                 fingerprint, out=out, progress=progress, threads=threads, device=device,
+                 precision=precision, stop_after=stop_after)
+
+
+def _tune(body: nn.Module, batches: PairBatches | GroupBatches, batch_size: int, epochs: float,
+          lr: float, seed: int, fingerprint: dict[str, Any], *, out: Any, progress: bool,
+          threads: int, device: str, precision: str, stop_after: float) -> Any:
     from warmstart.train.budget import Budget
     from warmstart.train.loop import TrainConfig, train
 
-    batches = PairBatches(body, ids, y, pairs=pairs, batch_pairs=batch_pairs, seed=seed,
-                          dev_ids=dev_ids, dev_y=dev_y)
     steps = max(1, math.ceil(epochs * batches.steps_per_epoch))
-    config = TrainConfig(batch_size=2 * batch_pairs, lr=lr, warmup=0.1, seed=seed,
+    config = TrainConfig(batch_size=batch_size, lr=lr, warmup=0.1, seed=seed,
                          eval_every=batches.steps_per_epoch, eval_batches=4,
                          checkpoint_every=min(200, steps), log_every=max(1, min(10, steps // 4)),
                          threads=threads, device=device, precision=precision)
-    fingerprint = {"contrastive": {"pairs": pairs, "batch_pairs": batch_pairs, "lr": lr,
-                                   "seed": seed, "n": len(ids)}}
     return train(ContrastiveModel(body), batches, config,
                  budget=Budget(max_steps=steps, stop_after=stop_after),
-                 out=out, fingerprint=fingerprint, progress=progress)
+                 out=out, fingerprint={"contrastive": fingerprint}, progress=progress)
+
+

@@ -102,6 +102,11 @@ class Workspace:
     pair_batch: int = 16
     pair_lr: float = 2e-5
     pair_epochs: float = 1.0
+    # The pair phase on every two texts of a batch of ``in_batch`` (0: SetFit's pairs, above):
+    # about an eighth of the encoder passes, for where SetFit's do not fit the time budget.
+    in_batch: int = 0
+    in_batch_epochs: float = 10.0
+    in_batch_lr: float = 5e-5
     deadline: float | None = None
     tokenizer: str = "auto"  # TF-IDF's words: auto (chars for Chinese, else words), or a name
     lowercase: bool = True
@@ -131,17 +136,25 @@ class Workspace:
 
     def tuned(self, init: str, labeled: LabeledDataset, seed: int) -> View:
         """The encoder ``init`` after SetFit's pair phase on ``labeled`` (run once per
-        (encoder, examples, seed))."""
-        from warmstart.transfer.fewshot import contrastive_tune
+        (encoder, examples, seed)): SetFit's pairs, or in-batch pairs with ``in_batch``."""
+        from warmstart.transfer.fewshot import contrastive_tune, in_batch_tune
 
-        key = _key(init, labeled.content_hash(), seed, self.pairs, self.pair_lr, self.pair_epochs)
+        key = _key(init, labeled.content_hash(), seed, self.pairs, self.pair_lr, self.pair_epochs,
+                   self.in_batch)
         if key not in self._tuned:
             start = time.perf_counter()
             body = copy.deepcopy(self.frozen(init).body)
-            contrastive_tune(body, body.encode(labeled.texts), labeled.y, pairs=self.pairs,
-                             batch_pairs=self.pair_batch, lr=self.pair_lr, epochs=self.pair_epochs,
-                             seed=seed, progress=self.progress, precision=self.precision,
-                             stop_after=max(1.0, self.seconds_left()) if self.deadline else 0.0)
+            ids = body.encode(labeled.texts)
+            common: dict[str, Any] = dict(
+                seed=seed, progress=self.progress, precision=self.precision,
+                stop_after=max(1.0, self.seconds_left()) if self.deadline else 0.0)
+            if self.in_batch:
+                in_batch_tune(body, ids, labeled.y, batch_texts=self.in_batch,
+                              lr=self.in_batch_lr, epochs=self.in_batch_epochs, **common)
+            else:
+                contrastive_tune(body, ids, labeled.y, pairs=self.pairs,
+                                 batch_pairs=self.pair_batch, lr=self.pair_lr,
+                                 epochs=self.pair_epochs, **common)
             body.cpu().eval()
             self._tuned[key] = View(f"tuned:{init}", body, precision=self.precision)
             self.pair_seconds = time.perf_counter() - start
