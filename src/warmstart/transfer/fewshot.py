@@ -245,10 +245,10 @@ def in_batch_tune(
 ) -> Any:
     """SetFit's loss on every two texts of a batch (:class:`GroupBatches`), for ``epochs``
     passes over the examples, ``batch_texts`` per step: the pair phase in a fraction of its
-    encoder passes. On SST-2 with 64 labels per class (MiniLM, a dev split drawn from train,
-    one seed) 10 epochs of 32 texts at lr 5e-5 gave a probe of 79.8 in 71 s, SetFit's 20
-    pairs per example 79.7 in 455 s (5 pairs: 77.6 in 116 s). Otherwise as
-    :func:`contrastive_tune`."""
+    encoder passes. With 64 labels per class (MiniLM, dev splits drawn from train, one seed;
+    ``benchmarks/pair_phase_dev.py``) 10 epochs of 32 texts at lr 5e-5 gave a probe of 79.7 in
+    83 s on SST-2 and 63.8 in 120 s on tweets, SetFit's 20 pairs per example 79.7 in 455 s and
+    61.9 in 728 s. Otherwise as :func:`contrastive_tune`."""
     batches = GroupBatches(body, ids, y, batch_texts=batch_texts, seed=seed)
     fingerprint = {"in_batch": batch_texts, "lr": lr, "seed": seed, "n": len(ids)}
     return _tune(body, batches, batches.batch_size, epochs, lr, seed,
@@ -270,5 +270,3 @@ def _tune(body: nn.Module, batches: PairBatches | GroupBatches, batch_size: int,
     return train(ContrastiveModel(body), batches, config,
                  budget=Budget(max_steps=steps, stop_after=stop_after),
                  out=out, fingerprint={"contrastive": fingerprint}, progress=progress)
-
-
