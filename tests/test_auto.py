@@ -296,7 +296,8 @@ def test_a_self_training_student_learns_from_pseudo_labels(tmp_path: Path) -> No
 
 
 def test_the_labels_keep_their_share_of_the_students_weight() -> None:
-    from warmstart.transfer.recipes import _repeated, _with_pseudo, pseudo_label
+    from warmstart.transfer.recipes import _repeated, _with_pseudo
+    from warmstart.transfer.semisup import pseudo_label
 
     labeled = toy(4)  # 8 labels
     probs = np.tile([[0.9, 0.1], [0.2, 0.8]], (50, 1))  # 100 texts, 50 sure of each class

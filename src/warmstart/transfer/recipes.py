@@ -41,6 +41,7 @@ from warmstart.transfer.bodies import Body, TfidfBody, WordVectorBody
 from warmstart.transfer.classifier import Classifier
 from warmstart.transfer.heads import features_of, linear_head, prototype_head
 from warmstart.transfer.model import Regularisation, Task, TextClassifier
+from warmstart.transfer.semisup import LABEL_SHARE, PseudoLabels, pseudo_label
 from warmstart.transfer.settings import FinetuneConfig
 from warmstart.transfer.starting_body import make_body
 
@@ -311,11 +312,6 @@ class Recipe(ABC):
         return self.name
 
 
-#: The least share of a self-training student's weight the true labels keep, unless a recipe
-#: says otherwise (:attr:`SelfTrain.label_share`).
-LABEL_SHARE = 0.2
-
-
 def _with_pseudo(labeled: LabeledDataset, pseudo: LabeledDataset | None,
                  ) -> tuple[list[str], np.ndarray, np.ndarray | None]:
     """Texts and labels to fit on, and weights that keep the labels at least the share of the
@@ -526,30 +522,6 @@ class VectorsChannel(Recipe):
         result = finetune(train_set, init=self.init, channels="static", dev_fraction=0,
                           seed=seed, progress=ws.progress, **self.options)
         return ClassifierFit(result.classifier)
-
-
-@dataclass(eq=False, repr=False)
-class PseudoLabels(LabeledDataset):
-    """Texts a teacher labeled, and the least share of the training weight that the true
-    labels keep beside them (the labels are weighted up to it where the pseudo-labels
-    outnumber them)."""
-
-    label_share: float = LABEL_SHARE
-
-
-def pseudo_label(probs: np.ndarray, texts: Sequence[str], labeled: LabeledDataset, *,
-                 share: float, label_share: float = LABEL_SHARE) -> PseudoLabels:
-    """The texts a teacher is surest of, the same number for every class: ``share`` of the
-    texts in all, at most as many per class as the least confident class has predicted;
-    ``label_share``: the least share of the training weight the labels keep."""
-    from warmstart.transfer.semisup import select_pseudo_labels
-
-    k = probs.shape[1]
-    per_class = max(1, int(share * len(texts) / k))
-    idx, y = select_pseudo_labels(probs, 1.0 / k, balance=True, max_per_class=per_class)
-    return PseudoLabels(texts=[texts[i] for i in idx.tolist()], y=y.astype(np.int64),
-                        labels=list(labeled.labels), multi_label=False,
-                        source=f"{labeled.source} (pseudo-labels)", label_share=label_share)
 
 
 @dataclass(repr=False)

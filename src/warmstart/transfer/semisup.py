@@ -89,6 +89,33 @@ def select_pseudo_labels(
     return idx, labels[idx].astype(np.int64)
 
 
+#: The least share of a self-training student's weight the true labels keep, unless a recipe
+#: says otherwise (``SelfTrain.label_share`` in :mod:`.recipes`).
+LABEL_SHARE = 0.2
+
+
+@dataclasses.dataclass(eq=False, repr=False)
+class PseudoLabels(LabeledDataset):
+    """Texts a teacher labeled, and the least share of the training weight that the true
+    labels keep beside them (the labels are weighted up to it where the pseudo-labels
+    outnumber them)."""
+
+    label_share: float = LABEL_SHARE
+
+
+def pseudo_label(probs: np.ndarray, texts: Sequence[str], labeled: LabeledDataset, *,
+                 share: float, label_share: float = LABEL_SHARE) -> PseudoLabels:
+    """The texts a teacher is surest of, the same number for every class: ``share`` of the
+    texts in all, at most as many per class as the least confident class has predicted;
+    ``label_share``: the least share of the training weight the labels keep."""
+    k = probs.shape[1]
+    per_class = max(1, int(share * len(texts) / k))
+    idx, y = select_pseudo_labels(probs, 1.0 / k, balance=True, max_per_class=per_class)
+    return PseudoLabels(texts=[texts[i] for i in idx.tolist()], y=y.astype(np.int64),
+                        labels=list(labeled.labels), multi_label=False,
+                        source=f"{labeled.source} (pseudo-labels)", label_share=label_share)
+
+
 def read_unlabeled(few: FewLabelsConfig, seed: int) -> list[str]:
     """The --unlabeled texts (a seeded sample of --unlabeled-max of them), or none."""
     if not few.unlabeled:
