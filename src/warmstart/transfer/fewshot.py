@@ -124,29 +124,31 @@ class GroupBatches:
     steps as the examples fill.
     """
 
-    def __init__(self, body: Any, ids: list[Any], y: np.ndarray, *, batch_texts: int, seed: int,
-                 dev_ids: list[Any] | None = None, dev_y: np.ndarray | None = None) -> None:
+    def __init__(self, body: Any, ids: list[Any], y: np.ndarray, *, batch_texts: int,
+                 seed: int) -> None:
         y = np.asarray(y)
         if y.ndim != 1 or len(np.unique(y)) < 2:
             raise WarmstartError("in-batch pairs need one label per text and at least 2 classes")
         self.body, self.ids, self.y, self.seed = body, ids, y, seed
         self.lengths = np.array([encoded_length(x) for x in ids], dtype=np.int64)
-        self._members = {int(k): np.flatnonzero(y == k) for k in np.unique(y)}
-        self.per_class = max(2, batch_texts // len(self._members))
-        self.batch_size = self.per_class * len(self._members)
+        self._by_class = {int(k): np.flatnonzero(y == k) for k in np.unique(y)}
+        self.per_class = max(2, batch_texts // len(self._by_class))
+        self.batch_size = self.per_class * len(self._by_class)
         self.steps_per_epoch = max(1, math.ceil(len(ids) / self.batch_size))
-        self._dev = (dev_ids, np.asarray(dev_y)) if dev_ids and dev_y is not None else (ids, y)
         self._valid: list[Prepared] | None = None
 
     def rows_of(self, step: int) -> np.ndarray:
         """The examples of ``step``'s batch: the next ``per_class`` of each class's order."""
         rows = []
-        for k, members in self._members.items():
+        for k, members in self._by_class.items():
             start = step * self.per_class
+            orders: dict[int, np.ndarray] = {}  # the class's order per epoch the batch reaches
             for at in range(start, start + self.per_class):
                 epoch, i = divmod(at, len(members))
-                order = np.random.default_rng([self.seed, k, epoch]).permutation(len(members))
-                rows.append(members[order[i]])
+                if epoch not in orders:
+                    rng = np.random.default_rng([self.seed, k, epoch])
+                    orders[epoch] = rng.permutation(len(members))
+                rows.append(members[orders[epoch][i]])
         return np.array(rows, dtype=np.int64)
 
     def _prepare(self, ids: list[Any], y: np.ndarray, rows: np.ndarray) -> Prepared:
@@ -159,13 +161,13 @@ class GroupBatches:
         return self._prepare(self.ids, self.y, rows), int(self.lengths[rows].sum())
 
     def valid_batches(self, n: int) -> list[Prepared]:
-        """``n`` fixed batches of dev examples, drawn as the training batches are."""
+        """``n`` fixed batches of the training examples (the pair phase has no dev split)."""
         if self._valid is None:
-            ids, y = self._dev
             rng = np.random.default_rng([self.seed, 2])
-            self._valid = [self._prepare(ids, y, rng.choice(len(ids), min(self.batch_size, len(ids)),
-                                                            replace=False))
-                           for _ in range(n) if len(np.unique(y)) >= 2]
+            size = min(self.batch_size, len(self.ids))
+            self._valid = [self._prepare(self.ids, self.y, rng.choice(len(self.ids), size,
+                                                                      replace=False))
+                           for _ in range(n)]
         return self._valid
 
 
