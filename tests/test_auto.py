@@ -397,9 +397,49 @@ def test_recipe_options_refuse_what_they_cannot_do(tmp_path: Path) -> None:
         finetune(labeled, recipe="auto", auto_select="nope", progress=False)
     with pytest.raises(WarmstartError, match="--contrastive, --method would do nothing"):
         finetune(labeled, recipe="auto", method="probe", contrastive=20, progress=False)
+    with pytest.raises(WarmstartError, match="--cv-folds, --in-batch: for --recipe runs"):
+        finetune(labeled, in_batch=32, cv_folds=3, progress=False)
+    with pytest.raises(WarmstartError, match="--cv-repeats: how --recipe auto chooses"):
+        finetune(labeled, recipe="tfidf", cv_repeats=2, progress=False)
+    with pytest.raises(WarmstartError, match="--in-batch 1: at least 2 texts"):
+        finetune(labeled, recipe="auto", in_batch=1, progress=False)
     assert "missing.tsv" in user_error(run("finetune", "missing.tsv", "--recipe", "auto",
                                            "--out", "o", cwd=tmp_path))
     assert not (tmp_path / "o").exists()
+    assert "--in-batch: for --recipe runs" in user_error(run(
+        "finetune", "missing.tsv", "--in-batch", "32", "--out", "o", cwd=tmp_path))
+
+
+def test_in_batch_pairs_on_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--in-batch N`` gives a recipe's pair phase in-batch pairs of N texts (not SetFit's),
+    for a named recipe and for auto, which then keeps them whatever its budget."""
+    from warmstart.transfer import fewshot
+
+    calls: list[str] = []
+    real_in_batch, real_pairs = fewshot.in_batch_tune, fewshot.contrastive_tune
+
+    def in_batch_spy(*args: Any, **kw: Any) -> Any:
+        calls.append(f"in-batch {kw['batch_texts']}")
+        return real_in_batch(*args, **kw)
+
+    def pairs_spy(*args: Any, **kw: Any) -> Any:
+        calls.append("setfit")
+        return real_pairs(*args, **kw)
+
+    monkeypatch.setattr(fewshot, "in_batch_tune", in_batch_spy)
+    monkeypatch.setattr(fewshot, "contrastive_tune", pairs_spy)
+    enc = tiny_encoder(tmp_path / "enc")
+    finetune(toy(), recipe="pairs-probe", init=enc, in_batch=8, max_len=32,
+             out=tmp_path / "clf", progress=False)
+    assert calls == ["in-batch 8"]
+    meta = json.loads((tmp_path / "clf" / "warmstart.json").read_text())
+    assert meta["config"]["recipe"]["in_batch"] == 8
+    assert Classifier.load(tmp_path / "clf").predict(["a lovely joy"])[0] in {"neg", "pos"}
+    calls.clear()
+    result = finetune(toy(), recipe="auto", init=enc, in_batch=12, max_len=32, cv_repeats=1,
+                      time_budget="20s", progress=False)
+    assert result.auto is not None and result.auto["in_batch"] == 12
+    assert calls and set(calls) == {"in-batch 12"}
 
 
 def test_a_named_recipe_runs_alone(tmp_path: Path) -> None:

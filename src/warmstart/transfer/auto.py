@@ -169,7 +169,7 @@ def fit_auto(
     cv = cross_validate(cheap, labeled, cv_pool, ws, folds=folds, repeats=repeats, seed=seed,
                         deadline=deadline, reserve=reserve_cheap, echo=say)
     costly = [r for r in recipes if r.uses_tuned]
-    if (costly and deadline is not None
+    if (costly and deadline is not None and not ws.in_batch
             and estimate_seconds(fallback, labeled, 0, ws) > deadline - time.monotonic()):
         # SetFit's pairs would leave the fallback's final fit unfinished (with 64 labels per
         # class, SetFit's time): the pair phase on every two texts of a batch instead.

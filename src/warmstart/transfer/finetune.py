@@ -127,6 +127,7 @@ def finetune(
         SETTINGS, options, where="options")
     data, cfg, few = DataConfig(**data_values), FinetuneConfig(**ft_values), FewLabelsConfig(**few_values)
     recipe = RecipeConfig(**recipe_values)
+    _check_recipe_options(recipe, set(recipe_values))
     seed = int(train_values.get("seed", 0))
     out_dir = Path(out) if out is not None else None
     if out_dir is not None:
@@ -260,7 +261,8 @@ def _finetune_recipe(
     inits = [p for p in cfg.init.split(",") if p] if cfg.init else []
     budget = parse_duration(tcfg.time_budget) if tcfg.time_budget else None
     ws = Workspace(max_len=cfg.max_len, truncation=cfg.truncation, precision=tcfg.precision,
-                   progress=False, tokenizer=tokenizer, lowercase=cfg.lowercase)
+                   progress=False, tokenizer=tokenizer, lowercase=cfg.lowercase,
+                   in_batch=recipe.in_batch)
 
     def echo(line: str) -> None:
         if progress:
@@ -278,7 +280,7 @@ def _finetune_recipe(
         fitted = found.fitted
         auto.update(chosen=found.chosen, reason=found.reason, folds=found.folds,
                     repeats=found.repeats, seconds=round(found.seconds, 1),
-                    cross_validation=found.table)
+                    in_batch=ws.in_batch, cross_validation=found.table)
     else:
         chosen = named_recipe(recipe.recipe, inits, unlabeled=bool(unlabeled))
         with remember_tokens():  # a teacher and its students read the same texts
@@ -295,6 +297,21 @@ def _finetune_recipe(
                       "unlabeled": {"source": few.unlabeled, "n": len(unlabeled)}}
         _save(out_dir, classifier, settings, None, dev, parent=cfg.init or None, data=provenance)
     return FinetuneResult(classifier=classifier, training=None, dev=dev, out=out_dir, auto=auto)
+
+
+def _check_recipe_options(recipe: RecipeConfig, given: set[str]) -> None:
+    """Refuse --recipe's own options where they would do nothing: without --recipe, and
+    auto's choosing options with a named recipe."""
+    def named(names: set[str]) -> str:
+        return ", ".join("--" + n.replace("_", "-") for n in sorted(names))
+
+    if not recipe.recipe and given - {"recipe"}:
+        raise WarmstartError(f"{named(given - {'recipe'})}: for --recipe runs; give --recipe "
+                             "auto (or a recipe's name), or drop it")
+    choosing = given & {"auto_select", "cv_folds", "cv_repeats"}
+    if recipe.recipe and recipe.recipe != "auto" and choosing:
+        raise WarmstartError(f"{named(choosing)}: how --recipe auto chooses; --recipe "
+                             f"{recipe.recipe} is already chosen: drop it, or give --recipe auto")
 
 
 def _start(

@@ -216,6 +216,11 @@ class RecipeConfig:
                            "fewer labels)", at_least=0)
     cv_repeats: int = opt(3, "--recipe auto: most repeats of the cross-validation (each with "
                              "other folds), as far as --time-budget allows", at_least=1)
+    in_batch: int = opt(0, "--recipe: the pair phase takes every two texts of class-balanced "
+                           "batches of this many labels as a pair (SetFit's loss in about an "
+                           "eighth of its encoder passes; 0: SetFit's 20 pairs per example, "
+                           "which auto swaps for 32 where they do not fit --time-budget)",
+                        at_least=0)
 
     def __post_init__(self) -> None:
         if self.auto_select not in SELECTIONS:
@@ -224,6 +229,9 @@ class RecipeConfig:
             raise WarmstartError(f"--cv-folds {self.cv_folds}: at least 2 (0: automatic)")
         if self.cv_repeats < 1:
             raise WarmstartError(f"--cv-repeats {self.cv_repeats}: at least 1")
+        if self.in_batch == 1:
+            raise WarmstartError(f"--in-batch {self.in_batch}: at least 2 texts a batch "
+                                 "(0: SetFit's pairs)")
 
 
 SETTINGS = (DataConfig, FinetuneConfig, TrainConfig, FewLabelsConfig, RecipeConfig)
