@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from warmstart.artifact import METRICS_FILE, append_metrics, building, check_out
-from warmstart.config import split_settings
+from warmstart.config import option_name, split_settings
 from warmstart.errors import WarmstartError
 from warmstart.labeled import LabeledDataset
 from warmstart.train.budget import parse_duration
@@ -139,7 +139,7 @@ def finetune(
         if ignored:
             raise WarmstartError(
                 f"--recipe {recipe.recipe} chooses its own settings; "
-                f"{', '.join('--' + n.replace('_', '-') for n in ignored)} would do nothing: "
+                f"{', '.join(map(option_name, ignored))} would do nothing: "
                 "drop it, or train without --recipe")
         return _finetune_recipe(train_data, data, cfg, few, recipe, TrainConfig(**train_values),
                                 out_dir, progress,
@@ -303,7 +303,7 @@ def _check_recipe_options(recipe: RecipeConfig, given: set[str]) -> None:
     """Refuse --recipe's own options where they would do nothing: without --recipe, and
     auto's choosing options with a named recipe."""
     def named(names: set[str]) -> str:
-        return ", ".join("--" + n.replace("_", "-") for n in sorted(names))
+        return ", ".join(map(option_name, sorted(names)))
 
     if not recipe.recipe and given - {"recipe"}:
         raise WarmstartError(f"{named(given - {'recipe'})}: for --recipe runs; give --recipe "

@@ -217,7 +217,7 @@ class RecipeConfig:
     cv_repeats: int = opt(3, "--recipe auto: most repeats of the cross-validation (each with "
                              "other folds), as far as --time-budget allows", at_least=1)
     in_batch: int = opt(0, "--recipe: the pair phase takes every two texts of class-balanced "
-                           "batches of this many labels as a pair (SetFit's loss in about an "
+                           "batches of this many labeled texts as a pair (SetFit's loss in about an "
                            "eighth of its encoder passes; 0: SetFit's 20 pairs per example, "
                            "which auto swaps for 32 where they do not fit --time-budget)",
                         at_least=0)
