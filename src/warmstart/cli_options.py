@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from warmstart.config import FIELD_TYPES, field_kind, read_config, split_settings
+from warmstart.config import FIELD_TYPES, field_kind, option_name, read_config, split_settings
 
 
 def dataclass_options(cls: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -21,7 +21,7 @@ def dataclass_options(cls: type) -> Callable[[Callable[..., Any]], Callable[...,
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         for f in reversed(dataclasses.fields(cls)):
-            flag = "--" + f.name.replace("_", "-")
+            flag = option_name(f.name)
             help_ = f.metadata.get("help", "")
             kind = field_kind(f)
             if kind == "bool" and f.name.startswith("no_"):  # --no-header: a plain flag

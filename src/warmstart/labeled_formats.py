@@ -32,6 +32,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from warmstart.config import option_name
 from warmstart.corpus import InvalidUTF8Warning
 from warmstart.errors import WarmstartError
 from warmstart.textfiles import (
@@ -256,7 +257,7 @@ def _read_table(
                 if not _INDEX.fullmatch(value):
                     raise WarmstartError(
                         f"{path}: without a header row (has_header=False) columns are 0-based "
-                        f"indexes, but {option} (--{option.replace('_', '-')}) is {value!r}; "
+                        f"indexes, but {option} ({option_name(option)}) is {value!r}; "
                         "for a `text<TAB>class` file pass text_field='0', label_field='1'"
                     )
             text_col, label_col = int(text_field), int(label_field)

@@ -21,7 +21,7 @@ import tokenizers
 import torch
 from torch import nn
 
-from warmstart.config import opt
+from warmstart.config import opt, option_name
 from warmstart.errors import WarmstartError
 from warmstart.models.transformer import Decoder, Encoder, TransformerConfig
 from warmstart.train.batches import Prepared
@@ -42,7 +42,7 @@ class ObjectiveConfig:
         for name in ("mask_prob", "delete_prob"):
             value = getattr(self, name)
             if not 0.0 < value < 1.0:
-                raise WarmstartError(f"--{name.replace('_', '-')} {value}: must be between 0 and 1")
+                raise WarmstartError(f"{option_name(name)} {value}: must be between 0 and 1")
         if not 0.0 < self.generator_scale <= 1.0:
             raise WarmstartError(f"--generator-scale {self.generator_scale}: must be in (0, 1]")
         if self.decoder_layers < 1:

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from warmstart.config import opt
+from warmstart.config import opt, option_name
 from warmstart.errors import RunInterrupted, WarmstartError
 from warmstart.seeds import mix_seed
 from warmstart.stopping import StopOnSignal
@@ -68,7 +68,7 @@ class TrainConfig:
         check_precision(self.precision, "--precision")
         for name in ("batch_size", "eval_batches", "log_every"):
             if getattr(self, name) < 1:
-                raise WarmstartError(f"--{name.replace('_', '-')}: must be at least 1")
+                raise WarmstartError(f"{option_name(name)}: must be at least 1")
         if not 0.0 <= self.warmup < 1.0:
             raise WarmstartError(f"--warmup {self.warmup}: must be a share in [0, 1)")
 

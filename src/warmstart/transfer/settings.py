@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from warmstart.config import opt
+from warmstart.config import opt, option_name
 from warmstart.errors import WarmstartError
 from warmstart.labeled import ReadConfig
 from warmstart.train.loop import TrainConfig
@@ -166,7 +166,7 @@ class FewLabelsConfig:
                      "consistency_ratio", "contrastive_batch", "pseudo_per_class",
                      "pseudo_pairs"):
             if getattr(self, name) < 0:
-                raise WarmstartError(f"--{name.replace('_', '-')} {getattr(self, name)}: "
+                raise WarmstartError(f"{option_name(name)} {getattr(self, name)}: "
                                      "must not be negative")
         if self.consistency < 0:
             raise WarmstartError(f"--consistency {self.consistency}: must not be negative")

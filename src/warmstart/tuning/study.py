@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from warmstart.config import load_toml, opt, read_toml
+from warmstart.config import load_toml, opt, option_name, read_toml
 from warmstart.errors import RunInterrupted, WarmstartError
 from warmstart.tuning.objectives import (
     TARGETS,
@@ -110,7 +110,7 @@ class TuneConfig:
             raise WarmstartError(f"--pruner {self.pruner}: use one of {', '.join(PRUNERS)}")
         for name in ("n_trials", "repeats", "heartbeat"):
             if getattr(self, name) < 1:
-                raise WarmstartError(f"--{name.replace('_', '-')} {getattr(self, name)}: "
+                raise WarmstartError(f"{option_name(name)} {getattr(self, name)}: "
                                      "must be 1 or more")
 
 

@@ -26,7 +26,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from warmstart.artifact import CHECKPOINT_DIR, METRICS_FILE, append_metrics, check_out, check_room
-from warmstart.config import check_settings, opt
+from warmstart.config import check_settings, opt, option_name
 from warmstart.errors import RunInterrupted, WarmstartError
 from warmstart.seeds import mix_seed
 from warmstart.stopping import StopOnSignal
@@ -75,7 +75,7 @@ class VectorsConfig:
         """Raise :class:`WarmstartError` naming the option for any value out of range."""
 
         def bad(option: str, why: str) -> None:
-            raise WarmstartError(f"--{option.replace('_', '-')}: {why}")
+            raise WarmstartError(f"{option_name(option)}: {why}")
 
         if self.model not in MODELS:
             bad("model", f"must be one of {', '.join(MODELS)}, got {self.model!r}")

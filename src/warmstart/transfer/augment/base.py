@@ -15,13 +15,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from warmstart.config import option_name
 from warmstart.errors import WarmstartError
 
 
 def check_rate(name: str, value: float) -> float:
     """``value`` as a float if it is a share between 0 and 1, else an error naming ``--name``."""
     if not 0.0 <= value <= 1.0:
-        raise WarmstartError(f"--{name.replace('_', '-')} {value}: must be between 0 and 1")
+        raise WarmstartError(f"{option_name(name)} {value}: must be between 0 and 1")
     return float(value)
 
 
