@@ -138,6 +138,19 @@ class Dataset:
         return [t for t in self.train.texts if t not in used]
 
 
+def dev_split_arguments(ap: Any, out: str) -> None:
+    """The options of the scripts that measure on a dev split drawn from train
+    (``pair_phase_dev.py``, ``pair_check_dev.py``): which sets, labels per class, seeds, the dev
+    split's size, the pieces read per text, and the output folder."""
+    ap.add_argument("--data-dir", required=True, help="folder of NAME/train.tsv(.gz) folders")
+    ap.add_argument("--datasets", nargs="+", required=True)
+    ap.add_argument("--shots", type=int, default=64, help="labels per class")
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0])
+    ap.add_argument("--dev-size", type=int, default=2000)
+    ap.add_argument("--max-len", type=int, default=128)
+    ap.add_argument("--out", default=out)
+
+
 def write_lines(path: Path, texts: list[str]) -> str:
     path.write_text("".join(" ".join(t.split()) + "\n" for t in texts), encoding="utf-8")
     return str(path)

@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from auto_vs_setfit import Dataset, minilm  # noqa: E402
-from provenance import stamp  # noqa: E402
+from auto_vs_setfit import Dataset, dev_split_arguments, minilm  # noqa: E402
+from provenance import stamp, write_json  # noqa: E402
 
 
 def main() -> None:
@@ -44,19 +44,11 @@ def main() -> None:
     from warmstart.transfer.recipes import Workspace
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data-dir", required=True, help="folder of NAME/train.tsv(.gz) folders")
-    ap.add_argument("--datasets", nargs="+", required=True)
-    ap.add_argument("--shots", type=int, default=64, help="labels per class")
-    ap.add_argument("--seeds", nargs="+", type=int, default=[0])
+    dev_split_arguments(ap, out="runs/pair-check-dev")
     ap.add_argument("--repeats", type=int, default=2, help="repeats of auto's k-fold split")
     ap.add_argument("--pool", type=int, default=4000, help="unlabeled texts for self-training")
-    ap.add_argument("--dev-size", type=int, default=2000)
-    ap.add_argument("--max-len", type=int, default=128)
-    ap.add_argument("--out", default="runs/pair-check-dev")
     args = ap.parse_args()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "results.json"
+    path = Path(args.out) / "results.json"
     results = json.loads(path.read_text()) if path.exists() else {}
     settings = {"dev_size": args.dev_size, "max_len": args.max_len, "repeats": args.repeats,
                 "pool": args.pool, "in_batch": IN_BATCH}
@@ -94,9 +86,7 @@ def main() -> None:
             key = f"{name}/{args.shots}/{seed}"
             results[key] = {**entry, **stamp(settings)}
             print(f"{key}: " + ", ".join(f"{k} {v}" for k, v in entry.items()), flush=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(results, indent=1))
-            tmp.replace(path)
+            write_json(path, results)
 
 
 if __name__ == "__main__":

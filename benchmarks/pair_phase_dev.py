@@ -21,28 +21,20 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from auto_vs_setfit import Dataset, minilm  # noqa: E402
-from provenance import stamp  # noqa: E402
+from auto_vs_setfit import Dataset, dev_split_arguments, minilm  # noqa: E402
+from provenance import stamp, write_json  # noqa: E402
 
 
 def main() -> None:
     from warmstart.transfer.recipes import Probe, Workspace
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data-dir", required=True, help="folder of NAME/train.tsv(.gz) folders")
-    ap.add_argument("--datasets", nargs="+", required=True)
-    ap.add_argument("--shots", type=int, default=64, help="labels per class")
-    ap.add_argument("--seeds", nargs="+", type=int, default=[0])
+    dev_split_arguments(ap, out="runs/pair-phase-dev")
     ap.add_argument("--pairs", nargs="*", type=int, default=[0, 5, 20],
                     help="SetFit's pairs per example each way (0: the frozen encoder)")
     ap.add_argument("--in-batch-epochs", nargs="*", type=float, default=[10.0])
-    ap.add_argument("--dev-size", type=int, default=2000)
-    ap.add_argument("--max-len", type=int, default=128)
-    ap.add_argument("--out", default="runs/pair-phase-dev")
     args = ap.parse_args()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "results.json"
+    path = Path(args.out) / "results.json"
     results = json.loads(path.read_text()) if path.exists() else {}
     settings = {"dev_size": args.dev_size, "max_len": args.max_len}
     encoder = minilm()
@@ -65,9 +57,7 @@ def main() -> None:
                 results[key] = {"dev_accuracy": round(accuracy, 2), "seconds": round(seconds, 1),
                                 **stamp(settings)}
                 print(f"{key}: dev {accuracy:.1f} in {seconds:.0f} s", flush=True)
-                tmp = path.with_suffix(".tmp")
-                tmp.write_text(json.dumps(results, indent=1))
-                tmp.replace(path)
+                write_json(path, results)
 
 
 if __name__ == "__main__":
